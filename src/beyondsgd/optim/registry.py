@@ -1,0 +1,98 @@
+"""The optimizer registry: every gradient optimizer of the package by name.
+
+Each entry states its hyperparameters with their allowed ranges
+(:mod:`beyondsgd.validation`), the defaults ``beyondsgd compare`` uses, and how
+to group a model's parameters (layer-wise methods need one group per layer).
+Algorithm modules register themselves on import; :mod:`beyondsgd.optim`
+imports them all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping
+
+import torch
+from torch import nn
+
+from beyondsgd.validation import Constraint, check_hyperparams
+
+ParamsLike = Iterable[torch.Tensor] | Iterable[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class OptimizerSpec:
+    """How to build one registered optimizer.
+
+    Attributes:
+        name: registry name (lower case).
+        factory: ``factory(params, **hyperparams) -> torch.optim.Optimizer``.
+        hyperparams: every accepted hyperparameter and its allowed values.
+        defaults: values used when the caller gives none (``beyondsgd compare`` on
+            defaults uses exactly these).
+        description: one line for ``beyondsgd list``.
+        family: which paper/family it belongs to ("baseline", "momentum", ...).
+        param_groups: builds the parameter list from a model; ``None`` means
+            ``model.parameters()``.
+        batch_size: preferred batch size for comparisons (``"full"`` for
+            full-batch methods); ``None`` keeps the run's batch size.
+    """
+
+    name: str
+    factory: Callable[..., torch.optim.Optimizer]
+    hyperparams: Mapping[str, Constraint]
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    description: str = ""
+    family: str = "baseline"
+    param_groups: Callable[[nn.Module], ParamsLike] | None = None
+    batch_size: int | str | None = None
+
+
+_REGISTRY: dict[str, OptimizerSpec] = {}
+
+
+def register(spec: OptimizerSpec) -> OptimizerSpec:
+    """Add an optimizer to the registry (re-registering a name replaces it)."""
+    check_hyperparams(f"optimizer {spec.name!r} defaults", spec.defaults, spec.hyperparams)
+    _REGISTRY[spec.name.lower()] = spec
+    return spec
+
+
+def available() -> list[str]:
+    """Registered optimizer names, sorted."""
+    return sorted(_REGISTRY)
+
+
+def get_spec(name: str) -> OptimizerSpec:
+    """The registry entry for ``name``.
+
+    Raises:
+        ValueError: for an unknown name, listing the known ones.
+    """
+    key = str(name).lower()
+    if key not in _REGISTRY:
+        raise ValueError(f"unknown optimizer {name!r}; available: {', '.join(available())}")
+    return _REGISTRY[key]
+
+
+def create(name: str, params: ParamsLike | nn.Module, **hyperparams: Any) -> torch.optim.Optimizer:
+    """Build a registered optimizer.
+
+    Args:
+        name: registry name, see :func:`available`.
+        params: parameters or param groups, as for any ``torch.optim`` optimizer,
+            or a model (its parameters are grouped the way the optimizer needs).
+        **hyperparams: overrides of the registered defaults.
+
+    Returns:
+        A ``torch.optim.Optimizer``.
+
+    Raises:
+        ValueError: unknown optimizer or hyperparameter, or a value out of range
+            (the message names the argument and the allowed range).
+    """
+    spec = get_spec(name)
+    check_hyperparams(f"optimizer {spec.name!r}", hyperparams, spec.hyperparams)
+    if isinstance(params, nn.Module):
+        params = spec.param_groups(params) if spec.param_groups else params.parameters()
+    return spec.factory(params, **{**spec.defaults, **hyperparams})
