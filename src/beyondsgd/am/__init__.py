@@ -1,0 +1,1 @@
+"""Alternating minimization (gradient-free) training of MLPs."""

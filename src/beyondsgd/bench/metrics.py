@@ -1,0 +1,72 @@
+"""Evaluation and summary statistics of training curves."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable, Mapping, Sequence
+
+import torch
+from torch import nn
+
+from beyondsgd.bench.trainer import LossFn
+
+
+@torch.no_grad()
+def evaluate(
+    module: nn.Module,
+    X: torch.Tensor,
+    y: torch.Tensor,
+    loss_fn: LossFn,
+    classification: bool,
+    batch_size: int = 8192,
+) -> tuple[float, float]:
+    """Mean loss and accuracy of ``module`` on ``(X, y)``.
+
+    Args:
+        module: model, evaluated in ``eval()`` mode (its mode is restored).
+        X, y: data on the model's device.
+        loss_fn: *mean* loss; chunk means are combined weighted by chunk size.
+        classification: if False, accuracy is NaN.
+        batch_size: rows per forward pass (bounds memory on large sets).
+
+    Returns:
+        ``(loss, accuracy)`` as Python floats.
+    """
+    was_training = module.training
+    module.eval()
+    total_loss = torch.zeros((), device=X.device, dtype=torch.float64)
+    correct = torch.zeros((), device=X.device, dtype=torch.int64)
+    for start in range(0, X.shape[0], batch_size):
+        xb, yb = X[start:start + batch_size], y[start:start + batch_size]
+        out = module(xb)
+        total_loss += loss_fn(out, yb).double() * xb.shape[0]
+        if classification:
+            correct += (out.argmax(dim=1) == yb).sum()
+    module.train(was_training)
+    n = max(X.shape[0], 1)
+    accuracy = correct.item() / n if classification else math.nan
+    return total_loss.item() / n, accuracy
+
+
+def first_reaching(history: Sequence[Mapping[str, Any]], key: str, target: float, x_key: str) -> float:
+    """``x_key`` of the first history row whose ``key`` is >= ``target`` (NaN if never).
+
+    Used for time-to-target (``x_key="time_s"``) and epochs-to-target.
+    """
+    for row in history:
+        value = row.get(key, math.nan)
+        if value is not None and not math.isnan(value) and value >= target:
+            return float(row[x_key])
+    return math.nan
+
+
+def mean_std(values: Iterable[float]) -> tuple[float, float, int]:
+    """Mean, sample standard deviation and count of the finite values (NaN if none)."""
+    finite = [float(v) for v in values if v is not None and math.isfinite(v)]
+    if not finite:
+        return math.nan, math.nan, 0
+    mean = sum(finite) / len(finite)
+    if len(finite) == 1:
+        return mean, 0.0, 1
+    var = sum((v - mean) ** 2 for v in finite) / (len(finite) - 1)
+    return mean, math.sqrt(var), len(finite)

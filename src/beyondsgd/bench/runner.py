@@ -1,0 +1,261 @@
+"""Run one experiment: (dataset, model, algorithm, budget, batch size, seed).
+
+The runner splits the data into batches, calls the algorithm's
+:class:`~beyondsgd.bench.trainer.Trainer`, times training only (evaluation is
+excluded), evaluates on the train and test sets at every log point, and stops a
+run whose loss becomes NaN/inf, marking it as diverged instead of raising.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from beyondsgd.bench.algorithms import algorithm_info, make_trainer
+from beyondsgd.bench.metrics import evaluate
+from beyondsgd.bench.trainer import LossFn, Trainer
+from beyondsgd.data import Dataset, load_dataset
+from beyondsgd.device import resolve_device
+from beyondsgd.models import create_model
+from beyondsgd.validation import POSITIVE_INT, NONNEGATIVE_INT, Interval
+
+#: Columns of the per-log-point rows (results.csv), in order.
+HISTORY_COLUMNS = (
+    "algorithm", "seed", "epoch", "step", "train_loss", "train_accuracy",
+    "test_loss", "test_accuracy", "time_s", "status",
+)
+
+
+@dataclass
+class Experiment:
+    """Everything that defines one training run.
+
+    Attributes:
+        algorithm: name from :func:`beyondsgd.bench.available_algorithms`.
+        dataset: name from :func:`beyondsgd.data.available_datasets`.
+        model: name from :func:`beyondsgd.models.available_models`.
+        hyperparams: overrides of the algorithm's defaults.
+        epochs: budget in passes over the training set (ignored if ``iterations`` is set).
+        iterations: budget in updates instead of epochs.
+        batch_size: samples per update; ``"full"`` (or ``None``) for full batch.
+        seed: seeds the model initialization, batch order and any randomness of the algorithm.
+        eval_every: log every this many epochs (or updates, with an ``iterations`` budget).
+        dataset_options: keyword arguments of :func:`beyondsgd.data.load_dataset`.
+        model_options: keyword arguments of :func:`beyondsgd.models.create_model`.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``...
+    """
+
+    algorithm: str = "sgd"
+    dataset: str = "digits"
+    model: str = "mlp"
+    hyperparams: dict[str, Any] = field(default_factory=dict)
+    epochs: int = 20
+    iterations: int | None = None
+    batch_size: int | str | None = 64
+    seed: int = 0
+    eval_every: int = 1
+    dataset_options: dict[str, Any] = field(default_factory=dict)
+    model_options: dict[str, Any] = field(default_factory=dict)
+    device: str = "auto"
+
+    def validate(self) -> None:
+        """Check the budget fields; names are checked when they are looked up.
+
+        Raises:
+            ValueError: naming the offending field and what is allowed.
+        """
+        NONNEGATIVE_INT.check("epochs", self.epochs)
+        if self.iterations is not None:
+            NONNEGATIVE_INT.check("iterations", self.iterations)
+        POSITIVE_INT.check("eval_every", self.eval_every)
+        Interval(integer=True).check("seed", self.seed)
+        if not (self.batch_size in ("full", None) or POSITIVE_INT.allows(self.batch_size)):
+            raise ValueError(f"invalid batch_size={self.batch_size!r}: expected a positive integer or 'full'")
+
+
+@dataclass
+class RunResult:
+    """The outcome of one run.
+
+    Attributes:
+        experiment: the run's definition.
+        hyperparams: the hyperparameters actually used (defaults filled in).
+        history: one dict per log point (see :data:`HISTORY_COLUMNS`, plus any
+            extra values the trainer logs); the first row is before training.
+        status: ``"ok"`` or ``"diverged"``.
+        diverged_step: the update at which the loss first became NaN/inf.
+    """
+
+    experiment: Experiment
+    hyperparams: dict[str, Any]
+    history: list[dict[str, Any]]
+    status: str = "ok"
+    diverged_step: int | None = None
+
+    def final(self, key: str) -> float:
+        """Last logged value of ``key`` (NaN for a diverged run: it has no valid final value)."""
+        if self.status != "ok" or not self.history:
+            return math.nan
+        return float(self.history[-1].get(key, math.nan))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "experiment": asdict(self.experiment),
+            "hyperparams": self.hyperparams,
+            "status": self.status,
+            "diverged_step": self.diverged_step,
+            "history": self.history,
+        }
+
+
+def loss_for(task: str) -> LossFn:
+    """Mean cross-entropy for classification, mean squared error for regression."""
+    if task == "classification":
+        return nn.functional.cross_entropy
+    return nn.functional.mse_loss
+
+
+def _batches(n: int, batch_size: int | None, generator: torch.Generator, device: torch.device):
+    """Endless stream of index batches: a fresh permutation each epoch (None = full batch)."""
+    while True:
+        if batch_size is None or batch_size >= n:
+            yield None
+            continue
+        # One host-to-device copy per epoch, not per step.
+        perm = torch.randperm(n, generator=generator).to(device)
+        yield from perm.split(batch_size)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def run_experiment(
+    exp: Experiment,
+    data: Dataset | None = None,
+    progress: bool | None = None,
+) -> RunResult:
+    """Train and log one experiment.
+
+    Args:
+        exp: the experiment.
+        data: the dataset already loaded (and on the right device), to share it
+            across runs; loaded from ``exp`` when ``None``.
+        progress: show a progress bar; ``None`` shows one when stderr is a terminal.
+
+    Returns:
+        The :class:`RunResult`. A run whose loss becomes NaN/inf is returned with
+        ``status="diverged"`` instead of raising.
+
+    Raises:
+        ValueError: bad experiment fields, unknown names, bad hyperparameters
+            (all raised before any training).
+    """
+    exp.validate()
+    device = resolve_device(exp.device)
+    info = algorithm_info(exp.algorithm)
+    if data is None:
+        data = load_dataset(exp.dataset, seed=exp.seed, **exp.dataset_options)
+    data = data.to(device)
+    loss_fn = loss_for(data.task)
+    classification = data.task == "classification"
+    num_outputs = data.num_classes if classification else (data.y_train.shape[1] if data.y_train.dim() > 1 else 1)
+
+    # Seed everything the run touches without disturbing the caller's RNG state.
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(exp.seed)
+        model = create_model(exp.model, data.input_shape, num_outputs, device=device, **exp.model_options)
+        trainer = make_trainer(info.name, model, data.X_train, data.y_train, loss_fn, exp.hyperparams)
+        return _train(exp, info.name, {**info.defaults, **exp.hyperparams}, trainer, data, loss_fn,
+                      classification, device, progress)
+
+
+def _train(
+    exp: Experiment,
+    name: str,
+    hyperparams: dict[str, Any],
+    trainer: Trainer,
+    data: Dataset,
+    loss_fn: LossFn,
+    classification: bool,
+    device: torch.device,
+    progress: bool | None,
+) -> RunResult:
+    n = data.n_train
+    batch_size = None if exp.batch_size in ("full", None) else int(exp.batch_size)
+    steps_per_epoch = 1 if batch_size is None or batch_size >= n else math.ceil(n / batch_size)
+    if exp.iterations is not None:
+        total_steps, log_interval = exp.iterations, exp.eval_every
+    else:
+        total_steps, log_interval = exp.epochs * steps_per_epoch, exp.eval_every * steps_per_epoch
+    generator = torch.Generator().manual_seed(exp.seed)
+    batches = _batches(n, batch_size, generator, device)
+
+    result = RunResult(exp, hyperparams, [])
+
+    def log(step: int, elapsed: float, extra: dict[str, float]) -> None:
+        tr_loss, tr_acc = evaluate(trainer.module, data.X_train, data.y_train, loss_fn, classification)
+        te_loss, te_acc = evaluate(trainer.module, data.X_test, data.y_test, loss_fn, classification)
+        result.history.append({
+            "algorithm": name, "seed": exp.seed, "epoch": step / steps_per_epoch, "step": step,
+            "train_loss": tr_loss, "train_accuracy": tr_acc, "test_loss": te_loss,
+            "test_accuracy": te_acc, "time_s": elapsed, "status": "ok", **extra,
+        })
+
+    log(0, 0.0, {})
+    show = sys.stderr.isatty() if progress is None else progress
+    bar = _progress_bar(total_steps, f"{name} seed {exp.seed}", show)
+    elapsed, step, pending_losses, extra = 0.0, 0, [], {}
+    try:
+        while step < total_steps:
+            _sync(device)
+            start = time.perf_counter()
+            chunk = min(log_interval - step % log_interval, total_steps - step)
+            for _ in range(chunk):
+                pending_losses.append(trainer.train_step(next(batches)))
+                step += 1
+                if step % steps_per_epoch == 0:
+                    extra = trainer.end_epoch(step // steps_per_epoch)
+            _sync(device)
+            elapsed += time.perf_counter() - start
+            bar.update(chunk)
+            # One host sync per log point: find the first non-finite batch loss, if any.
+            losses = torch.stack(pending_losses)
+            pending_losses = []
+            bad = (~torch.isfinite(losses)).nonzero()
+            if bad.numel():
+                result.status, result.diverged_step = "diverged", step - chunk + int(bad[0]) + 1
+                break
+            log(step, elapsed, extra)
+            last = result.history[-1]
+            if not math.isfinite(last["train_loss"]):
+                result.status, result.diverged_step = "diverged", step
+                break
+            bar.set_postfix(loss=f"{last['train_loss']:.3g}", acc=f"{last['test_accuracy']:.3f}")
+    finally:
+        bar.close()
+    if result.status == "diverged":
+        for row in result.history:
+            row["status"] = "diverged"
+    return result
+
+
+class _NoBar:
+    def update(self, n: int) -> None: ...
+    def set_postfix(self, **kw: Any) -> None: ...
+    def close(self) -> None: ...
+
+
+def _progress_bar(total: int, desc: str, show: bool):
+    if not show:
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="step", leave=False, dynamic_ncols=True)

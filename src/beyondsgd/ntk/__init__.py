@@ -1,0 +1,1 @@
+"""Two-layer network theory: Gram matrices, NTK, rates and ODEs."""
