@@ -1,0 +1,197 @@
+"""The ``beyondsgd`` command: ``list``, ``compare`` and ``reproduce``."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+
+def _literal(text: str) -> Any:
+    """``"0.1"`` -> 0.1, ``"(0.9, 0.99)"`` -> tuple, ``"true"`` -> True, anything else stays a string."""
+    lowered = text.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("none", "null"):
+        return None
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def _key_values(items: Sequence[str], flag: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise ValueError(f"invalid {flag} {item!r}: expected KEY=VALUE")
+        key, value = item.split("=", 1)
+        out[key.strip()] = _literal(value)
+    return out
+
+
+def _hyperparams(items: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """``["sgd.lr=0.1", "adam.betas=(0.9,0.99)"]`` -> ``{"sgd": {"lr": 0.1}, ...}``."""
+    out: dict[str, dict[str, Any]] = {}
+    for key, value in _key_values(items, "--set").items():
+        if "." not in key:
+            raise ValueError(f"invalid --set {key!r}: expected ALGORITHM.HYPERPARAMETER=VALUE, e.g. sgd.lr=0.1")
+        alg, name = key.split(".", 1)
+        out.setdefault(alg.lower(), {})[name] = value
+    return out
+
+
+def _batch_size(text: str) -> int | str:
+    if text == "full":
+        return "full"
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'full', got {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="beyondsgd",
+        description="Train neural networks with algorithms beyond plain SGD and compare them.",
+    )
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    sub.add_parser("list", help="list algorithms, datasets, models and reproductions")
+
+    c = sub.add_parser("compare", help="run algorithms on one problem over several seeds and write a report")
+    c.add_argument("--dataset", default="digits", help="dataset name (default: digits)")
+    c.add_argument("--model", default="mlp", help="model name (default: mlp)")
+    c.add_argument("--algorithms", default=None,
+                   help="comma-separated algorithm names (default: every registered algorithm)")
+    c.add_argument("--seeds", type=int, default=3, help="number of seeds (default: 3)")
+    c.add_argument("--epochs", type=int, default=20, help="epochs per run (default: 20)")
+    c.add_argument("--batch-size", type=_batch_size, default=None,
+                   help="batch size for every algorithm, or 'full' (default: each algorithm's preference, else 64)")
+    c.add_argument("--n-train", type=int, default=None, help="use a deterministic subsample of the training set")
+    c.add_argument("--target-accuracy", type=float, default=0.9, help="accuracy for time-to-target (default: 0.9)")
+    c.add_argument("--set", dest="hp", action="append", default=[], metavar="ALG.NAME=VALUE",
+                   help="override a hyperparameter, e.g. --set sgd.lr=0.1 (repeatable)")
+    c.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="model option, e.g. --model-option widths=(256,256) --model-option activation=tanh")
+    c.add_argument("--data-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="dataset option, e.g. --data-option unit_norm=True")
+    c.add_argument("--out", default="compare-results", help="output folder (default: ./compare-results)")
+    c.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+    c.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    r = sub.add_parser("reproduce", help="reproduce a paper's experiments")
+    r.add_argument("name", help="which paper (see `beyondsgd list`)")
+    r.add_argument("--quick", action="store_true", help="the small, CI-sized version (under a minute)")
+    r.add_argument("--out", default=None, help="output folder (default: ./reproduce-NAME)")
+    r.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+    r.add_argument("--data-dir", default=None, help="where downloadable datasets are cached")
+    r.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return parser
+
+
+def _cmd_list() -> None:
+    from beyondsgd.bench import algorithm_info, available_algorithms
+    from beyondsgd.bench.reproductions import available_reproductions, get_reproduction
+    from beyondsgd.data import available_datasets, dataset_description
+    from beyondsgd.models import available_models, model_description
+
+    print("Algorithms (beyondsgd compare --algorithms a,b,...):")
+    for name in available_algorithms():
+        info = algorithm_info(name)
+        defaults = ", ".join(f"{k}={v}" for k, v in info.defaults.items())
+        print(f"  {name:<14} [{info.family}] {info.description}" + (f" (defaults: {defaults})" if defaults else ""))
+    print("\nDatasets (--dataset):")
+    for name in available_datasets():
+        print(f"  {name:<14} {dataset_description(name)}")
+    print("\nModels (--model):")
+    for name in available_models():
+        print(f"  {name:<14} {model_description(name)}")
+    print("\nReproductions (beyondsgd reproduce NAME):")
+    names = available_reproductions()
+    for name in names:
+        print(f"  {name:<14} {get_reproduction(name).description}")
+    if not names:
+        print("  (none yet)")
+
+
+def _cmd_compare(args: argparse.Namespace) -> None:
+    from beyondsgd.bench.compare import CompareConfig, run_compare
+    from beyondsgd.bench.report import markdown_table
+
+    data_options = _key_values(args.data_option, "--data-option")
+    if args.n_train is not None:
+        data_options["n_train"] = args.n_train
+    cfg = CompareConfig(
+        dataset=args.dataset,
+        model=args.model,
+        algorithms=[a.strip() for a in args.algorithms.split(",") if a.strip()] if args.algorithms else None,
+        seeds=args.seeds,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        hyperparams=_hyperparams(args.hp),
+        target_accuracy=args.target_accuracy,
+        dataset_options=data_options,
+        model_options=_key_values(args.model_option, "--model-option"),
+        out=args.out,
+        device=args.device,
+    )
+    out = run_compare(cfg, progress=False if args.no_progress else None)
+    print(markdown_table(out.summary, cfg.target_accuracy))
+    for alg, seed, msg in out.failures:
+        print(f"failed: {alg} seed {seed}: {msg}", file=sys.stderr)
+    print(f"wrote {out.out / 'report.md'}, {out.out / 'results.csv'} and plots in {out.out}/")
+
+
+def _cmd_reproduce(args: argparse.Namespace) -> None:
+    from beyondsgd.bench.reproductions import ReproduceContext, get_reproduction
+    from beyondsgd.device import resolve_device
+
+    repro = get_reproduction(args.name)
+    out = Path(args.out or f"reproduce-{args.name}")
+    out.mkdir(parents=True, exist_ok=True)
+    ctx = ReproduceContext(
+        out=out, quick=args.quick, device=resolve_device(args.device),
+        progress=not args.no_progress and sys.stderr.isatty(),
+        data_dir=Path(args.data_dir) if args.data_dir else None,
+    )
+    report = repro.run(ctx)
+    print(f"wrote {report}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``beyondsgd`` console script; returns the exit code."""
+    from beyondsgd.data import DatasetUnavailableError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    if args.threads is not None:
+        if args.threads < 1:
+            parser.error(f"invalid --threads {args.threads}: expected a positive integer")
+        torch.set_num_threads(args.threads)
+    try:
+        if args.command == "list":
+            _cmd_list()
+        elif args.command == "compare":
+            _cmd_compare(args)
+        elif args.command == "reproduce":
+            _cmd_reproduce(args)
+    except (ValueError, DatasetUnavailableError) as err:
+        print(f"beyondsgd: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("beyondsgd: interrupted; files written so far are complete and kept", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

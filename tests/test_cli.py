@@ -1,0 +1,55 @@
+import csv
+import subprocess
+import sys
+
+import pytest
+
+from beyondsgd.cli import main
+
+TINY = ["--epochs", "2", "--seeds", "2", "--n-train", "200", "--model-option", "widths=(16,)", "--no-progress"]
+
+
+def test_compare_end_to_end(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    rc = main(["compare", "--algorithms", "sgd,adam", "--out", str(out), "--set", "sgd.lr=0.1", *TINY])
+    assert rc == 0
+    for name in ("results.csv", "summary.csv", "report.md", "curves_epoch.png", "curves_time.png",
+                 "runs/sgd-seed0.json", "runs/adam-seed1.json"):
+        assert (out / name).is_file(), name
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    required = {"algorithm", "seed", "epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "time_s"}
+    assert required <= set(rows[0])
+    assert len(rows) == 2 * 2 * 3  # algorithms x seeds x (initial + 2 epochs)
+    report = (out / "report.md").read_text()
+    assert "| sgd |" in report and "| adam |" in report and "lr=0.1" in report
+    assert (out / "curves_epoch.png").read_bytes()[:4] == b"\x89PNG"
+    assert "report.md" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["compare", "--algorithms", "sgd,nope"], "unknown algorithm 'nope'"),
+    (["compare", "--algorithms", "sgd", "--set", "sgd.lr=-1"], "invalid lr=-1"),
+    (["compare", "--algorithms", "sgd", "--set", "adam.lr=1"], "not compared: adam"),
+    (["compare", "--dataset", "imagenet"], "unknown dataset"),
+    (["compare", "--seeds", "0"], "seeds=0"),
+    (["compare", "--algorithms", "sgd", "--model-option", "depth=3"], "bad option for model"),
+    (["reproduce", "nope"], "unknown reproduction 'nope'"),
+])
+def test_bad_input_is_a_clear_error(args, needle, capsys, tmp_path):
+    rc = main([*args, "--out", str(tmp_path / "x")] if args[0] == "compare" else args)
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert needle in err and "Traceback" not in err
+    assert not (tmp_path / "x" / "results.csv").exists()  # nothing ran
+
+
+def test_list(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for word in ("sgd", "adam", "digits", "mlp", "two_layer"):
+        assert word in out
+
+
+def test_module_entry_point():
+    proc = subprocess.run([sys.executable, "-m", "beyondsgd", "list"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "Algorithms" in proc.stdout
