@@ -53,3 +53,15 @@ def test_list(capsys):
 def test_module_entry_point():
     proc = subprocess.run([sys.executable, "-m", "beyondsgd", "list"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and "Algorithms" in proc.stdout
+
+
+def test_compare_checkpoints_and_resumes(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    args = ["compare", "--algorithms", "sgd", "--out", str(out), "--checkpoint-every", "1", *TINY]
+    assert main(args) == 0
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["sgd-seed0.pt", "sgd-seed1.pt"]
+    first = (out / "results.csv").read_text()
+    assert main(args) == 0  # finished runs come back from their checkpoints unchanged
+    assert (out / "results.csv").read_text() == first
+    assert main([*args[:-len(TINY)], *TINY, "--checkpoint-every", "0"]) == 2
+    assert "checkpoint_every=0" in capsys.readouterr().err

@@ -83,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="dataset option, e.g. --data-option unit_norm=True")
     c.add_argument("--out", default="compare-results", help="output folder (default: ./compare-results)")
     c.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+    c.add_argument("--checkpoint-every", type=int, default=None, metavar="N",
+                   help="checkpoint each run every N epochs under OUT/checkpoints; rerunning resumes")
     c.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     r = sub.add_parser("reproduce", help="reproduce a paper's experiments")
@@ -140,6 +142,7 @@ def _cmd_compare(args: argparse.Namespace) -> None:
         model_options=_key_values(args.model_option, "--model-option"),
         out=args.out,
         device=args.device,
+        checkpoint_every=args.checkpoint_every,
     )
     out = run_compare(cfg, progress=False if args.no_progress else None)
     print(markdown_table(out.summary, cfg.target_accuracy))

@@ -41,6 +41,9 @@ class CompareConfig:
         dataset_options, model_options: passed to the loader and the model.
         out: output folder.
         device: ``auto``, ``cpu`` or ``cuda``.
+        checkpoint_every: if set, each run checkpoints to ``out/checkpoints/`` every
+            this many epochs; running the same comparison again resumes the
+            interrupted run and skips the finished ones.
     """
 
     dataset: str = "digits"
@@ -55,6 +58,7 @@ class CompareConfig:
     model_options: dict[str, Any] = field(default_factory=dict)
     out: str | Path = "compare-results"
     device: str = "auto"
+    checkpoint_every: int | None = None
 
     DEFAULT_BATCH_SIZE = 64
 
@@ -72,6 +76,8 @@ def _experiments(cfg: CompareConfig) -> list[Experiment]:
     POSITIVE_INT.check("seeds", cfg.seeds)
     NONNEGATIVE_INT.check("epochs", cfg.epochs)
     UNIT.check("target_accuracy", cfg.target_accuracy)
+    if cfg.checkpoint_every is not None:
+        POSITIVE_INT.check("checkpoint_every", cfg.checkpoint_every)
     names = list(cfg.algorithms) if cfg.algorithms else available_algorithms()
     if not names:
         raise ValueError("invalid algorithms: the list is empty")
@@ -120,7 +126,9 @@ def run_compare(cfg: CompareConfig, progress: bool | None = None) -> CompareOutp
     started = time.perf_counter()
     for exp in exps:
         try:
-            res = run_experiment(exp, data=data, progress=progress)
+            ckpt = out / "checkpoints" / f"{exp.algorithm}-seed{exp.seed}.pt" if cfg.checkpoint_every else None
+            res = run_experiment(exp, data=data, progress=progress, checkpoint=ckpt,
+                                 checkpoint_every=cfg.checkpoint_every or 1)
         except (ValueError, KeyboardInterrupt):
             raise
         except Exception as err:  # an algorithm crashing must not lose the other runs

@@ -9,15 +9,18 @@ run whose loss becomes NaN/inf, marking it as diverged instead of raising.
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
 from beyondsgd.bench.algorithms import algorithm_info, make_trainer
+from beyondsgd.bench.checkpoint import load_checkpoint, save_checkpoint
 from beyondsgd.bench.metrics import evaluate
 from beyondsgd.bench.trainer import LossFn, Trainer
 from beyondsgd.data import Dataset, load_dataset
@@ -121,15 +124,38 @@ def loss_for(task: str) -> LossFn:
     return nn.functional.mse_loss
 
 
-def _batches(n: int, batch_size: int | None, generator: torch.Generator, device: torch.device):
-    """Endless stream of index batches: a fresh permutation each epoch (None = full batch)."""
-    while True:
-        if batch_size is None or batch_size >= n:
-            yield None
-            continue
-        # One host-to-device copy per epoch, not per step.
-        perm = torch.randperm(n, generator=generator).to(device)
-        yield from perm.split(batch_size)
+class BatchSampler:
+    """Index batches in a fresh random order each epoch (``None`` batches for full batch).
+
+    Its state (generator, current permutation, position) is checkpointed, so a
+    resumed run sees exactly the batches the uninterrupted run would have seen.
+    """
+
+    def __init__(self, n: int, batch_size: int | None, seed: int, device: torch.device) -> None:
+        self.n, self.batch_size, self.device = n, batch_size, device
+        self.full = batch_size is None or batch_size >= n
+        self.generator = torch.Generator().manual_seed(seed)
+        self.perm: torch.Tensor | None = None
+        self.pos = 0
+
+    def next(self) -> torch.Tensor | None:
+        if self.full:
+            return None
+        if self.perm is None or self.pos >= self.n:
+            # One host-to-device copy per epoch, not per step.
+            self.perm, self.pos = torch.randperm(self.n, generator=self.generator).to(self.device), 0
+        batch = self.perm[self.pos:self.pos + self.batch_size]
+        self.pos += self.batch_size
+        return batch
+
+    def state_dict(self) -> dict[str, Any]:
+        perm = None if self.perm is None else self.perm.cpu()
+        return {"generator": self.generator.get_state(), "perm": perm, "pos": self.pos}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generator.set_state(state["generator"])
+        self.perm = None if state["perm"] is None else state["perm"].to(self.device)
+        self.pos = state["pos"]
 
 
 def _sync(device: torch.device) -> None:
@@ -141,6 +167,8 @@ def run_experiment(
     exp: Experiment,
     data: Dataset | None = None,
     progress: bool | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: int = 1,
 ) -> RunResult:
     """Train and log one experiment.
 
@@ -149,6 +177,12 @@ def run_experiment(
         data: the dataset already loaded (and on the right device), to share it
             across runs; loaded from ``exp`` when ``None``.
         progress: show a progress bar; ``None`` shows one when stderr is a terminal.
+        checkpoint: file to checkpoint to. If it exists, the run resumes from it
+            (and returns at once if it had finished); the resumed run is
+            identical to an uninterrupted one on the CPU (same batches, RNG
+            streams, optimizer state), apart from wall-clock times.
+        checkpoint_every: write the checkpoint every this many log points
+            (and always at the end).
 
     Returns:
         The :class:`RunResult`. A run whose loss becomes NaN/inf is returned with
@@ -156,9 +190,11 @@ def run_experiment(
 
     Raises:
         ValueError: bad experiment fields, unknown names, bad hyperparameters
-            (all raised before any training).
+            (all raised before any training), or a checkpoint of another experiment.
     """
     exp.validate()
+    POSITIVE_INT.check("checkpoint_every", checkpoint_every)
+    resume = _read_checkpoint(checkpoint, exp)
     device = resolve_device(exp.device)
     info = algorithm_info(exp.algorithm)
     if data is None:
@@ -173,8 +209,41 @@ def run_experiment(
         torch.manual_seed(exp.seed)
         model = create_model(exp.model, data.input_shape, num_outputs, device=device, **exp.model_options)
         trainer = make_trainer(info.name, model, data.X_train, data.y_train, loss_fn, exp.hyperparams)
+        ckpt = _Checkpointer(checkpoint, checkpoint_every, exp, resume)
         return _train(exp, info.name, {**info.defaults, **exp.hyperparams}, trainer, data, loss_fn,
-                      classification, device, progress)
+                      classification, device, progress, ckpt)
+
+
+def _read_checkpoint(path: str | os.PathLike | None, exp: Experiment) -> dict[str, Any] | None:
+    if path is None or not Path(path).exists():
+        return None
+    state = load_checkpoint(path)
+    if state.get("experiment") != asdict(exp):
+        raise ValueError(
+            f"checkpoint {str(path)!r} belongs to another experiment ({state.get('experiment')}); "
+            "delete it or choose another checkpoint path"
+        )
+    return state
+
+
+class _Checkpointer:
+    """Saves the run's full state every ``every`` log points; restores it on resume."""
+
+    def __init__(self, path: str | os.PathLike | None, every: int, exp: Experiment, resume: dict[str, Any] | None):
+        self.path, self.every, self.exp, self.resume, self.count = path, every, exp, resume, 0
+
+    def save(self, trainer: Trainer, sampler: BatchSampler, result: RunResult, step: int,
+             elapsed: float, extra: dict[str, float], done: bool) -> None:
+        """Write at every ``every``-th call, and always when ``done``."""
+        self.count += 1
+        if self.path is None or not (done or self.count % self.every == 0):
+            return
+        save_checkpoint(self.path, {
+            "experiment": asdict(self.exp), "step": step, "elapsed": elapsed, "extra": extra,
+            "history": result.history, "status": result.status, "diverged_step": result.diverged_step,
+            "trainer": trainer.state_dict(), "sampler": sampler.state_dict(),
+            "rng": torch.get_rng_state(), "done": done,
+        })
 
 
 def _train(
@@ -187,6 +256,7 @@ def _train(
     classification: bool,
     device: torch.device,
     progress: bool | None,
+    ckpt: "_Checkpointer",
 ) -> RunResult:
     n = data.n_train
     batch_size = None if exp.batch_size in ("full", None) else int(exp.batch_size)
@@ -195,9 +265,7 @@ def _train(
         total_steps, log_interval = exp.iterations, exp.eval_every
     else:
         total_steps, log_interval = exp.epochs * steps_per_epoch, exp.eval_every * steps_per_epoch
-    generator = torch.Generator().manual_seed(exp.seed)
-    batches = _batches(n, batch_size, generator, device)
-
+    sampler = BatchSampler(n, batch_size, exp.seed, device)
     result = RunResult(exp, hyperparams, [])
 
     def log(step: int, elapsed: float, extra: dict[str, float]) -> None:
@@ -209,17 +277,29 @@ def _train(
             "test_accuracy": te_acc, "time_s": elapsed, "status": "ok", **extra,
         })
 
-    log(0, 0.0, {})
+    state = ckpt.resume
+    if state is not None:
+        trainer.load_state_dict(state["trainer"])
+        sampler.load_state_dict(state["sampler"])
+        torch.set_rng_state(state["rng"])
+        result.history, result.status, result.diverged_step = state["history"], state["status"], state["diverged_step"]
+        step, elapsed, extra = state["step"], state["elapsed"], state["extra"]
+        if state["done"]:
+            return result
+    else:
+        log(0, 0.0, {})
+        step, elapsed, extra = 0, 0.0, {}
     show = sys.stderr.isatty() if progress is None else progress
     bar = _progress_bar(total_steps, f"{name} seed {exp.seed}", show)
-    elapsed, step, pending_losses, extra = 0.0, 0, [], {}
+    bar.update(step)
+    pending_losses: list[torch.Tensor] = []
     try:
         while step < total_steps:
             _sync(device)
             start = time.perf_counter()
             chunk = min(log_interval - step % log_interval, total_steps - step)
             for _ in range(chunk):
-                pending_losses.append(trainer.train_step(next(batches)))
+                pending_losses.append(trainer.train_step(sampler.next()))
                 step += 1
                 if step % steps_per_epoch == 0:
                     extra = trainer.end_epoch(step // steps_per_epoch)
@@ -239,11 +319,14 @@ def _train(
                 result.status, result.diverged_step = "diverged", step
                 break
             bar.set_postfix(loss=f"{last['train_loss']:.3g}", acc=f"{last['test_accuracy']:.3f}")
+            if step < total_steps:
+                ckpt.save(trainer, sampler, result, step, elapsed, extra, done=False)
     finally:
         bar.close()
     if result.status == "diverged":
         for row in result.history:
             row["status"] = "diverged"
+    ckpt.save(trainer, sampler, result, step, elapsed, extra, done=True)
     return result
 
 

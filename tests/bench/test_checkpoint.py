@@ -1,0 +1,92 @@
+import pytest
+import torch
+
+from beyondsgd.bench import Experiment, GradientTrainer, run_experiment
+from beyondsgd.bench.checkpoint import load_checkpoint, save_checkpoint
+
+
+def exp(**kw):
+    base = dict(algorithm="adam", dataset="digits", epochs=4, batch_size=100, seed=1,
+                model_options={"widths": (16,)}, dataset_options={"n_train": 300}, device="cpu")
+    base.update(kw)
+    return Experiment(**base)
+
+
+def strip_time(history):
+    return [{k: v for k, v in row.items() if k != "time_s"} for row in history]
+
+
+def assert_same_state(a, b):
+    if isinstance(a, torch.Tensor):
+        assert torch.equal(a, b)
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys()
+        for k in a:
+            assert_same_state(a[k], b[k])
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b)
+        for x, y in zip(a, b):
+            assert_same_state(x, y)
+    else:
+        assert a == b
+
+
+@pytest.mark.parametrize("algorithm,hp,interrupt_at", [
+    ("adam", {"lr": 1e-2}, 7),          # mid-epoch (3 steps/epoch), after the checkpoint of epoch 2
+    ("sgd", {"lr": 0.05, "momentum": 0.9}, 4),
+])
+def test_interrupted_run_resumes_identically(tmp_path, monkeypatch, algorithm, hp, interrupt_at):
+    e = exp(algorithm=algorithm, hyperparams=hp)
+    full = run_experiment(e, progress=False, checkpoint=tmp_path / "full.pt")
+
+    calls = {"n": 0}
+    original = GradientTrainer.train_step
+
+    def dying(self, indices):
+        calls["n"] += 1
+        if calls["n"] == interrupt_at:
+            raise KeyboardInterrupt  # as if killed here
+        return original(self, indices)
+
+    monkeypatch.setattr(GradientTrainer, "train_step", dying)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(e, progress=False, checkpoint=tmp_path / "part.pt")
+    saved = load_checkpoint(tmp_path / "part.pt")
+    assert not saved["done"] and 0 < saved["step"] < interrupt_at
+    monkeypatch.setattr(GradientTrainer, "train_step", original)
+
+    resumed = run_experiment(e, progress=False, checkpoint=tmp_path / "part.pt")
+    assert strip_time(resumed.history) == strip_time(full.history)
+    final_full, final_resumed = load_checkpoint(tmp_path / "full.pt"), load_checkpoint(tmp_path / "part.pt")
+    assert_same_state(final_full["trainer"], final_resumed["trainer"])  # bit-identical weights and optimizer state
+    assert final_resumed["done"]
+
+
+def test_finished_checkpoint_returns_without_training(tmp_path, monkeypatch):
+    e = exp(epochs=2)
+    first = run_experiment(e, progress=False, checkpoint=tmp_path / "c.pt")
+    monkeypatch.setattr(GradientTrainer, "train_step", lambda *a: pytest.fail("trained again"))
+    again = run_experiment(e, progress=False, checkpoint=tmp_path / "c.pt")
+    assert again.history == first.history
+
+
+def test_checkpoint_of_another_experiment_is_refused(tmp_path):
+    run_experiment(exp(epochs=1), progress=False, checkpoint=tmp_path / "c.pt")
+    with pytest.raises(ValueError, match="belongs to another experiment"):
+        run_experiment(exp(epochs=1, seed=2), progress=False, checkpoint=tmp_path / "c.pt")
+
+
+def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
+    path = tmp_path / "c.pt"
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="cannot read checkpoint"):
+        run_experiment(exp(epochs=1), progress=False, checkpoint=path)
+    save_checkpoint(path, {"anything": 1})
+    torch.save({"format": 99}, path)
+    with pytest.raises(ValueError, match="not a beyondsgd checkpoint"):
+        load_checkpoint(path)
+
+
+def test_bad_checkpoint_every():
+    with pytest.raises(ValueError, match="checkpoint_every=0"):
+        run_experiment(exp(), progress=False, checkpoint="x.pt", checkpoint_every=0)
