@@ -59,12 +59,14 @@ def build_parser() -> argparse.ArgumentParser:
         prog="beyondsgd",
         description="Train neural networks with algorithms beyond plain SGD and compare them.",
     )
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
 
     sub.add_parser("list", help="list algorithms, datasets, models and reproductions")
 
-    c = sub.add_parser("compare", help="run algorithms on one problem over several seeds and write a report")
+    c = sub.add_parser("compare", parents=[common],
+                       help="run algorithms on one problem over several seeds and write a report")
     c.add_argument("--dataset", default="digits", help="dataset name (default: digits)")
     c.add_argument("--model", default="mlp", help="model name (default: mlp)")
     c.add_argument("--algorithms", default=None,
@@ -87,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="checkpoint each run every N epochs under OUT/checkpoints; rerunning resumes")
     c.add_argument("--no-progress", action="store_true", help="no progress bars")
 
-    r = sub.add_parser("reproduce", help="reproduce a paper's experiments")
+    r = sub.add_parser("reproduce", parents=[common], help="reproduce a paper's experiments")
     r.add_argument("name", help="which paper (see `beyondsgd list`)")
     r.add_argument("--quick", action="store_true", help="the small, CI-sized version (under a minute)")
     r.add_argument("--out", default=None, help="output folder (default: ./reproduce-NAME)")
@@ -176,7 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    if args.threads is not None:
+    if getattr(args, "threads", None) is not None:
         if args.threads < 1:
             parser.error(f"invalid --threads {args.threads}: expected a positive integer")
         torch.set_num_threads(args.threads)
