@@ -109,3 +109,31 @@ def test_metrics_helpers():
     assert math.isnan(first_reaching(hist, "test_accuracy", 0.99, "time_s"))
     m, s, n = mean_std([1.0, 3.0, math.nan])
     assert (m, n) == (2.0, 2) and s == pytest.approx(math.sqrt(2))
+
+
+@pytest.mark.parametrize("corrupt,needle", [
+    (lambda d: d.X_train.__setitem__((0, 0), math.nan), "X_train of dataset 'digits' contains NaN"),
+    (lambda d: d.X_test.__setitem__((1, 0), math.inf), "X_test of dataset 'digits' contains NaN or infinite"),
+    (lambda d: d.y_train.__setitem__(0, 10), r"labels in \[0, 10\], expected class ids in \[0, 9\]"),
+    (lambda d: d.y_test.__setitem__(0, -1), r"y_test of dataset 'digits' has labels in \[-1,"),
+])
+def test_bad_data_is_refused_before_training(corrupt, needle):
+    from beyondsgd.data import load_dataset
+
+    data = load_dataset("digits", n_train=50, n_test=20)
+    data = type(data)(**{**data.__dict__, "X_train": data.X_train.clone(), "X_test": data.X_test.clone(),
+                         "y_train": data.y_train.clone(), "y_test": data.y_test.clone()})
+    corrupt(data)
+    with pytest.raises(ValueError, match=needle):
+        run_experiment(small(algorithm="sgd"), data=data, progress=False)
+
+
+def test_empty_dataset_is_refused():
+    import dataclasses
+
+    from beyondsgd.data import load_dataset
+
+    data = load_dataset("digits", n_train=50)
+    empty = dataclasses.replace(data, X_train=data.X_train[:0], y_train=data.y_train[:0])
+    with pytest.raises(ValueError, match="the train set of dataset 'digits' is empty"):
+        run_experiment(small(algorithm="sgd"), data=empty, progress=False)

@@ -199,6 +199,7 @@ def run_experiment(
     info = algorithm_info(exp.algorithm)
     if data is None:
         data = load_dataset(exp.dataset, seed=exp.seed, **exp.dataset_options)
+    data.validate()
     data = data.to(device)
     loss_fn = loss_for(data.task)
     classification = data.task == "classification"

@@ -54,6 +54,30 @@ class Dataset:
             if self.task == "classification" and y.dtype != torch.int64:
                 raise ValueError(f"y_{split} must be int64 class ids, got {y.dtype}")
 
+    def validate(self) -> None:
+        """Check the values, not just the shapes: no empty split, no NaN/inf,
+        class ids in ``[0, num_classes)``. The runner calls this before training,
+        so a hand-built :class:`Dataset` gets the same checks as a loaded one.
+
+        Raises:
+            ValueError: naming the split and the problem.
+        """
+        for split in ("train", "test"):
+            X = getattr(self, f"X_{split}")
+            y = getattr(self, f"y_{split}")
+            if X.shape[0] == 0:
+                raise ValueError(f"the {split} set of dataset {self.name!r} is empty")
+            for name, t in ((f"X_{split}", X), (f"y_{split}", y)):
+                if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+                    raise ValueError(f"{name} of dataset {self.name!r} contains NaN or infinite values")
+            if self.task == "classification":
+                lo, hi = int(y.min()), int(y.max())
+                if lo < 0 or hi >= self.num_classes:
+                    raise ValueError(
+                        f"y_{split} of dataset {self.name!r} has labels in [{lo}, {hi}], "
+                        f"expected class ids in [0, {self.num_classes - 1}]"
+                    )
+
     @property
     def n_features(self) -> int:
         """Number of scalar inputs, the product of ``input_shape``."""
