@@ -90,3 +90,28 @@ def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
 def test_bad_checkpoint_every():
     with pytest.raises(ValueError, match="checkpoint_every=0"):
         run_experiment(exp(), progress=False, checkpoint="x.pt", checkpoint_every=0)
+
+
+@pytest.mark.parametrize("algorithm", __import__("beyondsgd.bench", fromlist=["x"]).available_algorithms())
+def test_every_algorithm_resumes_bit_identically(tmp_path, monkeypatch, algorithm):
+    """Interrupt mid-run (through the batch sampler, so trainer-based algorithms are covered too)."""
+    from beyondsgd.bench.runner import BatchSampler
+
+    e = exp(algorithm=algorithm, hyperparams={}, epochs=3, batch_size=100, model_options={"widths": (12, 12)})
+    full = run_experiment(e, progress=False, checkpoint=tmp_path / "full.pt")
+    calls = {"n": 0}
+    original = BatchSampler.next
+
+    def dying(self):
+        calls["n"] += 1
+        if calls["n"] == 5:  # second epoch, after the first checkpoint
+            raise KeyboardInterrupt
+        return original(self)
+
+    monkeypatch.setattr(BatchSampler, "next", dying)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(e, progress=False, checkpoint=tmp_path / "part.pt")
+    monkeypatch.setattr(BatchSampler, "next", original)
+    resumed = run_experiment(e, progress=False, checkpoint=tmp_path / "part.pt")
+    assert strip_time(resumed.history) == strip_time(full.history)
+    assert_same_state(load_checkpoint(tmp_path / "full.pt")["trainer"], load_checkpoint(tmp_path / "part.pt")["trainer"])
