@@ -81,34 +81,36 @@ def run_local(
     for p in procs:
         p.start()
     out: dict[int, Any] = {}
-    errors: list[str] = []
+    errors: dict[int, str] = {}
     deadline = time.monotonic() + timeout_s
+    timed_out = False
     try:
+        # Wait until every rank has reported or exited: a rank whose peer died must fail
+        # by itself (collective timeout), which is what callers test.
         while len(out) + len(errors) < world_size:
             try:
                 r, ok, value = results.get(timeout=0.2)
             except queue.Empty:
-                if time.monotonic() > deadline:
-                    errors.append(f"timed out after {timeout_s:g} s")
+                if all(p.exitcode is not None for p in procs) and results.empty():
                     break
-                dead = [p for p in procs if p.exitcode not in (None, 0)]
-                if dead and results.empty():
-                    time.sleep(0.5)  # let its message arrive
-                    if results.empty():
-                        errors += [f"rank {procs.index(p)} exited with code {p.exitcode} and no message"
-                                   for p in dead if procs.index(p) not in out]
-                        break
+                if time.monotonic() > deadline:
+                    timed_out = True
+                    break
                 continue
             if ok:
                 out[r] = value
             else:
-                errors.append(f"rank {r}: {value}")
+                errors[r] = value
     finally:
         for p in procs:
-            p.join(timeout=5 if not errors else 0.5)
+            p.join(timeout=5 if not (errors or timed_out) else 0.5)
             if p.is_alive():
                 p.terminate()
                 p.join()
+    for r, p in enumerate(procs):
+        if r not in out and r not in errors:
+            errors[r] = (f"no result within {timeout_s:g} s (terminated)" if timed_out
+                         else f"exited with code {p.exitcode} without a result")
     if errors:
-        raise RuntimeError("run_local failed:\n" + "\n".join(errors))
+        raise RuntimeError("run_local failed:\n" + "\n".join(f"rank {r}: {e}" for r, e in sorted(errors.items())))
     return [out[r] for r in range(world_size)]
