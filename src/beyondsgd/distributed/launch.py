@@ -4,6 +4,9 @@ For tests, benchmarks and trying data-parallel code on one machine without
 torchrun: ``run_local(fn, 2, args)`` starts 2 processes on the loopback
 interface, calls ``fn(*args)`` in each inside a process group and returns the
 per-rank results. On a cluster use torchrun (see ``docs/distributed.md``).
+
+The processes are started with ``spawn``: in a script, call ``run_local`` under
+``if __name__ == "__main__":`` and define ``fn`` at module level.
 """
 
 from __future__ import annotations
