@@ -177,3 +177,9 @@ def cli_compare(out_root: str, argv: list[str]) -> int:
     from beyondsgd.cli import main
 
     return main([*argv, "--out", os.path.join(out_root, f"out-rank{dist.rank()}")])
+
+
+def all_checks(cases: list[tuple[str, dict]], out_root: str, cli_argv: list[str]) -> dict:
+    """Everything that needs a healthy 2-rank group, in one spawn (starting processes is the slow part)."""
+    return {"equivalence": equivalence(cases), "sharded": sharded_refusal(),
+            "cli_code": cli_compare(out_root, cli_argv)}

@@ -7,24 +7,16 @@ The registry is read at collection time, so optimizers added later are covered.
 
 import pytest
 
-from beyondsgd import optim
-from beyondsgd.distributed import run_local
-
 import dist_workers
+from conftest import CASES
 
-CASES = [(name, {}) for name in optim.available()] + [
-    ("sgd", {"momentum": 0.9, "nesterov": True}),  # state (momentum buffers) must stay replicated
-    ("adam", {"amsgrad": True, "weight_decay": 1e-3}),
-    ("test_armijo", {}),  # takes decisions from the closure's loss: needs the global loss
-]
 KEYS = [name + (f" {hp}" if hp else "") for name, hp in CASES]
 TOL = 1e-10  # float64: 2 ranks sum the batch in a different order than 1 rank
 
 
 @pytest.fixture(scope="module")
-def results():
-    per_rank = run_local(dist_workers.equivalence, 2, args=(CASES,), timeout_s=240)
-    return per_rank
+def results(two_rank_results):
+    return [res["equivalence"] for res in two_rank_results[0]]
 
 
 @pytest.mark.parametrize("key", KEYS)
@@ -44,8 +36,8 @@ def test_armijo_took_several_decisions(results):
     assert results[0]["test_armijo"]["state_size"] > len(dist_workers.BATCHES)
 
 
-def test_sharded_parameters_refused_for_non_elementwise_optimizers():
-    res = run_local(dist_workers.sharded_refusal, 2, timeout_s=120)[0]
+def test_sharded_parameters_refused_for_non_elementwise_optimizers(two_rank_results):
+    res = two_rank_results[0][0]["sharded"]
     assert res["sgd_accepts"]
     assert res["armijo_error"] and "needs whole parameter tensors" in res["armijo_error"]
     assert "DTensor" in res["armijo_error"]
