@@ -221,6 +221,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except dist.RankFailure as err:
         print(f"beyondsgd: error: {err}", file=sys.stderr)
         return 1
+    except torch.distributed.DistError as err:  # raised inside DDP's backward, not by our collectives
+        print(f"beyondsgd: error: {_on_rank(err)} — a collective failed: another rank probably died "
+              "or timed out; look at the other ranks' output for the first error", file=sys.stderr)
+        return 1
     except (ValueError, DatasetUnavailableError) as err:
         print(f"beyondsgd: error: {_on_rank(err)}", file=sys.stderr)
         return 2
