@@ -1,10 +1,16 @@
-"""The ``beyondsgd`` command: ``list``, ``compare`` and ``reproduce``."""
+"""The ``beyondsgd`` command: ``list``, ``compare`` and ``reproduce``.
+
+Launched by torchrun (``torchrun --nproc_per_node=N -m beyondsgd compare ...``)
+the command joins the process group and runs data-parallel; rank 0 prints and
+writes the results, the other ranks write nothing.
+"""
 
 from __future__ import annotations
 
 import argparse
 import ast
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -62,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    common.add_argument("--dist-timeout", type=float, default=None, metavar="SECONDS",
+                        help="under torchrun: how long a rank waits for the others before failing "
+                             "(default: $BEYONDSGD_DIST_TIMEOUT, else 300)")
 
     sub.add_parser("list", help="list algorithms, datasets, models and reproductions")
 
@@ -127,6 +136,7 @@ def _cmd_list() -> None:
 def _cmd_compare(args: argparse.Namespace) -> None:
     from beyondsgd.bench.compare import CompareConfig, run_compare
     from beyondsgd.bench.report import markdown_table
+    from beyondsgd.distributed import is_main
 
     data_options = _key_values(args.data_option, "--data-option")
     if args.n_train is not None:
@@ -147,6 +157,8 @@ def _cmd_compare(args: argparse.Namespace) -> None:
         checkpoint_every=args.checkpoint_every,
     )
     out = run_compare(cfg, progress=False if args.no_progress else None)
+    if not is_main():
+        return
     print(markdown_table(out.summary, cfg.target_accuracy))
     for alg, seed, msg in out.failures:
         print(f"failed: {alg} seed {seed}: {msg}", file=sys.stderr)
@@ -156,8 +168,16 @@ def _cmd_compare(args: argparse.Namespace) -> None:
 def _cmd_reproduce(args: argparse.Namespace) -> None:
     from beyondsgd.bench.reproductions import ReproduceContext, get_reproduction
     from beyondsgd.device import resolve_device
+    from beyondsgd.distributed import is_main, rank
 
     repro = get_reproduction(args.name)
+    if not is_main():
+        # Every rank runs the reproduction (its runs are data-parallel); rank 0's files are the
+        # result, the others' identical copies go to a scratch folder that is deleted.
+        with tempfile.TemporaryDirectory(prefix=f"beyondsgd-rank{rank()}-") as scratch:
+            repro.run(ReproduceContext(out=Path(scratch), quick=args.quick, device=resolve_device(args.device),
+                                       progress=False, data_dir=Path(args.data_dir) if args.data_dir else None))
+        return
     out = Path(args.out or f"reproduce-{args.name}")
     out.mkdir(parents=True, exist_ok=True)
     ctx = ReproduceContext(
@@ -171,6 +191,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``beyondsgd`` console script; returns the exit code."""
+    from beyondsgd import distributed as dist
     from beyondsgd.data import DatasetUnavailableError
 
     parser = build_parser()
@@ -182,20 +203,45 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.threads < 1:
             parser.error(f"invalid --threads {args.threads}: expected a positive integer")
         torch.set_num_threads(args.threads)
+    if getattr(args, "dist_timeout", None) is not None and not args.dist_timeout > 0:
+        parser.error(f"invalid --dist-timeout {args.dist_timeout}: expected a number of seconds > 0")
+    owns_group = False  # leave a process group the caller created alone
     try:
+        if args.command != "list" and not dist.is_initialized():
+            owns_group = dist.init_from_env(timeout_s=args.dist_timeout)
+        if dist.is_distributed() and dist.is_main():
+            print(f"beyondsgd: data-parallel on {dist.world_size()} ranks ({torch.distributed.get_backend()})",
+                  file=sys.stderr)
         if args.command == "list":
             _cmd_list()
         elif args.command == "compare":
             _cmd_compare(args)
         elif args.command == "reproduce":
             _cmd_reproduce(args)
-    except (ValueError, DatasetUnavailableError) as err:
+    except dist.RankFailure as err:
         print(f"beyondsgd: error: {err}", file=sys.stderr)
+        return 1
+    except torch.distributed.DistError as err:  # raised inside DDP's backward, not by our collectives
+        print(f"beyondsgd: error: {_on_rank(err)} — a collective failed: another rank probably died "
+              "or timed out; look at the other ranks' output for the first error", file=sys.stderr)
+        return 1
+    except (ValueError, DatasetUnavailableError) as err:
+        print(f"beyondsgd: error: {_on_rank(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("beyondsgd: interrupted; files written so far are complete and kept", file=sys.stderr)
         return 130
+    finally:
+        if owns_group:
+            dist.shutdown()
     return 0
+
+
+def _on_rank(err: BaseException) -> str:
+    """Prefix the rank when several ranks print (each rank reports its own error)."""
+    from beyondsgd import distributed as dist
+
+    return f"(rank {dist.rank()}) {err}" if dist.is_distributed() else str(err)
 
 
 if __name__ == "__main__":  # pragma: no cover

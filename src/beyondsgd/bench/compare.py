@@ -12,6 +12,7 @@ from typing import Any, Sequence
 
 import torch
 
+from beyondsgd import distributed as dist
 from beyondsgd.bench.algorithms import algorithm_info, available_algorithms, make_trainer
 from beyondsgd.bench.io import write_atomic, write_csv, write_json
 from beyondsgd.bench.plots import plot_metric_grid
@@ -104,7 +105,8 @@ def run_compare(cfg: CompareConfig, progress: bool | None = None) -> CompareOutp
     """Run the comparison and write ``results.csv``, ``runs/*.json``, plots and ``report.md``.
 
     Results are written after every run (atomically), so an interrupted
-    comparison keeps everything that finished.
+    comparison keeps everything that finished. Under torchrun every rank runs
+    every experiment data-parallel and only rank 0 writes files.
 
     Raises:
         ValueError: any bad name or value in the config, before training starts.
@@ -120,7 +122,9 @@ def run_compare(cfg: CompareConfig, progress: bool | None = None) -> CompareOutp
         make_trainer(exp.algorithm, probe, data.X_train[:2], data.y_train[:2], loss_for(data.task), exp.hyperparams)
 
     out = Path(cfg.out)
-    (out / "runs").mkdir(parents=True, exist_ok=True)
+    writes = dist.is_main()  # data-parallel: every rank holds the same results, rank 0 writes them
+    if writes:
+        (out / "runs").mkdir(parents=True, exist_ok=True)
     results: list[RunResult] = []
     failures: list[tuple[str, int, str]] = []
     started = time.perf_counter()
@@ -129,19 +133,24 @@ def run_compare(cfg: CompareConfig, progress: bool | None = None) -> CompareOutp
             ckpt = out / "checkpoints" / f"{exp.algorithm}-seed{exp.seed}.pt" if cfg.checkpoint_every else None
             res = run_experiment(exp, data=data, progress=progress, checkpoint=ckpt,
                                  checkpoint_every=cfg.checkpoint_every or 1)
-        except (ValueError, KeyboardInterrupt):
+        except (ValueError, KeyboardInterrupt, dist.RankFailure):
             raise
         except Exception as err:  # an algorithm crashing must not lose the other runs
+            if dist.is_distributed():
+                raise  # the other ranks may be inside a collective: going on would deadlock them
             log.warning("run %s seed %d failed: %s", exp.algorithm, exp.seed, err)
             failures.append((exp.algorithm, exp.seed, f"{type(err).__name__}: {err}"))
             continue
         results.append(res)
-        write_json(out / "runs" / f"{exp.algorithm}-seed{exp.seed}.json", res.to_dict())
-        write_csv(out / "results.csv", [row for r in results for row in r.history], HISTORY_COLUMNS)
+        if writes:
+            write_json(out / "runs" / f"{exp.algorithm}-seed{exp.seed}.json", res.to_dict())
+            write_csv(out / "results.csv", [row for r in results for row in r.history], HISTORY_COLUMNS)
     elapsed = time.perf_counter() - started
 
     families = {r.experiment.algorithm: algorithm_info(r.experiment.algorithm).family for r in results}
     summary = summarize(results, cfg.target_accuracy, families)
+    if not writes:
+        return CompareOutput(out, results, summary, failures)
     write_csv(out / "summary.csv", summary, SUMMARY_COLUMNS)
     rows = [row for r in results for row in r.history]
     if rows:
@@ -161,7 +170,9 @@ def _write_report(out: Path, cfg: CompareConfig, data, summary, failures, elapse
         f"- model: `{cfg.model}` {cfg.model_options or ''}",
         f"- budget: {cfg.epochs} epochs per run, seeds 0..{cfg.seeds - 1}; target test accuracy {cfg.target_accuracy:.0%}",
         f"- device: {device}; torch {torch.__version__}; {platform.platform()}; "
-        f"{torch.get_num_threads()} torch threads; total wall time {elapsed:.1f} s",
+        f"{torch.get_num_threads()} torch threads"
+        + (f" per rank, data-parallel on {dist.world_size()} ranks" if dist.is_distributed() else "")
+        + f"; total wall time {elapsed:.1f} s",
         "- time columns are training time only (evaluation excluded); means are over the seeds "
         "that did not diverge; `—` means no value (never reached, or every seed diverged).",
         "",

@@ -4,6 +4,12 @@ The runner splits the data into batches, calls the algorithm's
 :class:`~beyondsgd.bench.trainer.Trainer`, times training only (evaluation is
 excluded), evaluates on the train and test sets at every log point, and stops a
 run whose loss becomes NaN/inf, marking it as diverged instead of raising.
+
+Under torchrun (a process group of several ranks) every rank runs the same
+experiment: the same batch order (one sampler, same seed), the trainer
+processes its rank's part of each batch (see :mod:`beyondsgd.bench.trainer`),
+evaluation is split over the ranks and all-reduced, so every rank logs the same
+numbers; only rank 0 writes checkpoints and shows progress.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from beyondsgd import distributed as dist
 from beyondsgd.bench.algorithms import algorithm_info, make_trainer
 from beyondsgd.bench.checkpoint import load_checkpoint, save_checkpoint
 from beyondsgd.bench.metrics import evaluate
@@ -195,6 +202,7 @@ def run_experiment(
     exp.validate()
     POSITIVE_INT.check("checkpoint_every", checkpoint_every)
     resume = _read_checkpoint(checkpoint, exp)
+    _check_same_resume(checkpoint, resume is not None)
     device = resolve_device(exp.device)
     info = algorithm_info(exp.algorithm)
     if data is None:
@@ -210,6 +218,11 @@ def run_experiment(
         torch.manual_seed(exp.seed)
         model = create_model(exp.model, data.input_shape, num_outputs, device=device, **exp.model_options)
         trainer = make_trainer(info.name, model, data.X_train, data.y_train, loss_fn, exp.hyperparams)
+        if dist.is_distributed() and not trainer.supports_distributed:
+            raise ValueError(
+                f"algorithm {info.name!r} has no data-parallel mode yet: run it in a single process "
+                f"(without torchrun), not on {dist.world_size()} ranks"
+            )
         ckpt = _Checkpointer(checkpoint, checkpoint_every, exp, resume)
         return _train(exp, info.name, {**info.defaults, **exp.hyperparams}, trainer, data, loss_fn,
                       classification, device, progress, ckpt)
@@ -227,6 +240,31 @@ def _read_checkpoint(path: str | os.PathLike | None, exp: Experiment) -> dict[st
     return state
 
 
+def _check_same_resume(path: str | os.PathLike | None, found: bool) -> None:
+    """All ranks must agree on resuming: a checkpoint seen by only some ranks would desynchronize them."""
+    if path is None or not dist.is_distributed():
+        return
+    seen = int(dist.all_reduce_sum(torch.tensor([float(found)], dtype=torch.float64)).item())
+    if 0 < seen < dist.world_size():
+        raise ValueError(
+            f"checkpoint {str(path)!r} exists on {seen} of {dist.world_size()} ranks: checkpoints need a "
+            "filesystem shared by all ranks (rank 0 writes them, every rank reads them)"
+        )
+
+
+def _evaluate(module: nn.Module, X: torch.Tensor, y: torch.Tensor, loss_fn: LossFn,
+              classification: bool) -> tuple[float, float]:
+    """:func:`evaluate`, split over the ranks: each evaluates its block, the sums are all-reduced."""
+    if not dist.is_distributed():
+        return evaluate(module, X, y, loss_fn, classification)
+    start, stop = dist.owned_range(X.shape[0])
+    loss, acc = evaluate(module, X[start:stop], y[start:stop], loss_fn, classification)
+    m = stop - start
+    sums = torch.tensor([loss * m, acc * m if classification else 0.0], dtype=torch.float64, device=X.device)
+    sums = dist.all_reduce_sum(sums) / max(X.shape[0], 1)
+    return float(sums[0]), float(sums[1]) if classification else math.nan
+
+
 class _Checkpointer:
     """Saves the run's full state every ``every`` log points; restores it on resume."""
 
@@ -237,7 +275,8 @@ class _Checkpointer:
              elapsed: float, extra: dict[str, float], done: bool) -> None:
         """Write at every ``every``-th call, and always when ``done``."""
         self.count += 1
-        if self.path is None or not (done or self.count % self.every == 0):
+        # Rank 0 writes for everyone: a data-parallel trainer's state is the same on every rank.
+        if self.path is None or not dist.is_main() or not (done or self.count % self.every == 0):
             return
         save_checkpoint(self.path, {
             "experiment": asdict(self.exp), "step": step, "elapsed": elapsed, "extra": extra,
@@ -270,8 +309,8 @@ def _train(
     result = RunResult(exp, hyperparams, [])
 
     def log(step: int, elapsed: float, extra: dict[str, float]) -> None:
-        tr_loss, tr_acc = evaluate(trainer.module, data.X_train, data.y_train, loss_fn, classification)
-        te_loss, te_acc = evaluate(trainer.module, data.X_test, data.y_test, loss_fn, classification)
+        tr_loss, tr_acc = _evaluate(trainer.module, data.X_train, data.y_train, loss_fn, classification)
+        te_loss, te_acc = _evaluate(trainer.module, data.X_test, data.y_test, loss_fn, classification)
         result.history.append({
             "algorithm": name, "seed": exp.seed, "epoch": step / steps_per_epoch, "step": step,
             "train_loss": tr_loss, "train_accuracy": tr_acc, "test_loss": te_loss,
@@ -290,7 +329,7 @@ def _train(
     else:
         log(0, 0.0, {})
         step, elapsed, extra = 0, 0.0, {}
-    show = sys.stderr.isatty() if progress is None else progress
+    show = (sys.stderr.isatty() if progress is None else progress) and dist.is_main()
     bar = _progress_bar(total_steps, f"{name} seed {exp.seed}", show)
     bar.update(step)
     pending_losses: list[torch.Tensor] = []

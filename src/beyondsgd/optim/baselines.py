@@ -23,6 +23,7 @@ register(OptimizerSpec(
     hyperparams={"lr": NONNEGATIVE, "momentum": UNIT_HALF_OPEN, "dampening": UNIT, "nesterov": BOOL, **_COMMON},
     defaults={"lr": 0.05},
     description="torch.optim.SGD (plain stochastic gradient descent by default)",
+    shardable=True,
 ))
 register(OptimizerSpec(
     name="adam",
@@ -31,6 +32,7 @@ register(OptimizerSpec(
                  "amsgrad": BOOL, **_COMMON},
     defaults={"lr": 1e-3},
     description="torch.optim.Adam",
+    shardable=True,
 ))
 register(OptimizerSpec(
     name="rmsprop",
@@ -39,6 +41,7 @@ register(OptimizerSpec(
                  "centered": BOOL, **_COMMON},
     defaults={"lr": 1e-3},
     description="torch.optim.RMSprop",
+    shardable=True,
 ))
 register(OptimizerSpec(
     name="adagrad",
@@ -47,4 +50,5 @@ register(OptimizerSpec(
                  "initial_accumulator_value": NONNEGATIVE, **_COMMON},
     defaults={"lr": 1e-2},
     description="torch.optim.Adagrad",
+    shardable=True,
 ))

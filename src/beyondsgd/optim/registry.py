@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterable, Mapping
 import torch
 from torch import nn
 
+from beyondsgd.distributed.sharded_params import check_full_tensors
 from beyondsgd.validation import Constraint, check_hyperparams
 
 ParamsLike = Iterable[torch.Tensor] | Iterable[dict[str, Any]]
@@ -36,6 +37,11 @@ class OptimizerSpec:
             ``model.parameters()``.
         batch_size: preferred batch size for comparisons (``"full"`` for
             full-batch methods); ``None`` keeps the run's batch size.
+        shardable: the update is elementwise (or handles sharded tensors
+            itself), so it stays correct when FSDP/ZeRO-3 gives each rank a
+            slice of each parameter. ``False`` (the safe default) makes
+            :func:`create` refuse sharded parameters: per-tensor norms, spectral
+            maps and layer scores need whole tensors.
     """
 
     name: str
@@ -46,6 +52,7 @@ class OptimizerSpec:
     family: str = "baseline"
     param_groups: Callable[[nn.Module], ParamsLike] | None = None
     batch_size: int | str | None = None
+    shardable: bool = False
 
 
 _REGISTRY: dict[str, OptimizerSpec] = {}
@@ -89,10 +96,27 @@ def create(name: str, params: ParamsLike | nn.Module, **hyperparams: Any) -> tor
 
     Raises:
         ValueError: unknown optimizer or hyperparameter, or a value out of range
-            (the message names the argument and the allowed range).
+            (the message names the argument and the allowed range); parameters
+            sharded across ranks (FSDP) for an optimizer that needs whole tensors.
     """
     spec = get_spec(name)
     check_hyperparams(f"optimizer {spec.name!r}", hyperparams, spec.hyperparams)
     if isinstance(params, nn.Module):
         params = spec.param_groups(params) if spec.param_groups else params.parameters()
+    if not isinstance(params, torch.Tensor):  # a bare tensor is torch.optim's error to raise
+        params = list(params)
+    if not spec.shardable and not isinstance(params, torch.Tensor):
+        check_full_tensors(f"optimizer {spec.name!r}", _tensors(params))
     return spec.factory(params, **{**spec.defaults, **hyperparams})
+
+
+def _tensors(params: list[Any]) -> list[torch.Tensor]:
+    """The tensors of a parameter list or of a list of param-group dicts."""
+    out: list[torch.Tensor] = []
+    for item in params:
+        if isinstance(item, dict):
+            group = item["params"]
+            out.extend([group] if isinstance(group, torch.Tensor) else list(group))
+        else:
+            out.append(item)
+    return out
