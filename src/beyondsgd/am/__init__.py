@@ -18,9 +18,9 @@ from beyondsgd.am.trainer import AM_HYPERPARAMS, TIAM_HYPERPARAMS, AMTrainer, Pl
 from beyondsgd.bench.algorithms import TrainerSpec, register_trainer
 
 #: Defaults of both algorithms (chosen by the sweep in docs/tiam.md).
-AM_DEFAULTS = {"rho": 1.0, "mu": 1e-4, "eps": 1.0, "eps_decay": 0.5, "eps_min": 1e-3}
+AM_DEFAULTS = {"rho": 1.0, "mu": 1e-4, "eps": 1.0, "eps_decay": 0.8, "eps_min": 1e-3}
 #: TIAM's inertias on top of :data:`AM_DEFAULTS`.
-TIAM_DEFAULTS = {**AM_DEFAULTS, "p1": 0.5, "p2": 0.3, "p3": 0.3, "schedule": "constant"}
+TIAM_DEFAULTS = {**AM_DEFAULTS, "p1": 0.9, "p2": 0.6, "p3": 0.3, "schedule": "constant"}
 
 
 def _ablation_overrides(keep: str) -> dict[str, float]:

@@ -41,7 +41,7 @@ from beyondsgd.am.network import parse_mlp
 from beyondsgd.am.objective import ObjectiveTerms, penalty_sum
 from beyondsgd.bench.trainer import LossFn, Trainer
 from beyondsgd.validation import (
-    BOOL, NONNEGATIVE, POSITIVE, POSITIVE_INT, NONNEGATIVE_INT, UNIT_HALF_OPEN, Interval, OneOf,
+    BOOL, NONNEGATIVE, POSITIVE, POSITIVE_INT, NONNEGATIVE_INT, UNIT, Interval, OneOf,
     check_hyperparams,
 )
 
@@ -64,9 +64,9 @@ AM_HYPERPARAMS = {
 #: The inertial hyperparameters TIAM adds.
 TIAM_HYPERPARAMS = {
     **AM_HYPERPARAMS,
-    "p1": UNIT_HALF_OPEN,
-    "p2": UNIT_HALF_OPEN,
-    "p3": UNIT_HALF_OPEN,
+    "p1": UNIT,
+    "p2": UNIT,
+    "p3": UNIT,
     "schedule": OneOf(("constant", "ipalm")),
 }
 
