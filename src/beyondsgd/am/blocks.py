@@ -71,8 +71,9 @@ def backtracking_step(
         Spec "Specialized approximation"; iPALM (Pock & Sabach 2016) eq. (4.2)
         for the inertial linearized step.
     """
-    # Slack for float rounding: a few ulps of the magnitudes involved.
-    slack = 8 * torch.finfo(f_hat.dtype).eps * (abs(float(f_hat)) + 1.0)
+    # Slack for float rounding, relative to the size of the values compared
+    # (an absolute slack would swamp small block objectives).
+    ulp = torch.finfo(f_hat.dtype).eps
     for doublings in range(max_doublings + 1):
         u = u_tilde - grad_hat / theta
         if op is not None:
@@ -80,7 +81,7 @@ def backtracking_step(
         d = u - u_hat
         value = f(u)
         model = f_hat + (grad_hat * d).sum() + 0.5 * theta * d.pow(2).sum()
-        if float(value - model) <= slack:
+        if float(value - model) <= 32 * ulp * max(abs(float(f_hat)), abs(float(value))):
             return StepResult(u, value, theta, doublings)
         theta *= 2.0
     return StepResult(None, None, theta / 2.0, max_doublings)
