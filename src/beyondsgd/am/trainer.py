@@ -219,6 +219,7 @@ class AMTrainer(Trainer):
         self.safeguard_count = 0
         self.cap_count = 0
         self._last_terms: ObjectiveTerms | None = None
+        self._cache: tuple | None = None  # full batch: products, penalties, loss at the current state
         self.timings: dict[str, float] | None = None  # set to {} to collect a time split per block
 
     # ------------------------------------------------------------------ helpers
@@ -278,16 +279,23 @@ class AMTrainer(Trainer):
         Y = take(self.y)
         m = A[0].shape[0]
         L = self.num_layers
-        pen = [penalty_sum(A[j], self.W[j], self.b[j], Z[j], self.rho) for j in range(L)]
-        loss = self.out_loss.sum(Z[L - 1], Y)
+        if full and self._cache is not None:
+            # Full batch: the last iteration ended at exactly this state; reuse its
+            # products a_{l-1} W_l^T, penalties and loss (saves a forward pass).
+            AW, pen, loss = self._cache
+        else:
+            AW = [A[j] @ self.W[j].T for j in range(L)]
+            pen = [penalty_sum(A[j], self.W[j], self.b[j], Z[j], self.rho, aw=AW[j]) for j in range(L)]
+            loss = self.out_loss.sum(Z[L - 1], Y)
         for j in range(L):
-            aw = self._timed("W", lambda: self._update_W(j, A, Ap, Z, Zp, pen, m, p))
-            aw = self._timed("b", lambda: self._update_b(j, A, Ap, Z, Zp, pen, m, p, aw))
+            memo: dict[float, torch.Tensor] = {}  # a_bar W_bar^T of this layer, shared by b, z, z_L
+            self._timed("W", lambda: self._update_W(j, A, Ap, Z, Zp, AW, pen, m, p))
+            self._timed("b", lambda: self._update_b(j, A, Ap, Z, Zp, AW, pen, m, p, memo))
             if j < L - 1:
-                self._timed("z", lambda: self._update_z(j, A, Ap, Z, Zp, pen, m, p, aw, eps))
-                self._timed("a", lambda: self._update_a(j + 1, A, Ap, Z, Zp, pen, m, p, eps))
+                self._timed("z", lambda: self._update_z(j, A, Ap, Z, Zp, AW, pen, m, p, eps, memo))
+                self._timed("a", lambda: self._update_a(j + 1, A, Ap, Z, Zp, AW, pen, m, p, eps))
             else:
-                loss = self._timed("z_L", lambda: self._update_zL(A, Ap, Z, Zp, pen, m, p, aw, Y, loss))
+                loss = self._timed("z_L", lambda: self._update_zL(A, Ap, Z, Zp, AW, pen, m, p, Y, loss, memo))
 
         # Write the batch's auxiliary variables back.
         for store, store_p, new, new_p, first in ((self.a, self.ap, A, Ap, 1), (self.z, self.zp, Z, Zp, 0)):
@@ -297,6 +305,7 @@ class AMTrainer(Trainer):
                 else:
                     store[j][indices], store_p[j][indices] = new[j], new_p[j]
         self.samples_seen += m
+        self._cache = (AW, pen, loss) if full else None
         reg = 0.5 * self.mu * sum(w.pow(2).sum() for w in self.W)
         penalty = sum(pen) / m
         if full:
@@ -304,7 +313,7 @@ class AMTrainer(Trainer):
             self._last_terms = ObjectiveTerms(float(loss / m), float(penalty), float(reg), gap, eps)
         return (loss / m + penalty + reg).detach()
 
-    def _update_W(self, j, A, Ap, Z, Zp, pen, m, p) -> torch.Tensor:
+    def _update_W(self, j, A, Ap, Z, Zp, AW, pen, m, p) -> None:
         rho, mu = self.rho, self.mu
         W, Wp, b = self.W[j], self.Wp[j], self.b[j]
         before = float(pen[j] / m + 0.5 * mu * W.pow(2).sum())
@@ -315,74 +324,77 @@ class AMTrainer(Trainer):
             z_in = extrapolate(Z[j], Zp[j], p3)
             b_in = extrapolate(b, self.bp[j], p3)
             W_hat, W_til = extrapolate(W, Wp, p2), extrapolate(W, Wp, p1)
-            r = a_in @ W_hat.T + b_in - z_in
+            aw_hat = AW[j] if (a_in is A[j] and W_hat is W) else a_in @ W_hat.T
+            r = aw_hat + b_in - z_in
             f_hat = 0.5 * rho * r.pow(2).sum() / m + 0.5 * mu * W_hat.pow(2).sum()
             grad = (rho / m) * (r.T @ a_in) + mu * W_hat
+            last = {}
 
             def f(U):
-                return penalty_sum(a_in, U, b_in, z_in, rho) / m + 0.5 * mu * U.pow(2).sum()
+                last["aw"] = a_in @ U.T
+                return penalty_sum(a_in, U, b_in, z_in, rho, aw=last["aw"]) / m + 0.5 * mu * U.pow(2).sum()
 
-            res = backtracking_step(f, f_hat, grad, W_til, W_hat, self.theta_W[j], None, self.max_doublings)
+            res = self._timed("W.backtracking", lambda: backtracking_step(
+                f, f_hat, grad, W_til, W_hat, self.theta_W[j], None, self.max_doublings))
             self.theta_W[j] = res.theta
             if res.u is None:
                 self.cap_count += 1
-                W_new = W
+                W_new, aw = W, AW[j]
             else:
                 W_new = res.u
-            aw = A[j] @ W_new.T
+                aw = last["aw"] if a_in is A[j] else A[j] @ W_new.T
             pen_new = penalty_sum(A[j], W_new, b, Z[j], rho, aw=aw)
             return W_new, pen_new / m + 0.5 * mu * W_new.pow(2).sum(), pen_new, aw
 
-        W_new, _, pen[j], aw = self._guarded(before, attempt, p)
+        W_new, _, pen[j], AW[j] = self._guarded(before, attempt, p)
         self.Wp[j], self.W[j] = W, W_new
-        return aw
 
-    def _update_b(self, j, A, Ap, Z, Zp, pen, m, p, aw) -> torch.Tensor:
+    def _coupling_product(self, j, A, Ap, AW, p3, memo) -> torch.Tensor:
+        """``a_bar W_bar^T`` of layer ``j`` with the latest (extrapolated) ``W_l, a_{l-1}``."""
+        if p3 not in memo:
+            a_in = extrapolate(A[j], Ap[j], p3)
+            W_in = extrapolate(self.W[j], self.Wp[j], p3)
+            memo[p3] = AW[j] if (a_in is A[j] and W_in is self.W[j]) else a_in @ W_in.T
+        return memo[p3]
+
+    def _update_b(self, j, A, Ap, Z, Zp, AW, pen, m, p, memo) -> None:
         b, bp = self.b[j], self.bp[j]
         before = float(pen[j] / m)
 
         def attempt(q):
             p1, p2, p3 = q
-            a_in = extrapolate(A[j], Ap[j], p3)
-            W_in = extrapolate(self.W[j], self.Wp[j], p3)
             z_in = extrapolate(Z[j], Zp[j], p3)
-            aw_in = aw if (a_in is A[j] and W_in is self.W[j]) else a_in @ W_in.T
             # Exact 1/rho step on a quadratic of curvature rho: only p1 - p2 survives.
-            b_new = (z_in - aw_in).mean(0)
+            b_new = (z_in - self._coupling_product(j, A, Ap, AW, p3, memo)).mean(0)
             if p1 != p2:
                 b_new = b_new + (p1 - p2) * (b - bp)
-            pen_new = penalty_sum(A[j], self.W[j], b_new, Z[j], self.rho, aw=aw)
+            pen_new = penalty_sum(A[j], self.W[j], b_new, Z[j], self.rho, aw=AW[j])
             return b_new, pen_new / m, pen_new
 
         b_new, _, pen[j] = self._guarded(before, attempt, p)
         self.bp[j], self.b[j] = b, b_new
-        return aw
 
-    def _coupling_centre(self, j, A, Ap, aw, p3) -> torch.Tensor:
-        """``c_l = a_bar W_bar^T + b_bar`` with the latest (extrapolated) ``W_l, b_l, a_{l-1}``."""
-        a_in = extrapolate(A[j], Ap[j], p3)
-        W_in = extrapolate(self.W[j], self.Wp[j], p3)
-        b_in = extrapolate(self.b[j], self.bp[j], p3)
-        aw_in = aw if (a_in is A[j] and W_in is self.W[j]) else a_in @ W_in.T
-        return aw_in + b_in
+    def _coupling_centre(self, j, A, Ap, AW, p3, memo) -> torch.Tensor:
+        """``c_l = a_bar W_bar^T + b_bar``."""
+        return self._coupling_product(j, A, Ap, AW, p3, memo) + extrapolate(self.b[j], self.bp[j], p3)
 
-    def _update_z(self, j, A, Ap, Z, Zp, pen, m, p, aw, eps) -> None:
+    def _update_z(self, j, A, Ap, Z, Zp, AW, pen, m, p, eps, memo) -> None:
         act, a_next = self.acts[j], A[j + 1]
         before = float(pen[j] / m)
 
         def attempt(q):
             p1, p2, p3 = q
-            v = self._coupling_centre(j, A, Ap, aw, p3)
+            v = self._coupling_centre(j, A, Ap, AW, p3, memo)
             if p1 != p2:
                 v = v + (p1 - p2) * (Z[j] - Zp[j])
             z_new = act.project(v, a_next, eps)
-            pen_new = penalty_sum(A[j], self.W[j], self.b[j], z_new, self.rho, aw=aw)
+            pen_new = penalty_sum(A[j], self.W[j], self.b[j], z_new, self.rho, aw=AW[j])
             return z_new, pen_new / m, pen_new
 
         z_new, _, pen[j] = self._guarded(before, attempt, p)
         Zp[j], Z[j] = Z[j], z_new
 
-    def _update_a(self, i, A, Ap, Z, Zp, pen, m, p, eps) -> None:
+    def _update_a(self, i, A, Ap, Z, Zp, AW, pen, m, p, eps) -> None:
         """Update ``a_i`` (input of layer ``i``); its box comes from the just-updated ``z_{i-1}``."""
         rho = self.rho
         lo, hi = self.acts[i - 1].box(Z[i - 1], eps)
@@ -399,39 +411,42 @@ class AMTrainer(Trainer):
             b_in = extrapolate(b, self.bp[i], p3)
             z_in = extrapolate(Z[i], Zp[i], p3)
             a_hat, a_til = extrapolate(a, a_prev, p2), extrapolate(a, a_prev, p1)
-            r = a_hat @ W_in.T + b_in - z_in
+            aw_hat = AW[i] if (a_hat is a and W_in is W) else a_hat @ W_in.T
+            r = aw_hat + b_in - z_in
             f_hat = 0.5 * rho * r.pow(2).sum()
             grad = rho * (r @ W_in)
+            last = {}
 
             def f(U):
-                return penalty_sum(U, W_in, b_in, z_in, rho)
+                last["aw"] = U @ W_in.T
+                return penalty_sum(U, W_in, b_in, z_in, rho, aw=last["aw"])
 
-            res = backtracking_step(f, f_hat, grad, a_til, a_hat, self.theta_a[i - 1], op, self.max_doublings)
+            res = self._timed("a.backtracking", lambda: backtracking_step(
+                f, f_hat, grad, a_til, a_hat, self.theta_a[i - 1], op, self.max_doublings))
             self.theta_a[i - 1] = res.theta
             if res.u is None:
                 self.cap_count += 1
-                a_new, pen_new = a, pen[i]
-            elif W_in is W and b_in is b and z_in is Z[i]:
-                a_new, pen_new = res.u, res.value
-            else:
-                a_new = res.u
-                pen_new = penalty_sum(a_new, W, b, Z[i], rho)
-            return a_new, pen_new / m, pen_new
+                return a, pen[i] / m, pen[i], AW[i]
+            if W_in is W and b_in is b and z_in is Z[i]:
+                return res.u, res.value / m, res.value, last["aw"]
+            aw = last["aw"] if W_in is W else res.u @ W.T
+            pen_new = penalty_sum(res.u, W, b, Z[i], rho, aw=aw)
+            return res.u, pen_new / m, pen_new, aw
 
-        a_new, _, pen[i] = self._guarded(before, attempt, p)
+        a_new, _, pen[i], AW[i] = self._guarded(before, attempt, p)
         Ap[i], A[i] = a, a_new
 
-    def _update_zL(self, A, Ap, Z, Zp, pen, m, p, aw, Y, loss) -> torch.Tensor:
+    def _update_zL(self, A, Ap, Z, Zp, AW, pen, m, p, Y, loss, memo) -> torch.Tensor:
         j = self.num_layers - 1
         before = float((loss + pen[j]) / m)
 
         def attempt(q):
             p1, p2, p3 = q
-            v = self._coupling_centre(j, A, Ap, aw, p3)
+            v = self._coupling_centre(j, A, Ap, AW, p3, memo)
             if p1 != p2:
                 v = v + (p1 - p2) * (Z[j] - Zp[j])
-            z_new = self.out_loss.prox(v, Y, self.rho, start=Z[j])
-            pen_new = penalty_sum(A[j], self.W[j], self.b[j], z_new, self.rho, aw=aw)
+            z_new = self._timed("z_L.prox", lambda: self.out_loss.prox(v, Y, self.rho, start=Z[j]))
+            pen_new = penalty_sum(A[j], self.W[j], self.b[j], z_new, self.rho, aw=AW[j])
             loss_new = self.out_loss.sum(z_new, Y)
             return z_new, (loss_new + pen_new) / m, pen_new, loss_new
 
@@ -488,6 +503,7 @@ class AMTrainer(Trainer):
         for name in self._STATE_SCALARS:
             setattr(self, name, state[name])
         self.a[0] = self.ap[0] = self.Xf
+        self._cache = None
         self.model.load_state_dict(state["module"])
 
 
