@@ -220,6 +220,7 @@ class AMTrainer(Trainer):
         self.cap_count = 0
         self._last_terms: ObjectiveTerms | None = None
         self._cache: tuple | None = None  # full batch: products, penalties, loss at the current state
+        self._xwp: torch.Tensor | None = None
         self.timings: dict[str, float] | None = None  # set to {} to collect a time split per block
 
     # ------------------------------------------------------------------ helpers
@@ -282,11 +283,14 @@ class AMTrainer(Trainer):
         if full and self._cache is not None:
             # Full batch: the last iteration ended at exactly this state; reuse its
             # products a_{l-1} W_l^T, penalties and loss (saves a forward pass).
-            AW, pen, loss = self._cache
+            AW, pen, loss, self._xwp = self._cache
         else:
             AW = [A[j] @ self.W[j].T for j in range(L)]
             pen = [penalty_sum(A[j], self.W[j], self.b[j], Z[j], self.rho, aw=AW[j]) for j in range(L)]
             loss = self.out_loss.sum(Z[L - 1], Y)
+            # X W_prev^T of the input layer (full batch: X is fixed, so extrapolated products
+            # of layer 1 are combinations of two known products; see _input_product).
+            self._xwp = A[0] @ self.Wp[0].T if full else None
         for j in range(L):
             memo: dict[float, torch.Tensor] = {}  # a_bar W_bar^T of this layer, shared by b, z, z_L
             self._timed("W", lambda: self._update_W(j, A, Ap, Z, Zp, AW, pen, m, p))
@@ -305,7 +309,7 @@ class AMTrainer(Trainer):
                 else:
                     store[j][indices], store_p[j][indices] = new[j], new_p[j]
         self.samples_seen += m
-        self._cache = (AW, pen, loss) if full else None
+        self._cache = (AW, pen, loss, self._xwp) if full else None
         reg = 0.5 * self.mu * sum(w.pow(2).sum() for w in self.W)
         penalty = sum(pen) / m
         if full:
@@ -324,7 +328,12 @@ class AMTrainer(Trainer):
             z_in = extrapolate(Z[j], Zp[j], p3)
             b_in = extrapolate(b, self.bp[j], p3)
             W_hat, W_til = extrapolate(W, Wp, p2), extrapolate(W, Wp, p1)
-            aw_hat = AW[j] if (a_in is A[j] and W_hat is W) else a_in @ W_hat.T
+            if a_in is A[j] and W_hat is W:
+                aw_hat = AW[j]
+            elif j == 0 and self._xwp is not None:
+                aw_hat = self._input_product(AW[0], p2)
+            else:
+                aw_hat = a_in @ W_hat.T
             r = aw_hat + b_in - z_in
             f_hat = 0.5 * rho * r.pow(2).sum() / m + 0.5 * mu * W_hat.pow(2).sum()
             grad = (rho / m) * (r.T @ a_in) + mu * W_hat
@@ -346,15 +355,27 @@ class AMTrainer(Trainer):
             pen_new = penalty_sum(A[j], W_new, b, Z[j], rho, aw=aw)
             return W_new, pen_new / m + 0.5 * mu * W_new.pow(2).sum(), pen_new, aw
 
+        aw_old = AW[j]
         W_new, _, pen[j], AW[j] = self._guarded(before, attempt, p)
         self.Wp[j], self.W[j] = W, W_new
+        if j == 0 and self._xwp is not None:
+            self._xwp = aw_old  # X W_prev^T after the update is the product before it
+
+    def _input_product(self, xw: torch.Tensor, p: float) -> torch.Tensor:
+        """``X (W + p (W - W_prev))^T = xw + p (xw - X W_prev^T)``: no matrix product (full batch, layer 1)."""
+        return extrapolate(xw, self._xwp, p)
 
     def _coupling_product(self, j, A, Ap, AW, p3, memo) -> torch.Tensor:
         """``a_bar W_bar^T`` of layer ``j`` with the latest (extrapolated) ``W_l, a_{l-1}``."""
         if p3 not in memo:
             a_in = extrapolate(A[j], Ap[j], p3)
             W_in = extrapolate(self.W[j], self.Wp[j], p3)
-            memo[p3] = AW[j] if (a_in is A[j] and W_in is self.W[j]) else a_in @ W_in.T
+            if a_in is A[j] and W_in is self.W[j]:
+                memo[p3] = AW[j]
+            elif j == 0 and self._xwp is not None:
+                memo[p3] = self._input_product(AW[0], p3)
+            else:
+                memo[p3] = a_in @ W_in.T
         return memo[p3]
 
     def _update_b(self, j, A, Ap, Z, Zp, AW, pen, m, p, memo) -> None:

@@ -69,7 +69,7 @@ def plan(quick: bool) -> Plan:
     if quick:
         return Plan(("digits",), (), ("relu",), 15, (0,), ("tiam", "am", "tiam_p1", "tiam_p2", "tiam_p3"), False)
     return Plan(("digits", "mnist5k", "mnist1d", "blobs"), ("mnist", "fashion-mnist"), ("relu", "leaky_relu"),
-                60, (0, 1), ("tiam", "am", *ABLATIONS), True)
+                50, (0,), ("tiam", "am", *ABLATIONS), True)
 
 
 def _am_experiment(name: str) -> tuple[str, dict[str, Any]]:
