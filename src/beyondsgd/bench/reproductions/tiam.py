@@ -149,7 +149,8 @@ def run(ctx: ReproduceContext) -> Path:
 
 SUMMARY_COLUMNS = ("dataset", "activation", "algorithm", "runs", "diverged", "final_test_accuracy",
                    "peak_test_accuracy", "target", "iterations_to_target", "time_to_target_s",
-                   "train_time_s", "accuracy_at_tiam_time", "safeguard_redos")
+                   "am_target", "iterations_to_am_target", "train_time_s", "accuracy_at_tiam_time",
+                   "safeguard_redos")
 
 
 def _mean(values) -> float:
@@ -165,11 +166,15 @@ def _accuracy_at_time(res: RunResult, t: float) -> float:
 def _summarize(ds: str, act: str, problem: dict[str, list[RunResult]]) -> list[dict[str, Any]]:
     finals = {k: _mean(r.final("test_accuracy") for r in runs) for k, runs in problem.items()}
     target = TARGET_FRACTION * max((v for v in finals.values() if math.isfinite(v)), default=math.nan)
+    # A second, lower target that the AM family reaches: 90 % of the best of tiam / am.
+    am_target = TARGET_FRACTION * max(_nz(finals["tiam"]), _nz(finals["am"]))
     tiam_times = [r.history[-1]["time_s"] for r in problem["tiam"]]
     out = []
     for name, runs in problem.items():
         ok = [r for r in runs if r.status == "ok"]
-        iters = [first_reaching(r.history, "test_accuracy", target, "step") for r in ok]
+        # "epoch" = outer iterations for full-batch methods, passes over the data for mini-batch ones.
+        iters = [first_reaching(r.history, "test_accuracy", target, "epoch") for r in ok]
+        am_iters = [first_reaching(r.history, "test_accuracy", am_target, "epoch") for r in ok]
         # Equal-time accuracy of every method, at TIAM's training time of the same seed.
         at_t = [_accuracy_at_time(r, t) for r, t in zip(runs, tiam_times)]
         out.append({
@@ -179,6 +184,8 @@ def _summarize(ds: str, act: str, problem: dict[str, list[RunResult]]) -> list[d
             "target": target,
             "iterations_to_target": _mean(iters) if all(math.isfinite(i) for i in iters) else math.nan,
             "time_to_target_s": _mean(first_reaching(r.history, "test_accuracy", target, "time_s") for r in ok),
+            "am_target": am_target,
+            "iterations_to_am_target": _mean(am_iters) if all(math.isfinite(i) for i in am_iters) else math.nan,
             "train_time_s": _mean(r.history[-1]["time_s"] for r in ok),
             "accuracy_at_tiam_time": _mean(at_t),
             "safeguard_redos": _mean(r.history[-1].get("am_safeguard_redos", math.nan) for r in ok),
@@ -199,7 +206,9 @@ def _verdict(rows: list[dict[str, Any]]) -> list[str]:
     lines = [
         f"TIAM {'beats' if d_am > 0.005 else 'does not beat' if d_am < -0.005 else 'ties'} plain AM "
         f"({_f(tiam['final_test_accuracy'])} vs {_f(am['final_test_accuracy'])}, {d_am:+.3f}; iterations to "
-        f"{_f(tiam['target'])}: {_f(tiam['iterations_to_target'], '.0f')} vs {_f(am['iterations_to_target'], '.0f')})",
+        f"{_f(tiam['am_target'])}: {_f(tiam['iterations_to_am_target'], '.0f')} vs "
+        f"{_f(am['iterations_to_am_target'], '.0f')}, gd {_f(by['gd']['iterations_to_am_target'], '.0f')}, "
+        f"adam_full {_f(by['adam_full']['iterations_to_am_target'], '.0f')})",
         f"at equal iterations, best full-batch gradient method `{grad_final}`: "
         f"{_f(by[grad_final]['final_test_accuracy'])} ({tiam['final_test_accuracy'] - by[grad_final]['final_test_accuracy']:+.3f} for TIAM)",
         f"at TIAM's training time, best gradient method `{grad_time}`: {_f(by[grad_time]['accuracy_at_tiam_time'])} "
@@ -244,14 +253,17 @@ def _report(ctx, p: Plan, summary, plots, notes, elapsed: float) -> Path:
                       key=lambda r: -_nz(r["final_test_accuracy"]))
         lines += [f"### {ds} / {act}", "",
                   "| algorithm | final test acc | peak | iterations to target | time to target [s] | "
-                  "train time [s] | acc at TIAM's time | safeguard redos |",
-                  "|---|---|---|---|---|---|---|---|"]
+                  "iterations to AM target | train time [s] | acc at TIAM's time | safeguard redos |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for r in rows:
             lines.append(f"| {r['algorithm']} | {_f(r['final_test_accuracy'])} | {_f(r['peak_test_accuracy'])} | "
-                         f"{_f(r['iterations_to_target'], '.1f')} | {_f(r['time_to_target_s'], '.2f')} | "
+                         f"{_f(r['iterations_to_target'], '.0f')} | {_f(r['time_to_target_s'], '.2f')} | "
+                         f"{_f(r['iterations_to_am_target'], '.0f')} | "
                          f"{_f(r['train_time_s'], '.2f')} | {_f(r['accuracy_at_tiam_time'])} | "
                          f"{_f(r['safeguard_redos'], '.0f')} |")
-        lines += ["", f"target: {_f(rows[0]['target'])}", "",
+        lines += ["", f"target: {_f(rows[0]['target'])} (90% of the best final accuracy); AM target: "
+                  f"{_f(rows[0]['am_target'])} (90% of the better of tiam / am). Iterations are outer "
+                  "iterations for full-batch methods and epochs for mini-batch ones.", "",
                   f"![vs iteration]({ds}_{act}_iteration.png)", "", f"![vs time]({ds}_{act}_time.png)", ""]
     lines += ["Files: `results.csv` (every logged point, with the AM objective terms), `summary.csv`."]
     return write_atomic(ctx.out / "report.md", "\n".join(lines) + "\n")
