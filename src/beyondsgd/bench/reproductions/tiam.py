@@ -138,7 +138,9 @@ def run(ctx: ReproduceContext) -> Path:
             plot_metric_grid(full, ctx.out / f"{tag}_iteration.png", "epoch", ("train_loss", "test_accuracy"), title)
             plot_metric_grid(prows, ctx.out / f"{tag}_time.png", "time_s", ("train_loss", "test_accuracy"), title)
             plots.append((ds, act, tag))
+            # Written after every problem, so an interrupted run keeps what finished.
             write_csv(ctx.out / "summary.csv", summary, SUMMARY_COLUMNS)
+            _report(ctx, p, summary, plots, notes, time.perf_counter() - started)
     if rows:
         columns = ("dataset", "activation", "algorithm", "seed", "epoch", "step", "train_loss", "train_accuracy",
                    "test_loss", "test_accuracy", "time_s", "status", "am_objective", "am_loss", "am_penalty",
