@@ -47,7 +47,7 @@ class Inertia:
 
 
 def extrapolate(cur: torch.Tensor, prev: torch.Tensor, p: float) -> torch.Tensor:
-    """``cur + p (cur - prev)``; returns ``cur`` itself when ``p == 0`` (callers test identity to reuse products)."""
-    if p == 0:
+    """``cur + p (cur - prev)``; returns ``cur`` itself when nothing moves (callers test identity to reuse products)."""
+    if p == 0 or prev is cur:  # (the input layer's "previous" iterate is the input itself)
         return cur
     return torch.lerp(prev, cur, 1.0 + p)  # prev + (1 + p)(cur - prev) = cur + p (cur - prev)

@@ -26,8 +26,8 @@ References:
 
 from __future__ import annotations
 
-import math
 import os
+import time
 from typing import Any, Callable, Mapping
 
 import torch
@@ -41,8 +41,7 @@ from beyondsgd.am.network import parse_mlp
 from beyondsgd.am.objective import ObjectiveTerms, penalty_sum
 from beyondsgd.bench.trainer import LossFn, Trainer
 from beyondsgd.validation import (
-    BOOL, NONNEGATIVE, POSITIVE, POSITIVE_INT, NONNEGATIVE_INT, UNIT, Interval, OneOf,
-    check_hyperparams,
+    BOOL, NONNEGATIVE, NONNEGATIVE_INT, POSITIVE, POSITIVE_INT, UNIT, Interval, OneOf, check_hyperparams,
 )
 
 #: Constraints of every hyperparameter of the AM family (one table, used by the
@@ -247,8 +246,6 @@ class AMTrainer(Trainer):
     def _timed(self, name: str, fn: Callable):
         if self.timings is None:
             return fn()
-        import time
-
         if self.Xf.device.type == "cuda":
             torch.cuda.synchronize(self.Xf.device)
         t0 = time.perf_counter()
