@@ -92,7 +92,7 @@ def test_tiam_trains_3x100_relu_on_digits_to_useful_accuracy(digits):
     for _ in range(20):
         tr.train_step(None)
     _, acc = evaluate(tr.module, digits.X_test, digits.y_test, F.cross_entropy, True)
-    assert acc >= 0.85  # measured 0.92 (seed 0); plain AM reaches about 0.85 on this budget
+    assert acc >= 0.85  # measured 0.919 (seed 0); plain AM reaches 0.792 on this budget
     # Predictions are an exact forward pass with the learned W, b.
     out = tr.module(digits.X_test[:5])
     manual = digits.X_test[:5].flatten(1)
