@@ -147,7 +147,7 @@ def test_mini_batch_updates_only_the_batch_rows_and_learns(digits):
             tr.train_step(b)
     assert tr.eps == pytest.approx(TIAM_DEFAULTS["eps"] * 0.8 ** 20, rel=1e-6)
     _, acc = evaluate(tr.module, digits.X_test, digits.y_test, F.cross_entropy, True)
-    assert acc >= 0.85  # measured 0.92 with seed 0 (plain AM: 0.86)
+    assert acc >= 0.85  # measured 0.928 with seed 0 (plain AM: 0.858)
 
 
 def test_squared_loss_regression_decreases():
