@@ -1,0 +1,141 @@
+"""Activations of the alternating-minimization trainers and their exact z-projections.
+
+The relaxed constraint of a hidden layer is ``|h(z) - a| <= eps`` elementwise
+(spec "Relaxed objective").  For a *nondecreasing* continuous ``h`` the set of
+``z`` satisfying it for a fixed ``a`` is an interval
+
+    C(a) = [h_lo(a - eps), h_hi(a + eps)],
+    h_lo(y) = inf{z : h(z) >= y},   h_hi(y) = sup{z : h(z) <= y},
+
+so the Euclidean projection on ``C`` is an elementwise clamp: exact, vectorized,
+no loop.  Each activation below supplies ``h`` and its two generalized inverses.
+
+* ReLU: ``h_lo(y) = y`` if ``y > 0`` else ``-inf``; ``h_hi(y) = y`` (``y >= 0``
+  always holds for a feasible pair, since ``a >= h(z) - eps >= -eps``).
+* Leaky ReLU (slope ``s > 0``): strictly increasing, ``h^{-1}(y) = y`` for
+  ``y >= 0`` and ``y / s`` below.
+* ELU (``alpha > 0``, the project's third ReLU variant): strictly increasing onto
+  ``(-alpha, inf)``, ``h^{-1}(y) = y`` for ``y > 0``, ``log(1 + y/alpha)`` on
+  ``(-alpha, 0]`` and ``-inf`` at or below ``-alpha``.  If ``a + eps <= -alpha``
+  (possible only right after ``eps`` shrinks) the set is empty; the upper end is
+  then taken at ``-alpha + tiny``, i.e. the limit point of the range — a
+  documented approximation, the only non-exact case.
+"""
+
+from __future__ import annotations
+
+import abc
+
+import torch
+from torch import nn
+
+
+class Activation(abc.ABC):
+    """A nondecreasing activation with the generalized inverses of the box projection."""
+
+    name: str = ""
+
+    @abc.abstractmethod
+    def __call__(self, z: torch.Tensor) -> torch.Tensor:
+        """``h(z)`` elementwise."""
+
+    @abc.abstractmethod
+    def lower_preimage(self, y: torch.Tensor) -> torch.Tensor:
+        """``inf{z : h(z) >= y}`` elementwise (may be ``-inf``)."""
+
+    @abc.abstractmethod
+    def upper_preimage(self, y: torch.Tensor) -> torch.Tensor:
+        """``sup{z : h(z) <= y}`` elementwise."""
+
+    def project(self, z: torch.Tensor, a: torch.Tensor, eps: float) -> torch.Tensor:
+        """Euclidean projection of ``z`` on ``{z : |h(z) - a| <= eps}`` (elementwise clamp).
+
+        Args:
+            z: point to project.
+            a: the post-activation variable the constraint couples ``z`` to.
+            eps: half-width of the relaxation box.
+
+        Returns:
+            The projection, same shape as ``z``.
+        """
+        return torch.minimum(torch.maximum(z, self.lower_preimage(a - eps)), self.upper_preimage(a + eps))
+
+    def box(self, z: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """Bounds ``h(z) - eps, h(z) + eps`` of the ``a``-update."""
+        hz = self(z)
+        return hz - eps, hz + eps
+
+    def module(self) -> nn.Module:
+        raise NotImplementedError
+
+
+class ReLU(Activation):
+    name = "relu"
+
+    def __call__(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.relu(z)
+
+    def lower_preimage(self, y: torch.Tensor) -> torch.Tensor:
+        return torch.where(y > 0, y, torch.full_like(y, -torch.inf))
+
+    def upper_preimage(self, y: torch.Tensor) -> torch.Tensor:
+        # y < 0 is infeasible (h >= 0); the closest points are z <= 0, the sup is 0.
+        return y.clamp_min(0.0)
+
+
+class LeakyReLU(Activation):
+    name = "leaky_relu"
+
+    def __init__(self, slope: float = 0.01) -> None:
+        if not slope > 0:
+            raise ValueError(f"invalid negative_slope={slope!r} for alternating minimization: expected > 0 "
+                             "(slope 0 is ReLU, a negative slope is not monotone)")
+        self.slope = float(slope)
+
+    def __call__(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.where(z >= 0, z, z * self.slope)
+
+    def _inverse(self, y: torch.Tensor) -> torch.Tensor:
+        return torch.where(y >= 0, y, y / self.slope)
+
+    lower_preimage = _inverse
+    upper_preimage = _inverse
+
+
+class ELU(Activation):
+    name = "elu"
+
+    def __init__(self, alpha: float = 1.0) -> None:
+        if not alpha > 0:
+            raise ValueError(f"invalid alpha={alpha!r} for ELU in alternating minimization: expected > 0")
+        self.alpha = float(alpha)
+
+    def __call__(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.where(z > 0, z, self.alpha * torch.expm1(z.clamp_max(0.0)))
+
+    def lower_preimage(self, y: torch.Tensor) -> torch.Tensor:
+        inner = torch.log1p((y / self.alpha).clamp_min(-1.0))  # -inf at or below -alpha
+        return torch.where(y > 0, y, inner)
+
+    def upper_preimage(self, y: torch.Tensor) -> torch.Tensor:
+        # Empty set when y <= -alpha: use the limit point of the range (documented approximation).
+        tiny = torch.finfo(y.dtype).eps
+        inner = torch.log1p((y / self.alpha).clamp_min(-1.0 + tiny))
+        return torch.where(y > 0, y, inner)
+
+
+def activation_from_module(module: nn.Module) -> Activation:
+    """The :class:`Activation` of a torch activation module.
+
+    Raises:
+        ValueError: for an activation without a z-projection (tanh, sigmoid, SiLU...).
+    """
+    if type(module) is nn.ReLU:
+        return ReLU()
+    if type(module) is nn.LeakyReLU:
+        return LeakyReLU(module.negative_slope)
+    if type(module) is nn.ELU:
+        return ELU(module.alpha)
+    raise ValueError(
+        f"alternating minimization supports the activations relu, leaky_relu and elu (exact "
+        f"z-projections); got {type(module).__name__}")

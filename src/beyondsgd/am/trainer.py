@@ -1,0 +1,539 @@
+"""TIAM and plain alternating minimization as :class:`beyondsgd.bench.Trainer` s.
+
+One outer iteration visits, layer by layer, the blocks ``W_l, b_l, z_l, a_l``
+and finally ``z_L`` (spec "Sub-problem closed forms"), each with the inertial
+linearized step of :mod:`beyondsgd.am.blocks`:
+
+* ``W_l``: backtracked gradient step on ``(rho/2N)||z_l - a_{l-1} W^T - b_l||^2 + (mu/2)||W||^2``.
+* ``b_l``: exact step (the block is a quadratic with curvature ``rho``):
+  ``b+ = mean(z_bar - a_bar W_bar^T) + (p1 - p2)(b^k - b^{k-1})``.
+* ``z_l``: ``Proj_C(c + (p1 - p2)(z^k - z^{k-1}))`` with ``C = {|h(z) - a_l| <= eps}``.
+* ``a_l``: backtracked projected step on ``(rho/2)||z_{l+1} - a W_{l+1}^T - b_{l+1}||^2``,
+  box ``[h(z_l) - eps, h(z_l) + eps]``.
+* ``z_L``: proximal map of the output loss around ``c_L + (p1 - p2)(z^k - z^{k-1})``.
+
+Auxiliary variables (``z_l``, ``a_l`` and their previous iterates) are held for
+every training sample; an outer iteration on a batch updates ``W, b`` and the
+batch's rows (mini-batch mode: the paper's future work).  Constraints and the
+safeguard always use the *raw* iterates, the couplings use the extrapolated
+``u_bar = u + p3 (u - u_prev)`` of the latest two iterates (the project's reading
+of the spec).  Predictions come from an exact forward pass with ``W, b``.
+
+References:
+    Yan et al., "TIAM", arXiv 2503.08489 (triple inertia, specialized approximation);
+    Wang et al., mDLAM (relaxation, eps schedule); Pock & Sabach, iPALM (inertial steps).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any, Callable, Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from beyondsgd.am.blocks import backtracking_step
+from beyondsgd.am.inertia import Inertia, extrapolate
+from beyondsgd.am.losses import CrossEntropy, OutputLoss, Squared
+from beyondsgd.am.network import parse_mlp
+from beyondsgd.am.objective import ObjectiveTerms, penalty_sum
+from beyondsgd.bench.trainer import LossFn, Trainer
+from beyondsgd.validation import (
+    BOOL, NONNEGATIVE, NONNEGATIVE_INT, POSITIVE, POSITIVE_INT, UNIT, Interval, OneOf, check_hyperparams,
+)
+
+#: Constraints of every hyperparameter of the AM family (one table, used by the
+#: constructors and the registry).
+AM_HYPERPARAMS = {
+    "rho": POSITIVE,
+    "mu": NONNEGATIVE,
+    "eps": POSITIVE,
+    "eps_decay": Interval(0.0, 1.0, low_open=True),
+    "eps_min": POSITIVE,
+    "safeguard": BOOL,
+    "theta_init": POSITIVE,
+    "max_doublings": NONNEGATIVE_INT,
+    "prox_iters": POSITIVE_INT,
+    "prox_tol": POSITIVE,
+    "output_init": OneOf(("forward", "labels")),
+    "memory_fraction": Interval(0.0, 1.0, low_open=True),
+}
+#: The inertial hyperparameters TIAM adds.
+TIAM_HYPERPARAMS = {
+    **AM_HYPERPARAMS,
+    "p1": UNIT,
+    "p2": UNIT,
+    "p3": UNIT,
+    "schedule": OneOf(("constant", "ipalm")),
+}
+
+_Z3 = (0.0, 0.0, 0.0)
+
+
+def output_loss_for(loss_fn: LossFn, prox_iters: int, prox_tol: float) -> OutputLoss:
+    """The output loss matching the runner's ``loss_fn`` (cross-entropy or MSE)."""
+    if loss_fn is F.cross_entropy:
+        return CrossEntropy(prox_iters, prox_tol)
+    if loss_fn is F.mse_loss:
+        return Squared()
+    raise ValueError("alternating minimization supports the output losses torch.nn.functional.cross_entropy "
+                     f"and torch.nn.functional.mse_loss; got {loss_fn!r}")
+
+
+def available_memory_bytes(device: torch.device) -> int:
+    """Free memory on ``device`` (CUDA: ``mem_get_info``; CPU: available physical pages)."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):  # not POSIX: no reliable figure, do not refuse
+        return 2**62
+
+
+def auxiliary_bytes(n: int, in_features: int, widths: list[int], element_size: int) -> int:
+    """Bytes of the auxiliary variables plus a full-batch working set.
+
+    ``z_l`` and ``a_l`` (hidden) or ``z_L`` (output), each with its previous
+    iterate: ``2 N (2 sum(hidden) + out)`` numbers, plus about four
+    ``N x max(width, input)`` temporaries of one full-batch iteration.
+    """
+    hidden, out = widths[:-1], widths[-1]
+    stored = 2 * n * (2 * sum(hidden) + out)
+    working = 4 * n * max(widths + [in_features])
+    return (stored + working) * element_size
+
+
+class AMTrainer(Trainer):
+    """Alternating minimization of the relaxed objective, with TIAM's three inertias.
+
+    Args:
+        model: the MLP to train (``[Flatten,] Linear, act, ..., Linear``; acts:
+            ReLU, LeakyReLU, ELU). Its current weights are the starting point.
+        X, y: the training set (all of it: auxiliary variables are per sample).
+        loss_fn: ``F.cross_entropy`` or ``F.mse_loss`` (mean).
+        rho: coupling penalty weight (per sample, see :mod:`beyondsgd.am.objective`).
+        mu: weight decay ``(mu/2)||W||^2``.
+        eps: initial relaxation half-width of ``|h(z) - a| <= eps``.
+        eps_decay: ``eps`` is multiplied by this after every pass over the data.
+        eps_min: floor of ``eps``.
+        p1, p2, p3: inertias (proximal centre, gradient point, extrapolation).
+        schedule: ``"constant"`` or ``"ipalm"`` (``p_i (k-1)/(k+2)``).
+        safeguard: redo a block without extrapolation when its objective rises.
+        theta_init: first ``theta`` of the backtracking (later: the last accepted one).
+        max_doublings: cap of the backtracking; on the cap the block keeps its value.
+        prox_iters, prox_tol: inner solver of the cross-entropy prox.
+        output_init: ``"forward"`` (``z_L`` = network output) or ``"labels"`` (mDLAM: +-1).
+        memory_fraction: refuse when the auxiliary variables need more than this
+            fraction of the free memory of the device.
+
+    Raises:
+        ValueError: bad hyperparameter, unsupported model or loss, or not enough memory.
+    """
+
+    HYPERPARAMS: Mapping[str, Any] = TIAM_HYPERPARAMS
+
+    def __init__(
+        self,
+        model: nn.Module,
+        X: torch.Tensor,
+        y: torch.Tensor,
+        loss_fn: LossFn = F.cross_entropy,
+        *,
+        rho: float = 1.0,
+        mu: float = 1e-4,
+        eps: float = 1.0,
+        eps_decay: float = 0.5,
+        eps_min: float = 1e-3,
+        p1: float = 0.0,
+        p2: float = 0.0,
+        p3: float = 0.0,
+        schedule: str = "constant",
+        safeguard: bool = True,
+        theta_init: float = 1.0,
+        max_doublings: int = 10,
+        prox_iters: int = 500,
+        prox_tol: float = 1e-4,
+        output_init: str = "forward",
+        memory_fraction: float = 0.5,
+    ) -> None:
+        hp = dict(rho=rho, mu=mu, eps=eps, eps_decay=eps_decay, eps_min=eps_min, safeguard=safeguard,
+                  theta_init=theta_init, max_doublings=max_doublings, prox_iters=prox_iters,
+                  prox_tol=prox_tol, output_init=output_init, memory_fraction=memory_fraction)
+        inertial = dict(p1=p1, p2=p2, p3=p3, schedule=schedule)
+        if "p1" in self.HYPERPARAMS:
+            hp.update(inertial)
+        elif any(inertial[k] != v for k, v in dict(p1=0.0, p2=0.0, p3=0.0, schedule="constant").items()):
+            raise ValueError(f"{type(self).__name__} has no inertia; use TIAM for p1, p2, p3, schedule")
+        check_hyperparams(type(self).__name__, hp, self.HYPERPARAMS)
+        super().__init__(X, y, loss_fn)
+        self.model = model
+        self.structure = parse_mlp(model)
+        self.acts = self.structure.activations
+        self.out_loss = output_loss_for(loss_fn, prox_iters, prox_tol)
+        self.rho, self.mu = float(rho), float(mu)
+        self.eps0, self.eps_decay, self.eps_min = float(eps), float(eps_decay), float(eps_min)
+        self.inertia = Inertia(float(p1), float(p2), float(p3), schedule)
+        self.safeguard, self.max_doublings = bool(safeguard), int(max_doublings)
+        self.hyperparams = hp
+
+        lin = self.structure.linears
+        self.n = X.shape[0]
+        Xf = X.reshape(self.n, -1)
+        if Xf.shape[1] != lin[0].in_features:
+            raise ValueError(f"inputs have {Xf.shape[1]} features per sample; the first Linear layer "
+                             f"expects {lin[0].in_features}")
+        dtype, device = lin[0].weight.dtype, lin[0].weight.device
+        need = auxiliary_bytes(self.n, Xf.shape[1], self.structure.widths, torch.finfo(dtype).bits // 8)
+        free = available_memory_bytes(device)
+        if need > memory_fraction * free:
+            raise ValueError(
+                f"alternating minimization needs about {need / 2**20:.0f} MiB for its auxiliary variables "
+                f"(O(N x width) per layer: {self.n} samples, widths {self.structure.widths}), more than "
+                f"memory_fraction={memory_fraction} of the {free / 2**20:.0f} MiB free on {device}; "
+                "use fewer training samples or a smaller net")
+        self.Xf = Xf.to(dtype)
+
+        with torch.no_grad():
+            self.W = [m.weight.detach().clone() for m in lin]
+            self.b = [m.bias.detach().clone() for m in lin]
+            # Auxiliary variables from a forward pass: a feasible, consistent start.
+            self.z: list[torch.Tensor] = []
+            self.a: list[torch.Tensor] = [self.Xf]
+            for j in range(len(lin)):
+                self.z.append(self.a[j] @ self.W[j].T + self.b[j])
+                if j < len(lin) - 1:
+                    self.a.append(self.acts[j](self.z[j]))
+            if output_init == "labels":
+                self.z[-1] = self.out_loss.target(y, lin[-1].out_features, dtype)
+        self.Wp = [w.clone() for w in self.W]
+        self.bp = [v.clone() for v in self.b]
+        self.zp = [v.clone() for v in self.z]
+        self.ap = [v.clone() for v in self.a]  # ap[0] is the input (never used as an iterate)
+        self.k = 0
+        self.samples_seen = 0
+        self.theta_W = [float(theta_init)] * len(lin)
+        self.theta_a = [float(theta_init)] * (len(lin) - 1)
+        self.safeguard_count = 0
+        self.cap_count = 0
+        self._last_terms: ObjectiveTerms | None = None
+        self._cache: tuple | None = None  # full batch: products, penalties, loss at the current state
+        self._xwp: torch.Tensor | None = None
+        self.timings: dict[str, float] | None = None  # set to {} to collect a time split per block
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def num_layers(self) -> int:
+        return len(self.W)
+
+    @property
+    def eps(self) -> float:
+        """Relaxation half-width in force: ``eps0 * decay**(passes over the data)``, floored."""
+        return max(self.eps0 * self.eps_decay ** (self.samples_seen // self.n), self.eps_min)
+
+    def _ok(self, before: float, after: float) -> bool:
+        return after <= before + 1e-6 * (abs(before) + 1e-12)
+
+    def _guarded(self, before: float, attempt: Callable, p: tuple[float, float, float]):
+        """Run ``attempt(p)``; if the block objective rose, redo it without extrapolation (counted)."""
+        result = attempt(p)
+        if self.safeguard and p != _Z3 and not self._ok(before, float(result[1])):
+            self.safeguard_count += 1
+            result = attempt(_Z3)
+        return result
+
+    def _timed(self, name: str, fn: Callable):
+        if self.timings is None:
+            return fn()
+        if self.Xf.device.type == "cuda":
+            torch.cuda.synchronize(self.Xf.device)
+        t0 = time.perf_counter()
+        out = fn()
+        if self.Xf.device.type == "cuda":
+            torch.cuda.synchronize(self.Xf.device)
+        self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - t0
+        return out
+
+    # ------------------------------------------------------------------ one outer iteration
+    @torch.no_grad()
+    def train_step(self, indices: torch.Tensor | None) -> torch.Tensor:
+        """One outer iteration on the batch ``indices`` (``None``: full batch).
+
+        Returns:
+            ``F_eps`` on the batch after the iteration (0-d tensor).
+        """
+        self.k += 1
+        p = self.inertia.at(self.k)
+        eps = self.eps
+        full = indices is None
+
+        def take(t: torch.Tensor) -> torch.Tensor:
+            return t if full else t[indices]
+
+        A, Ap = [take(t) for t in self.a], [take(t) for t in self.ap]
+        Z, Zp = [take(t) for t in self.z], [take(t) for t in self.zp]
+        Ap[0] = A[0]
+        Y = take(self.y)
+        m = A[0].shape[0]
+        L = self.num_layers
+        if full and self._cache is not None:
+            # Full batch: the last iteration ended at exactly this state; reuse its
+            # products a_{l-1} W_l^T, penalties and loss (saves a forward pass).
+            AW, pen, loss, self._xwp = self._cache
+        else:
+            AW = [A[j] @ self.W[j].T for j in range(L)]
+            pen = [penalty_sum(A[j], self.W[j], self.b[j], Z[j], self.rho, aw=AW[j]) for j in range(L)]
+            loss = self.out_loss.sum(Z[L - 1], Y)
+            # X W_prev^T of the input layer (full batch: X is fixed, so extrapolated products
+            # of layer 1 are combinations of two known products; see _input_product).
+            self._xwp = A[0] @ self.Wp[0].T if full else None
+        for j in range(L):
+            memo: dict[float, torch.Tensor] = {}  # a_bar W_bar^T of this layer, shared by b, z, z_L
+            self._timed("W", lambda: self._update_W(j, A, Ap, Z, Zp, AW, pen, m, p))
+            self._timed("b", lambda: self._update_b(j, A, Ap, Z, Zp, AW, pen, m, p, memo))
+            if j < L - 1:
+                self._timed("z", lambda: self._update_z(j, A, Ap, Z, Zp, AW, pen, m, p, eps, memo))
+                self._timed("a", lambda: self._update_a(j + 1, A, Ap, Z, Zp, AW, pen, m, p, eps))
+            else:
+                loss = self._timed("z_L", lambda: self._update_zL(A, Ap, Z, Zp, AW, pen, m, p, Y, loss, memo))
+
+        # Write the batch's auxiliary variables back.
+        for store, store_p, new, new_p, first in ((self.a, self.ap, A, Ap, 1), (self.z, self.zp, Z, Zp, 0)):
+            for j in range(first, len(store)):
+                if full:
+                    store[j], store_p[j] = new[j], new_p[j]
+                else:
+                    store[j][indices], store_p[j][indices] = new[j], new_p[j]
+        self.samples_seen += m
+        self._cache = (AW, pen, loss, self._xwp) if full else None
+        reg = 0.5 * self.mu * sum(w.pow(2).sum() for w in self.W)
+        penalty = sum(pen) / m
+        if full:
+            gap = max((float((A[j + 1] - self.acts[j](Z[j])).abs().max()) for j in range(L - 1)), default=0.0)
+            self._last_terms = ObjectiveTerms(float(loss / m), float(penalty), float(reg), gap, eps)
+        return (loss / m + penalty + reg).detach()
+
+    def _update_W(self, j, A, Ap, Z, Zp, AW, pen, m, p) -> None:
+        rho, mu = self.rho, self.mu
+        W, Wp, b = self.W[j], self.Wp[j], self.b[j]
+        before = float(pen[j] / m + 0.5 * mu * W.pow(2).sum())
+
+        def attempt(q):
+            p1, p2, p3 = q
+            a_in = extrapolate(A[j], Ap[j], p3)
+            z_in = extrapolate(Z[j], Zp[j], p3)
+            b_in = extrapolate(b, self.bp[j], p3)
+            W_hat, W_til = extrapolate(W, Wp, p2), extrapolate(W, Wp, p1)
+            if a_in is A[j] and W_hat is W:
+                aw_hat = AW[j]
+            elif j == 0 and self._xwp is not None:
+                aw_hat = self._input_product(AW[0], p2)
+            else:
+                aw_hat = a_in @ W_hat.T
+            r = aw_hat + b_in - z_in
+            f_hat = 0.5 * rho * r.pow(2).sum() / m + 0.5 * mu * W_hat.pow(2).sum()
+            grad = (rho / m) * (r.T @ a_in) + mu * W_hat
+            last = {}
+
+            def f(U):
+                last["aw"] = a_in @ U.T
+                return penalty_sum(a_in, U, b_in, z_in, rho, aw=last["aw"]) / m + 0.5 * mu * U.pow(2).sum()
+
+            res = self._timed("W.backtracking", lambda: backtracking_step(
+                f, f_hat, grad, W_til, W_hat, self.theta_W[j], None, self.max_doublings))
+            self.theta_W[j] = res.theta
+            if res.u is None:
+                self.cap_count += 1
+                W_new, aw = W, AW[j]
+            else:
+                W_new = res.u
+                aw = last["aw"] if a_in is A[j] else A[j] @ W_new.T
+            pen_new = penalty_sum(A[j], W_new, b, Z[j], rho, aw=aw)
+            return W_new, pen_new / m + 0.5 * mu * W_new.pow(2).sum(), pen_new, aw
+
+        aw_old = AW[j]
+        W_new, _, pen[j], AW[j] = self._guarded(before, attempt, p)
+        self.Wp[j], self.W[j] = W, W_new
+        if j == 0 and self._xwp is not None:
+            self._xwp = aw_old  # X W_prev^T after the update is the product before it
+
+    def _input_product(self, xw: torch.Tensor, p: float) -> torch.Tensor:
+        """``X (W + p (W - W_prev))^T = xw + p (xw - X W_prev^T)``: no matrix product (full batch, layer 1)."""
+        return extrapolate(xw, self._xwp, p)
+
+    def _coupling_product(self, j, A, Ap, AW, p3, memo) -> torch.Tensor:
+        """``a_bar W_bar^T`` of layer ``j`` with the latest (extrapolated) ``W_l, a_{l-1}``."""
+        if p3 not in memo:
+            a_in = extrapolate(A[j], Ap[j], p3)
+            W_in = extrapolate(self.W[j], self.Wp[j], p3)
+            if a_in is A[j] and W_in is self.W[j]:
+                memo[p3] = AW[j]
+            elif j == 0 and self._xwp is not None:
+                memo[p3] = self._input_product(AW[0], p3)
+            else:
+                memo[p3] = a_in @ W_in.T
+        return memo[p3]
+
+    def _update_b(self, j, A, Ap, Z, Zp, AW, pen, m, p, memo) -> None:
+        b, bp = self.b[j], self.bp[j]
+        before = float(pen[j] / m)
+
+        def attempt(q):
+            p1, p2, p3 = q
+            z_in = extrapolate(Z[j], Zp[j], p3)
+            # Exact 1/rho step on a quadratic of curvature rho: only p1 - p2 survives.
+            b_new = (z_in - self._coupling_product(j, A, Ap, AW, p3, memo)).mean(0)
+            if p1 != p2:
+                b_new = b_new + (p1 - p2) * (b - bp)
+            pen_new = penalty_sum(A[j], self.W[j], b_new, Z[j], self.rho, aw=AW[j])
+            return b_new, pen_new / m, pen_new
+
+        b_new, _, pen[j] = self._guarded(before, attempt, p)
+        self.bp[j], self.b[j] = b, b_new
+
+    def _coupling_centre(self, j, A, Ap, AW, p3, memo) -> torch.Tensor:
+        """``c_l = a_bar W_bar^T + b_bar``."""
+        return self._coupling_product(j, A, Ap, AW, p3, memo) + extrapolate(self.b[j], self.bp[j], p3)
+
+    def _update_z(self, j, A, Ap, Z, Zp, AW, pen, m, p, eps, memo) -> None:
+        act, a_next = self.acts[j], A[j + 1]
+        before = float(pen[j] / m)
+
+        def attempt(q):
+            p1, p2, p3 = q
+            v = self._coupling_centre(j, A, Ap, AW, p3, memo)
+            if p1 != p2:
+                v = v + (p1 - p2) * (Z[j] - Zp[j])
+            z_new = act.project(v, a_next, eps)
+            pen_new = penalty_sum(A[j], self.W[j], self.b[j], z_new, self.rho, aw=AW[j])
+            return z_new, pen_new / m, pen_new
+
+        z_new, _, pen[j] = self._guarded(before, attempt, p)
+        Zp[j], Z[j] = Z[j], z_new
+
+    def _update_a(self, i, A, Ap, Z, Zp, AW, pen, m, p, eps) -> None:
+        """Update ``a_i`` (input of layer ``i``); its box comes from the just-updated ``z_{i-1}``."""
+        rho = self.rho
+        lo, hi = self.acts[i - 1].box(Z[i - 1], eps)
+        a, a_prev = A[i], Ap[i]
+        W, b = self.W[i], self.b[i]
+        before = float(pen[i] / m)
+
+        def op(u):
+            return torch.minimum(torch.maximum(u, lo), hi)
+
+        def attempt(q):
+            p1, p2, p3 = q
+            W_in = extrapolate(W, self.Wp[i], p3)
+            b_in = extrapolate(b, self.bp[i], p3)
+            z_in = extrapolate(Z[i], Zp[i], p3)
+            a_hat, a_til = extrapolate(a, a_prev, p2), extrapolate(a, a_prev, p1)
+            aw_hat = AW[i] if (a_hat is a and W_in is W) else a_hat @ W_in.T
+            r = aw_hat + b_in - z_in
+            f_hat = 0.5 * rho * r.pow(2).sum()
+            grad = rho * (r @ W_in)
+            last = {}
+
+            def f(U):
+                last["aw"] = U @ W_in.T
+                return penalty_sum(U, W_in, b_in, z_in, rho, aw=last["aw"])
+
+            res = self._timed("a.backtracking", lambda: backtracking_step(
+                f, f_hat, grad, a_til, a_hat, self.theta_a[i - 1], op, self.max_doublings))
+            self.theta_a[i - 1] = res.theta
+            if res.u is None:
+                self.cap_count += 1
+                return a, pen[i] / m, pen[i], AW[i]
+            if W_in is W and b_in is b and z_in is Z[i]:
+                return res.u, res.value / m, res.value, last["aw"]
+            aw = last["aw"] if W_in is W else res.u @ W.T
+            pen_new = penalty_sum(res.u, W, b, Z[i], rho, aw=aw)
+            return res.u, pen_new / m, pen_new, aw
+
+        a_new, _, pen[i], AW[i] = self._guarded(before, attempt, p)
+        Ap[i], A[i] = a, a_new
+
+    def _update_zL(self, A, Ap, Z, Zp, AW, pen, m, p, Y, loss, memo) -> torch.Tensor:
+        j = self.num_layers - 1
+        before = float((loss + pen[j]) / m)
+
+        def attempt(q):
+            p1, p2, p3 = q
+            v = self._coupling_centre(j, A, Ap, AW, p3, memo)
+            if p1 != p2:
+                v = v + (p1 - p2) * (Z[j] - Zp[j])
+            z_new = self._timed("z_L.prox", lambda: self.out_loss.prox(v, Y, self.rho, start=Z[j]))
+            pen_new = penalty_sum(A[j], self.W[j], self.b[j], z_new, self.rho, aw=AW[j])
+            loss_new = self.out_loss.sum(z_new, Y)
+            return z_new, (loss_new + pen_new) / m, pen_new, loss_new
+
+        z_new, _, pen[j], loss_new = self._guarded(before, attempt, p)
+        Zp[j], Z[j] = Z[j], z_new
+        return loss_new
+
+    # ------------------------------------------------------------------ runner interface
+    @property
+    def module(self) -> nn.Module:
+        """The MLP with the current ``W, b`` (exact forward pass for predictions)."""
+        with torch.no_grad():
+            for lin, W, b in zip(self.structure.linears, self.W, self.b):
+                lin.weight.copy_(W)
+                lin.bias.copy_(b)
+        return self.model
+
+    @torch.no_grad()
+    def objective_terms(self) -> ObjectiveTerms:
+        """``F_eps`` and its terms on the whole training set, at the current raw iterates."""
+        L, n = self.num_layers, self.n
+        pen = sum(float(penalty_sum(self.a[j], self.W[j], self.b[j], self.z[j], self.rho)) for j in range(L))
+        loss = float(self.out_loss.sum(self.z[-1], self.y)) / n
+        reg = float(0.5 * self.mu * sum(w.pow(2).sum() for w in self.W))
+        gap = max((float((self.a[j + 1] - self.acts[j](self.z[j])).abs().max()) for j in range(L - 1)), default=0.0)
+        return ObjectiveTerms(loss, pen / n, reg, gap, self.eps)
+
+    def end_epoch(self, epoch: int) -> dict[str, float]:
+        """Objective terms, activation gap, eps, safeguard and backtracking-cap counts."""
+        terms = self._last_terms if self._last_terms is not None else self.objective_terms()
+        self._last_terms = None
+        return {**terms.as_log(), "am_safeguard_redos": float(self.safeguard_count),
+                "am_backtrack_caps": float(self.cap_count)}
+
+    _STATE_LISTS = ("W", "Wp", "b", "bp", "z", "zp", "a", "ap", "theta_W", "theta_a")
+    _STATE_SCALARS = ("k", "samples_seen", "safeguard_count", "cap_count")
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything for an identical resume, previous iterates included (inertia needs them)."""
+        state: dict[str, Any] = {"module": self.module.state_dict()}
+        for name in self._STATE_LISTS:
+            v = getattr(self, name)
+            state[name] = [t.clone() if torch.is_tensor(t) else t for t in v]
+        for name in self._STATE_SCALARS:
+            state[name] = getattr(self, name)
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name in self._STATE_LISTS:
+            cur = getattr(self, name)
+            if len(state[name]) != len(cur):
+                raise ValueError(f"state has {len(state[name])} entries of {name!r}, this trainer {len(cur)}")
+            setattr(self, name, [t.clone().to(cur[0].device) if torch.is_tensor(t) else t for t in state[name]])
+        for name in self._STATE_SCALARS:
+            setattr(self, name, state[name])
+        self.a[0] = self.ap[0] = self.Xf
+        self._cache = None
+        self.model.load_state_dict(state["module"])
+
+
+class TIAM(AMTrainer):
+    """Triple-inertial accelerated alternating minimization (see :class:`AMTrainer`).
+
+    References:
+        Yan et al., arXiv 2503.08489.
+    """
+
+
+class PlainAM(AMTrainer):
+    """Alternating minimization without inertia: TIAM with ``p1 = p2 = p3 = 0``."""
+
+    HYPERPARAMS = AM_HYPERPARAMS

@@ -1,0 +1,49 @@
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+from torch import nn
+
+from beyondsgd.am.projections import ELU, LeakyReLU, ReLU, activation_from_module
+
+ACTS = [ReLU(), LeakyReLU(0.01), LeakyReLU(0.2), ELU(1.0)]
+
+
+def feasible_a(act, z, eps, gen):
+    """A point a with |h(z) - a| <= eps (the state the z-update sees)."""
+    return act(z) + eps * (2 * torch.rand(z.shape, generator=gen, dtype=z.dtype) - 1)
+
+
+@pytest.mark.parametrize("act", ACTS, ids=lambda a: f"{a.name}")
+@given(seed=st.integers(0, 10_000), eps=st.sampled_from([1e-3, 0.1, 1.0, 5.0]))
+@settings(max_examples=12, deadline=None)
+def test_projection_satisfies_box_exactly_and_is_nearest(act, seed, eps):
+    gen = torch.Generator().manual_seed(seed)
+    z0 = 3 * torch.randn(400, dtype=torch.float64, generator=gen)
+    a = feasible_a(act, 3 * torch.randn(400, dtype=torch.float64, generator=gen), eps, gen)
+    p = act.project(z0, a, eps)
+    # Feasible, up to float64 rounding of h and its inverse.
+    assert ((act(p) - a).abs() <= eps * (1 + 1e-12) + 1e-12).all()
+    # Points already feasible are not moved.
+    inside = (act(z0) - a).abs() <= eps
+    assert torch.equal(p[inside], z0[inside])
+    # Nearest feasible point: a dense grid search finds none closer.
+    grid = torch.linspace(-20, 20, 20001, dtype=torch.float64)
+    feas = (act(grid)[None, :] - a[:50, None]).abs() <= eps
+    dist = torch.where(feas, (grid[None, :] - z0[:50, None]).abs(), torch.tensor(torch.inf, dtype=torch.float64))
+    assert ((p[:50] - z0[:50]).abs() <= dist.min(dim=1).values + 2e-3 + 1e-9).all()
+
+
+def test_relu_set_is_half_line_when_a_is_small():
+    a = torch.tensor([0.05, 2.0])
+    p = ReLU().project(torch.tensor([-7.0, -7.0]), a, 0.1)
+    assert p[0] == -7.0          # a - eps <= 0: any z <= a + eps is feasible
+    assert p[1] == pytest.approx(1.9)
+
+
+def test_activation_from_module_refuses_non_monotone():
+    assert isinstance(activation_from_module(nn.LeakyReLU(0.3)), LeakyReLU)
+    assert activation_from_module(nn.LeakyReLU(0.3)).slope == 0.3
+    with pytest.raises(ValueError, match="relu, leaky_relu and elu"):
+        activation_from_module(nn.SiLU())
+    with pytest.raises(ValueError, match="slope"):
+        LeakyReLU(0.0)

@@ -1,0 +1,190 @@
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from beyondsgd.am import ABLATIONS, TIAM_DEFAULTS, PlainAM, TIAM
+from beyondsgd.am import trainer as am_trainer
+from beyondsgd.bench.metrics import evaluate
+from beyondsgd.models import create_model
+from beyondsgd.data import load_dataset
+
+CONST_EPS = {"eps": 0.5, "eps_decay": 1.0}  # monotonicity holds for a fixed relaxation
+
+
+def record_blocks(trainer):
+    """Wrap the safeguard entry point to log every block's (before, after) objective."""
+    log = []
+    inner = trainer._guarded
+
+    def guarded(before, attempt, p):
+        out = inner(before, attempt, p)
+        log.append((before, float(out[1])))
+        return out
+
+    trainer._guarded = guarded
+    return log
+
+
+@pytest.mark.parametrize("cls,kw", [(PlainAM, {}), (TIAM, {"p1": 0.9, "p2": 0.6, "p3": 0.3})])
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu", "elu"])
+def test_every_block_update_does_not_increase_its_objective(small_problem, cls, kw, activation):
+    model, X, y = small_problem(activation)
+    tr = cls(model, X, y, F.cross_entropy, **CONST_EPS, **kw)
+    log = record_blocks(tr)
+    for _ in range(6):
+        tr.train_step(None)
+    assert len(log) == 6 * (4 * 2 + 3)  # W, b, z, a per hidden layer; W, b, z_L for the last
+    assert all(after <= before + 1e-6 * abs(before) for before, after in log)
+
+
+def test_objective_monotone_with_safeguard_and_safeguard_fires(small_problem):
+    model, X, y = small_problem()
+    tr = TIAM(model, X, y, F.cross_entropy, **CONST_EPS, p1=0.95, p2=0.2, p3=0.8)
+    values = [float(tr.train_step(None)) for _ in range(15)]
+    assert all(b <= a * (1 + 1e-6) for a, b in zip(values[1:], values[2:]))
+    assert tr.safeguard_count > 0  # the aggressive inertias do overshoot; the safeguard catches it
+    logged = tr.end_epoch(15)
+    assert logged["am_safeguard_redos"] == tr.safeguard_count
+    assert logged["am_objective"] == pytest.approx(values[-1], rel=1e-5)
+    assert logged["am_activation_gap"] <= 0.5 + 1e-6
+    full = tr.objective_terms()
+    assert full.objective == pytest.approx(values[-1], rel=1e-5)
+
+
+def test_zero_inertia_tiam_equals_plain_am_and_inertia_changes_iterates(small_problem):
+    runs = {}
+    for name, cls, kw in [("am", PlainAM, {}), ("tiam0", TIAM, {"p1": 0.0, "p2": 0.0, "p3": 0.0}),
+                          ("ipalm_k1", TIAM, {"p1": 0.9, "schedule": "ipalm"}),
+                          ("tiam", TIAM, {"p1": 0.9, "p2": 0.6, "p3": 0.3})]:
+        model, X, y = small_problem()
+        tr = cls(model, X, y, F.cross_entropy, **kw)
+        for _ in range(1 if name == "ipalm_k1" else 5):
+            tr.train_step(None)
+        runs[name] = tr
+    for a, b in zip(runs["am"].W + runs["am"].z + runs["am"].a, runs["tiam0"].W + runs["tiam0"].z + runs["tiam0"].a):
+        assert torch.equal(a, b)
+    assert not torch.equal(runs["am"].W[0], runs["tiam"].W[0])
+    # The iPALM schedule has zero inertia at k = 1: one step equals one plain step.
+    model, X, y = small_problem()
+    one = PlainAM(model, X, y, F.cross_entropy)
+    one.train_step(None)
+    assert torch.equal(one.W[0], runs["ipalm_k1"].W[0])
+
+
+def test_b_update_is_the_exact_block_minimizer(small_problem):
+    model, X, y = small_problem()
+    tr = PlainAM(model, X, y, F.cross_entropy)
+    tr.train_step(None)
+    # With p = 0, b_l minimizes ||z_l - a W^T - b||^2 given the other blocks at the time:
+    # check the last layer, whose b update is followed only by z_L.
+    j = 2
+    expected = (tr.zp[j] - tr.a[j] @ tr.W[j].T).mean(0)
+    assert torch.allclose(tr.b[j], expected, atol=1e-5)
+
+
+def test_tiam_trains_3x100_relu_on_digits_to_useful_accuracy(digits):
+    torch.manual_seed(0)
+    model = create_model("mlp", digits.input_shape, 10, widths=(100, 100))
+    tr = TIAM(model, digits.X_train, digits.y_train, F.cross_entropy, **{
+        k: v for k, v in TIAM_DEFAULTS.items()})
+    for _ in range(20):
+        tr.train_step(None)
+    _, acc = evaluate(tr.module, digits.X_test, digits.y_test, F.cross_entropy, True)
+    assert acc >= 0.85  # measured 0.919 (seed 0); plain AM reaches 0.792 on this budget
+    # Predictions are an exact forward pass with the learned W, b.
+    out = tr.module(digits.X_test[:5])
+    manual = digits.X_test[:5].flatten(1)
+    for j in range(3):
+        manual = manual @ tr.W[j].T + tr.b[j]
+        if j < 2:
+            manual = manual.relu()
+    assert torch.allclose(out, manual, atol=1e-5)
+
+
+@pytest.mark.parametrize("batch", [None, 128])
+def test_checkpoint_resume_is_identical(small_problem, batch):
+    gen = torch.Generator().manual_seed(0)
+
+    def steps(tr, n, g):
+        out = []
+        for _ in range(n):
+            idx = None if batch is None else torch.randperm(tr.n, generator=g)[:batch]
+            out.append(float(tr.train_step(idx)))
+        return out
+
+    model, X, y = small_problem()
+    tr = TIAM(model, X, y, F.cross_entropy, **TIAM_DEFAULTS)
+    steps(tr, 3, gen)
+    state = copy.deepcopy(tr.state_dict())
+    g_state = gen.get_state()
+    cont = steps(tr, 4, gen)
+
+    model2, _, _ = small_problem(seed=123)  # different init: everything must come from the state
+    tr2 = TIAM(model2, X, y, F.cross_entropy, **TIAM_DEFAULTS)
+    tr2.load_state_dict(state)
+    gen.set_state(g_state)
+    assert steps(tr2, 4, gen) == cont
+    for a, b in zip(tr.W + tr.Wp + tr.z + tr.zp, tr2.W + tr2.Wp + tr2.z + tr2.zp):
+        assert torch.equal(a, b)
+    assert tr.theta_W == tr2.theta_W and tr.k == tr2.k
+
+
+def test_mini_batch_updates_only_the_batch_rows_and_learns(digits):
+    torch.manual_seed(0)
+    model = create_model("mlp", digits.input_shape, 10, widths=(64, 64))
+    tr = TIAM(model, digits.X_train, digits.y_train, F.cross_entropy, **TIAM_DEFAULTS)
+    idx = torch.arange(0, 200)
+    z_before = tr.z[0].clone()
+    tr.train_step(idx)
+    assert not torch.equal(tr.z[0][:200], z_before[:200])
+    assert torch.equal(tr.z[0][200:], z_before[200:])
+    assert tr.eps == TIAM_DEFAULTS["eps"]  # eps decays per pass over the data, not per batch
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(20):  # 20 epochs of batches of 512 (the first, partial, step above included)
+        for b in torch.randperm(tr.n, generator=gen).split(512):
+            tr.train_step(b)
+    assert tr.eps == pytest.approx(TIAM_DEFAULTS["eps"] * 0.8 ** 20, rel=1e-6)
+    _, acc = evaluate(tr.module, digits.X_test, digits.y_test, F.cross_entropy, True)
+    assert acc >= 0.85  # measured 0.928 with seed 0 (plain AM: 0.858)
+
+
+def test_squared_loss_regression_decreases():
+    data = load_dataset("teacher", n_train=300, n_test=100)
+    out_dim = data.y_train.shape[1] if data.y_train.dim() > 1 else 1
+    torch.manual_seed(0)
+    model = create_model("mlp", data.input_shape, out_dim, widths=(32,))
+    tr = TIAM(model, data.X_train, data.y_train, F.mse_loss, **TIAM_DEFAULTS)
+    y = data.y_train.reshape(-1, out_dim)
+    before = F.mse_loss(tr.module(data.X_train), y).item()
+    for _ in range(15):
+        tr.train_step(None)
+    assert F.mse_loss(tr.module(data.X_train), y).item() < 0.7 * before
+
+
+def test_ablation_names_keep_only_their_inertias():
+    assert ABLATIONS["tiam_p1"] == {"p1": TIAM_DEFAULTS["p1"], "p2": 0.0, "p3": 0.0}
+    assert ABLATIONS["tiam_p23"] == {"p1": 0.0, "p2": TIAM_DEFAULTS["p2"], "p3": TIAM_DEFAULTS["p3"]}
+    assert len(ABLATIONS) == 6
+
+
+def test_bad_input_is_refused_with_clear_errors(small_problem, digits, monkeypatch):
+    model, X, y = small_problem()
+    with pytest.raises(ValueError, match=r"invalid rho=-1.*\(0, inf\)"):
+        TIAM(model, X, y, F.cross_entropy, rho=-1)
+    with pytest.raises(ValueError, match="p1"):
+        TIAM(model, X, y, F.cross_entropy, p1=1.5)
+    with pytest.raises(ValueError, match="no inertia"):
+        PlainAM(model, X, y, F.cross_entropy, p1=0.5)
+    with pytest.raises(ValueError, match="output losses"):
+        TIAM(model, X, y, F.l1_loss)
+    cnn = create_model("cnn", digits.input_shape, 10)
+    with pytest.raises(ValueError, match="MLP"):
+        TIAM(cnn, X, y, F.cross_entropy)
+    tanh_net = create_model("mlp", digits.input_shape, 10, widths=(8,), activation="tanh")
+    with pytest.raises(ValueError, match="relu, leaky_relu and elu"):
+        TIAM(tanh_net, X, y, F.cross_entropy)
+    monkeypatch.setattr(am_trainer, "available_memory_bytes", lambda device: 10_000)
+    with pytest.raises(ValueError, match=r"auxiliary variables.*O\(N x width\)"):
+        TIAM(model, X, y, F.cross_entropy)
