@@ -252,7 +252,7 @@ class Nesterov(_DisplacementMomentum):
         return out
 
 
-_DESCRIPTION = "{}, papers' form W+ = {} (registry defaults: lr/momentum from a digits/MLP sweep)"
+_DESCRIPTION = "{}, papers' form W+ = {}"
 
 # Defaults from benchmarks/sweep_momentum_defaults.py (digits, MLP, batch 64, 20 epochs; see
 # docs/momentum-ntk.md): the same setting for both, in the middle of the grid, so a comparison
