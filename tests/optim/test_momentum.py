@@ -227,3 +227,11 @@ def test_registry_entries():
         assert spec.family == "momentum" and spec.factory is cls
         opt = optim.create(name, nn.Linear(2, 1))
         assert isinstance(opt, cls) and opt.param_groups[0]["lr"] == spec.defaults["lr"]
+
+
+def test_extra_param_group_keys_pass_through_like_torch():
+    model = nn.Linear(2, 1)
+    opt = Nesterov([{"params": model.parameters(), "name": "head"}], lr=0.1)
+    assert opt.param_groups[0]["name"] == "head"
+    opt = HeavyBall(model.named_parameters(), lr=0.1)
+    assert opt.param_groups[0]["param_names"] == ["weight", "bias"]

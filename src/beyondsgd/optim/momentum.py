@@ -93,9 +93,11 @@ class _DisplacementMomentum(Optimizer):
         super().__init__(params, defaults)
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
-        # Groups may override any hyperparameter; check the overrides with the same table.
-        check_hyperparams(type(self).__name__, {k: v for k, v in param_group.items() if k != "params"},
-                          {**MOMENTUM_HYPERPARAMS, "initial_lr": NONNEGATIVE})
+        # Groups may override any hyperparameter: check the overrides with the same table.  Other
+        # keys pass through, as in torch.optim (``param_names``, user tags such as ``"name"``).
+        check_hyperparams(type(self).__name__,
+                          {k: v for k, v in param_group.items() if k in MOMENTUM_HYPERPARAMS},
+                          MOMENTUM_HYPERPARAMS)
         super().add_param_group(param_group)
 
     def _gather(self, group: dict[str, Any]) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor], int]:
