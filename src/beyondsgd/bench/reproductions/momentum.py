@@ -129,6 +129,10 @@ def train(method: str, X: torch.Tensor, y: torch.Tensor, width: int, eta: float,
             "net": net}
 
 
+def _fmt_rate(r: float) -> str:
+    return f"{r:.5f}" if math.isfinite(r) else "—"
+
+
 def _fmt_iters(k: int | None, budget: int) -> str:
     return str(k) if k is not None else f"> {budget}"
 
@@ -361,7 +365,7 @@ def _write_report(out: Path, cfg: MomentumConfig, rows: list[dict], data_rows: l
         L.append(f"| {r['dataset']} | {r['width']} | {r['method']} | {r['eta']:.4g} | {r['beta']:.4f} | "
                  f"{_fmt_iters(r['iters_to_eps'], budget)} | {_fmt_iters(r['iters_to_eps_theory'], budget)} | "
                  f"{r['final_loss_rel']:.2e} | {r['rate_measured']:.5f} | {r['rate_theory']:.5f} | "
-                 f"{r['rate_bound']:.5f} | {r['rel_change_W']:.2e} | {r['kernel_change']:.2e} |")
+                 f"{_fmt_rate(r['rate_bound'])} | {r['rel_change_W']:.2e} | {r['kernel_change']:.2e} |")
     L += ["", "## Plots", "",
           "- `loss_curves.png`: log training loss vs iteration, measured (solid) and the frozen-kernel linear "
           "theory with the network's H(0) (dashed), one panel per dataset and width.",
