@@ -121,3 +121,14 @@ def test_anchor_bounds_and_measurements():
     losses = 3.0 * 0.8 ** (2 * np.arange(50))
     assert measured_rate(losses) == pytest.approx(0.8)
     assert iterations_to(losses, 3.0 * 0.8 ** 20) == 10 and iterations_to(losses, 0.0) is None
+
+
+def test_multi_output_residuals_evolve_column_by_column():
+    h = np.array([0.1, 0.5, 1.2])
+    C = np.arange(6.0).reshape(3, 2) - 2.0
+    from beyondsgd.ntk import predict_modes
+    both = predict_modes("nag", 0.5, 0.7, h, C, 20)
+    for j in range(2):
+        np.testing.assert_allclose(both[:, :, j], predict_modes("nag", 0.5, 0.7, h, C[:, j], 20))
+    V = np.eye(3)
+    assert predict_loss("hb", 0.5, 0.7, h, V, C, 20)[0] == pytest.approx(0.5 * (C ** 2).sum())
