@@ -64,9 +64,9 @@ class MomentumConfig:
         wang_c: the constant of Wang et al.'s Theta-rate (a project choice, see docs).
     """
 
-    n: int = 200
-    widths: Sequence[int] = (1000, 4000, 16000)
-    iterations: int = 300
+    n: int = 100
+    widths: Sequence[int] = (500, 2000, 8000)
+    iterations: int = 120
     eps_rel: float = 1e-4
     classes: tuple[int, int] = (0, 1)
     rule: str = "common"
