@@ -290,8 +290,13 @@ def _plot_change(path: Path, rows: list[dict], names: list[str]) -> None:
             axes[1].loglog(w, [r["kernel_change"] for r in sel], marker=markers[name], color=_COLORS[method], lw=1)
     axes[0].set_ylabel("||W(T) - W(0)|| / ||W(0)||")
     axes[1].set_ylabel("||H(T) - H(0)|| / ||H(0)||")
+    from matplotlib.ticker import NullFormatter
+
+    widths = sorted({r["width"] for r in rows})
     for ax in axes:
         ax.set_xlabel("width m")
+        ax.set_xticks(widths, [str(w) for w in widths])   # label the measured widths only
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.grid(alpha=0.3, which="both")
     fig.legend(*axes[0].get_legend_handles_labels(), loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False,
                fontsize=8)
