@@ -8,5 +8,6 @@ from beyondsgd.optim.registry import OptimizerSpec, available, create, get_spec,
 
 # Importing a module registers its optimizers.
 from beyondsgd.optim import baselines as _baselines  # noqa: F401  (registers sgd, adam, rmsprop, adagrad)
+from beyondsgd.optim.momentum import HeavyBall, Nesterov  # registers hb, nag
 
-__all__ = ["OptimizerSpec", "available", "create", "get_spec", "register"]
+__all__ = ["HeavyBall", "Nesterov", "OptimizerSpec", "available", "create", "get_spec", "register"]

@@ -1,0 +1,277 @@
+"""Heavy ball (Polyak) and Nesterov momentum, written in the papers' form.
+
+Both optimizers keep, per parameter, the displacement ``d_k = W_k - W_{k-1}``
+of the iterate (``d_0 = 0``), so the update reads exactly as in the papers::
+
+    HB:   W_{k+1} = W_k - eta * g(W_k) + beta_k * (W_k - W_{k-1})
+    NAG:  Y_k     = W_k + beta_k * (W_k - W_{k-1})          (look-ahead point)
+          W_{k+1} = Y_k - eta * g(Y_k)
+
+``torch.optim`` optimizers see the gradient at the model's current parameters,
+so :class:`Nesterov` keeps the model at the look-ahead point ``Y_k`` (the
+gradient is taken there) and :meth:`Nesterov.iterates` recovers ``W_k``.
+Eliminating ``W`` gives ``Y_{k+1} = Y_k - beta_k d_k + (1 + beta_{k+1}) d_{k+1}``
+with ``d_{k+1} = beta_k d_k - eta g(Y_k)``.
+
+Mapping to ``torch.optim.SGD`` (``v <- mu v + g; p <- p - lr v``, and with
+``nesterov=True``: ``p <- p - lr (g + mu v)``), exact for a constant learning
+rate and constant momentum: ``lr = eta``, ``momentum = beta``, ``dampening=0``;
+torch's ``v`` equals ``-d / lr``.  ``HeavyBall`` matches ``nesterov=False`` and
+``Nesterov`` matches ``nesterov=True`` (torch's parameters are the look-ahead
+point ``Y``).  With a learning rate that changes (a scheduler), torch's update
+is ``p_{k+1} = p_k - lr_k g_k + mu (lr_k / lr_{k-1}) (p_k - p_{k-1})``: its
+effective momentum is rescaled by ``lr_k / lr_{k-1}``, while these optimizers
+keep ``beta`` as given (the papers' form).  Weight decay adds ``weight_decay * p``
+to the gradient, as torch does.
+
+References:
+    B. T. Polyak, "Some methods of speeding up the convergence of iteration
+    methods", USSR Comput. Math. Math. Phys. 4(5), 1964 (heavy ball, eq. (9)).
+    Y. Nesterov, "A method for solving the convex programming problem with
+    convergence rate O(1/k^2)", Soviet Math. Dokl. 27, 1983 (the (k-1)/(k+2) schedule).
+    X. Liu et al., "Provable acceleration of Nesterov's accelerated gradient
+    method over heavy ball method in training over-parameterized neural
+    networks", arXiv:2208.03941 (the HB and NAG forms used here).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable
+
+import torch
+from torch.optim import Optimizer
+
+from beyondsgd.optim.registry import OptimizerSpec, register
+from beyondsgd.validation import BOOL, NONNEGATIVE, OPTIONAL_BOOL, UNIT_HALF_OPEN, OneOf, check_hyperparams
+
+#: ``"constant"``: ``beta_k = momentum``; ``"convex"``: Nesterov's ``beta_k = (k-1)/(k+2)``.
+MOMENTUM_SCHEDULES = ("constant", "convex")
+
+#: One table for both optimizers, used by their constructors and by the registry.
+MOMENTUM_HYPERPARAMS = {
+    "lr": NONNEGATIVE,
+    "momentum": UNIT_HALF_OPEN,
+    "momentum_schedule": OneOf(MOMENTUM_SCHEDULES),
+    "weight_decay": NONNEGATIVE,
+    "maximize": BOOL,
+    "foreach": OPTIONAL_BOOL,
+}
+
+
+def momentum_at(group: dict[str, Any], k: int) -> float:
+    """The momentum ``beta_k`` used at iterate ``k`` (``k`` = steps already taken).
+
+    With the ``"convex"`` schedule ``beta_k = (k-1)/(k+2)``, so ``beta_1 = 0``,
+    ``beta_2 = 1/4``, ... (``beta_0`` multiplies ``d_0 = 0`` and is set to 0).
+    """
+    if group["momentum_schedule"] == "constant":
+        return float(group["momentum"])
+    return max(0.0, (k - 1) / (k + 2))
+
+
+class _DisplacementMomentum(Optimizer):
+    """Shared machinery: validation, param groups, state, gradient preprocessing.
+
+    Subclasses implement ``_update_single`` (readable reference, one tensor at a
+    time) and ``_update_foreach`` (the same arithmetic on lists of tensors).
+    """
+
+    def __init__(
+        self,
+        params: Iterable[torch.Tensor] | Iterable[dict[str, Any]],
+        lr: float = 1e-2,
+        momentum: float = 0.9,
+        momentum_schedule: str = "constant",
+        weight_decay: float = 0.0,
+        *,
+        maximize: bool = False,
+        foreach: bool | None = None,
+    ) -> None:
+        defaults = dict(lr=lr, momentum=momentum, momentum_schedule=momentum_schedule,
+                        weight_decay=weight_decay, maximize=maximize, foreach=foreach)
+        check_hyperparams(type(self).__name__, defaults, MOMENTUM_HYPERPARAMS)
+        super().__init__(params, defaults)
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        # Groups may override any hyperparameter: check the overrides with the same table.  Other
+        # keys pass through, as in torch.optim (``param_names``, user tags such as ``"name"``).
+        check_hyperparams(type(self).__name__,
+                          {k: v for k, v in param_group.items() if k in MOMENTUM_HYPERPARAMS},
+                          MOMENTUM_HYPERPARAMS)
+        super().add_param_group(param_group)
+
+    def _gather(self, group: dict[str, Any]) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor], int]:
+        """Parameters with a gradient, their (sign-corrected, decayed) gradients, displacements, and k."""
+        params, grads, disps = [], [], []
+        k = 0
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            if p.grad.is_sparse:
+                raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
+            state = self.state[p]
+            if not state:
+                state["step"] = 0
+                state["displacement"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            k = int(state["step"])
+            params.append(p)
+            grads.append(p.grad)
+            disps.append(state["displacement"])
+        if grads and (group["maximize"] or group["weight_decay"] != 0):
+            # New tensors: the .grad fields the user sees are left untouched, as torch does.
+            if self._use_foreach(group, params):
+                grads = torch._foreach_neg(grads) if group["maximize"] else list(grads)
+                if group["weight_decay"] != 0:
+                    grads = torch._foreach_add(grads, params, alpha=group["weight_decay"])
+            else:
+                grads = [(-g if group["maximize"] else g) for g in grads]
+                if group["weight_decay"] != 0:
+                    grads = [g.add(p, alpha=group["weight_decay"]) for g, p in zip(grads, params)]
+        return params, grads, disps, k
+
+    @staticmethod
+    def _use_foreach(group: dict[str, Any], params: list[torch.Tensor]) -> bool:
+        if group["foreach"] is not None:
+            return bool(group["foreach"])
+        # Same default as torch.optim: the multi-tensor path where every tensor is on an accelerator.
+        return bool(params) and all(p.device.type != "cpu" for p in params)
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor | None:
+        """One update of every parameter group.
+
+        Args:
+            closure: re-evaluates the model and returns the loss (optional).
+
+        Returns:
+            The loss returned by ``closure``, or ``None``.
+        """
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            params, grads, disps, k = self._gather(group)
+            if not params:
+                continue
+            beta, beta_next = momentum_at(group, k), momentum_at(group, k + 1)
+            if self._use_foreach(group, params):
+                grouped = Optimizer._group_tensors_by_device_and_dtype([params, grads, disps])
+                for (dev_params, dev_grads, dev_disps), _ in grouped.values():
+                    self._update_foreach(dev_params, dev_grads, dev_disps, group["lr"], beta, beta_next)
+            else:
+                for p, g, d in zip(params, grads, disps):
+                    self._update_single(p, g, d, group["lr"], beta, beta_next)
+            for p in params:
+                self.state[p]["step"] = k + 1
+        return loss
+
+    def _update_single(self, p: torch.Tensor, g: torch.Tensor, d: torch.Tensor,
+                       lr: float, beta: float, beta_next: float) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def _update_foreach(self, p: list[torch.Tensor], g: list[torch.Tensor], d: list[torch.Tensor],
+                        lr: float, beta: float, beta_next: float) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class HeavyBall(_DisplacementMomentum):
+    """Polyak's heavy ball: ``W_{k+1} = W_k - lr * g(W_k) + beta_k * (W_k - W_{k-1})``.
+
+    Args:
+        params: parameters or param groups.
+        lr: step size ``eta``.
+        momentum: ``beta`` in ``[0, 1)`` (used by the ``"constant"`` schedule).
+        momentum_schedule: ``"constant"`` or ``"convex"`` (``beta_k = (k-1)/(k+2)``,
+            ignoring ``momentum``).
+        weight_decay: L2 penalty coefficient (added to the gradient).
+        maximize: ascend instead of descend.
+        foreach: use the multi-tensor path (``None``: only when all tensors are on an accelerator).
+
+    Equals ``torch.optim.SGD(lr=lr, momentum=momentum)`` for constant ``lr`` and
+    ``momentum`` (see the module docstring for a changing ``lr``).
+
+    References:
+        Polyak 1964, eq. (9); Liu et al., arXiv:2208.03941, the HB iteration.
+    """
+
+    def _update_single(self, p, g, d, lr, beta, beta_next):
+        d.mul_(beta).add_(g, alpha=-lr)   # d_{k+1} = beta_k d_k - eta g_k
+        p.add_(d)                         # W_{k+1} = W_k + d_{k+1}
+
+    def _update_foreach(self, p, g, d, lr, beta, beta_next):
+        torch._foreach_mul_(d, beta)
+        torch._foreach_add_(d, g, alpha=-lr)
+        torch._foreach_add_(p, d)
+
+
+class Nesterov(_DisplacementMomentum):
+    """Nesterov's accelerated gradient in the look-ahead form.
+
+    ``Y_k = W_k + beta_k (W_k - W_{k-1})``, ``W_{k+1} = Y_k - lr * g(Y_k)``.  The
+    model's parameters hold the look-ahead point ``Y_k`` (where the gradient is
+    evaluated); :meth:`iterates` returns ``W_k``.
+
+    Args:
+        params: parameters or param groups.
+        lr: step size ``eta``.
+        momentum: ``beta`` in ``[0, 1)`` (used by the ``"constant"`` schedule).
+        momentum_schedule: ``"constant"`` or ``"convex"`` (``beta_k = (k-1)/(k+2)``,
+            ignoring ``momentum``).
+        weight_decay: L2 penalty coefficient (added to the gradient).
+        maximize: ascend instead of descend.
+        foreach: use the multi-tensor path (``None``: only when all tensors are on an accelerator).
+
+    Equals ``torch.optim.SGD(lr=lr, momentum=momentum, nesterov=True)`` for constant
+    ``lr`` and ``momentum``.
+
+    References:
+        Nesterov 1983; Liu et al., arXiv:2208.03941, the NAG iteration.
+    """
+
+    def _update_single(self, p, g, d, lr, beta, beta_next):
+        p.add_(d, alpha=-beta)                 # Y_k -> W_k
+        d.mul_(beta).add_(g, alpha=-lr)        # d_{k+1} = beta_k d_k - eta g(Y_k)
+        p.add_(d, alpha=1.0 + beta_next)       # Y_{k+1} = W_k + (1 + beta_{k+1}) d_{k+1}
+
+    def _update_foreach(self, p, g, d, lr, beta, beta_next):
+        torch._foreach_add_(p, d, alpha=-beta)
+        torch._foreach_mul_(d, beta)
+        torch._foreach_add_(d, g, alpha=-lr)
+        torch._foreach_add_(p, d, alpha=1.0 + beta_next)
+
+    @torch.no_grad()
+    def iterates(self) -> list[torch.Tensor]:
+        """The iterate ``W_k = Y_k - beta_k d_k`` of every parameter, in group order (new tensors)."""
+        out = []
+        for group in self.param_groups:
+            for p in group["params"]:
+                state = self.state.get(p)
+                if not state:
+                    out.append(p.detach().clone())
+                else:
+                    out.append(p - momentum_at(group, int(state["step"])) * state["displacement"])
+        return out
+
+
+_DESCRIPTION = "{}, papers' form W+ = {}"
+
+# Defaults from benchmarks/sweep_momentum_defaults.py (digits, MLP, batch 64, 20 epochs; see
+# docs/momentum-ntk.md): the same setting for both, in the middle of the grid, so a comparison
+# isolates Nesterov's gradient correction.
+register(OptimizerSpec(
+    name="hb",
+    factory=HeavyBall,
+    hyperparams=MOMENTUM_HYPERPARAMS,
+    defaults={"lr": 0.03, "momentum": 0.9},
+    description=_DESCRIPTION.format("heavy ball (Polyak)", "W - lr*g(W) + beta*(W - W_prev)"),
+    family="momentum",
+))
+register(OptimizerSpec(
+    name="nag",
+    factory=Nesterov,
+    hyperparams=MOMENTUM_HYPERPARAMS,
+    defaults={"lr": 0.03, "momentum": 0.9},
+    description=_DESCRIPTION.format("Nesterov accelerated gradient", "Y - lr*g(Y), Y = W + beta*(W - W_prev)"),
+    family="momentum",
+))
