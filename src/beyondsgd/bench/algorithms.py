@@ -101,6 +101,24 @@ def algorithm_info(name: str) -> AlgorithmInfo:
     raise ValueError(f"unknown algorithm {name!r}; available: {', '.join(available_algorithms())}")
 
 
+def _check_model_fits_data(model: nn.Module, X: torch.Tensor, y: torch.Tensor, loss_fn: LossFn) -> None:
+    """One tiny forward pass and loss, so a mismatch is a clear error before training, not deep inside it."""
+    if X.shape[0] == 0:
+        raise ValueError("the training set is empty")
+    was_training = model.training
+    try:
+        with torch.no_grad():
+            model.eval()
+            loss_fn(model(X[:2]), y[:2])
+    except (RuntimeError, IndexError, ValueError) as err:
+        raise ValueError(
+            f"model {type(model).__name__} does not fit the data (inputs of shape {tuple(X.shape[1:])}, "
+            f"targets of shape {tuple(y.shape[1:])} and dtype {y.dtype}): {err}"
+        ) from None
+    finally:
+        model.train(was_training)
+
+
 def make_trainer(
     name: str,
     model: nn.Module,
@@ -123,6 +141,7 @@ def make_trainer(
     """
     hyperparams = dict(hyperparams or {})
     info = algorithm_info(name)
+    _check_model_fits_data(model, X, y, loss_fn)
     if info.kind == "trainer":
         spec = _TRAINERS[info.name]
         check_hyperparams(f"algorithm {spec.name!r}", hyperparams, spec.hyperparams)
