@@ -95,7 +95,7 @@ def _fetch(remote: RemoteFile, dest: Path) -> None:
             _fetch_one(url, dest, remote.md5)
             return
         except _FetchError as exc:
-            log.warning("download failed: %s", exc)
+            log.info("download failed: %s", exc)  # the final error lists every failure
             errors.append(str(exc))
     raise _FetchError("; ".join(errors) or "no URL known")
 
