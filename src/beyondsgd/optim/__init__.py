@@ -8,5 +8,8 @@ from beyondsgd.optim.registry import OptimizerSpec, available, create, get_spec,
 
 # Importing a module registers its optimizers.
 from beyondsgd.optim import baselines as _baselines  # noqa: F401  (registers sgd, adam, rmsprop, adagrad)
+from beyondsgd.optim.dsgd import DSGD, layer_groups  # registers dsgd, dsgd_cyclic, dsgd_random
+from beyondsgd.optim.layer_norms import input_bound
 
 __all__ = ["OptimizerSpec", "available", "create", "get_spec", "register"]
+__all__ += ["DSGD", "input_bound", "layer_groups"]
