@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from beyondsgd.optim.layer_norms import (
+    ACTIVATION_BOUNDS,
     BASE_NORMS,
     CROSS_ENTROPY_BOUNDS,
     layer_curvature_bounds,
@@ -238,10 +239,11 @@ class DSGD(torch.optim.Optimizer):
 
     def _bound_activations(self) -> list[str]:
         acts = [g["activation"] for g in self.param_groups]
-        if acts[-1] != "none" or any(a in ("none", "unknown") for a in acts[:-1]):
+        if acts[-1] != "none" or any(a not in ACTIVATION_BOUNDS for a in acts[:-1]):
             raise ValueError(
-                "mode='bound' needs the groups of an MLP chain, input to output, each with the activation "
-                f"that follows it (layer_groups(model) on an MLP gives them); got activations {acts}. "
+                "mode='bound' needs the groups of an MLP chain, input to output, each followed by a smooth "
+                f"activation ({', '.join(ACTIVATION_BOUNDS)}) except the last (layer_groups(model) on an MLP "
+                f"records them); got activations {acts}. "
                 "Use mode='adaptive' for other models.")
         for g in self.param_groups:
             if g["params"][0].dim() != 2:
