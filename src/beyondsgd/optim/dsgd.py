@@ -310,6 +310,14 @@ class DSGD(torch.optim.Optimizer):
             for p, d in zip(params, direction):
                 p.add_(d, alpha=-scale)
 
+    @torch.no_grad()
+    def layer_scores(self) -> torch.Tensor:
+        """``|||g_i|||_*^2 / (2 kappa_i)`` of every layer from the current ``.grad`` (no step taken).
+
+        ``2 * layer_scores().max()`` is the stationarity measure ``max_i |||D_i f|||_*^2 / kappa_i``.
+        """
+        return self._dual_norms_sq(self._grads()) / (2.0 * self._kappas())
+
     # ------------------------------------------------------------------ the step
 
     @torch.no_grad()
