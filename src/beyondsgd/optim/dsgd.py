@@ -177,7 +177,7 @@ class DSGD(torch.optim.Optimizer):
         params: Iterable[torch.Tensor] | Iterable[dict[str, Any]],
         lr: float = 1.0,
         mode: str = "adaptive",
-        norm: str = "frobenius",
+        norm: str = "spectral",
         selection: str = "greedy",
         input_bound: float = 1.0,
         loss_bounds: tuple[float, float] = CROSS_ENTROPY_BOUNDS,
