@@ -413,3 +413,16 @@ def test_score_closure_step_uses_the_step_batch_gradient(digits):
     ref.step(_closure(ref, ref_net, X[50:], y[50:]))
     for p, q in zip(net.parameters(), ref_net.parameters()):
         assert torch.equal(p, q)
+
+
+def test_cached_operator_norms_follow_external_changes(digits):
+    X, y = digits
+    net = _net("tanh")
+    B = input_bound(X)
+    opt = DSGD(layer_groups(net), mode="bound", input_bound=B)
+    opt.step(_closure(opt, net, X, y))
+    with torch.no_grad():
+        net[-1].weight.mul_(3.0)                       # changed behind the optimizer's back
+    net.load_state_dict({k: v * 0.5 for k, v in net.state_dict().items()})
+    fresh = layer_curvature_bounds([g["params"] for g in opt.param_groups], ["tanh", "tanh"], B)
+    assert torch.allclose(opt._kappas(), fresh, rtol=1e-12)

@@ -34,6 +34,7 @@ from beyondsgd.optim.layer_norms import (
     CROSS_ENTROPY_BOUNDS,
     layer_curvature_bounds,
     layer_matrix,
+    layer_op_norms,
     split_layer_matrix,
 )
 from beyondsgd.optim.registry import OptimizerSpec, register
@@ -278,10 +279,29 @@ class DSGD(torch.optim.Optimizer):
         # Reference path: one layer at a time.
         return torch.stack([norm.dual_norm(layer_matrix(layer)).square() for layer in grads])
 
+    def _op_norms(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Operator norms of every layer, recomputed only for layers whose tensors changed.
+
+        A step changes one layer, so caching keyed on the tensors' version counters
+        (bumped by every in-place write, ``load_state_dict`` included) saves all but one
+        SVD pair per step.
+        """
+        cache = self.__dict__.setdefault("_op_cache", {})
+        out = []
+        for i, g in enumerate(self.param_groups):
+            key = tuple((id(p), p._version) for p in g["params"])
+            hit = cache.get(i)
+            if hit is None or hit[0] != key:
+                hit = (key, layer_op_norms(g["params"]))
+                cache[i] = hit
+            out.append(hit[1])
+        return out
+
     def _kappas(self) -> torch.Tensor:
         if self.options["mode"] == "bound":
             return layer_curvature_bounds([g["params"] for g in self.param_groups], self._bound_activations(),
-                                          self.options["input_bound"], self.options["loss_bounds"])
+                                          self.options["input_bound"], self.options["loss_bounds"],
+                                          op_norms=self._op_norms())
         ref = self.param_groups[0]["params"][0]
         return torch.tensor(self.state["dsgd"]["kappa"], dtype=ref.dtype, device=ref.device)
 
@@ -379,7 +399,9 @@ class DSGD(torch.optim.Optimizer):
             with torch.enable_grad():
                 f1 = sign * float(closure().detach())
             realized = f0 - f1
-            ok = realized >= predicted or not math.isfinite(f0)
+            # Rounding slack: below it the two loss values cannot tell the steps apart, and
+            # backtracking on rounding noise would only shrink the step for nothing.
+            ok = realized >= predicted - _tolerance(f0, params[0].dtype) or not math.isfinite(f0)
             if not adaptive or ok or backtracks >= opts["max_backtracks"]:
                 break
             # Sufficient decrease failed: undo, raise the layer's constant, retry.
@@ -413,6 +435,8 @@ class DSGD(torch.optim.Optimizer):
             return max(floor, _KAPPA_FLOOR)
         # f(w+u) - f(w) - <g,u> = K_seen |||u|||^2 / 2 with u = -(eta/kappa) rho(g), |||u||| = eta |||g|||_*/kappa.
         step_sq = (eta / kappa) ** 2 * g_sq
+        if not step_sq > 0.0:  # underflow: nothing was learned about the curvature
+            return max(floor, _KAPPA_FLOOR)
         seen = 2.0 * (-realized + eta / kappa * g_sq) / step_sq
         return max(min(kappa, max(floor, seen)), _KAPPA_FLOOR)
 

@@ -149,11 +149,20 @@ def input_bound(X: torch.Tensor) -> float:
 # ----------------------------------------------------------------------------- bound-mode constants
 
 
+def layer_op_norms(layer: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(||W||_op, ||[W b]||_op)`` of one layer, exactly (SVD; power iteration would underestimate)."""
+    w = layer[0].detach()
+    op_w = torch.linalg.matrix_norm(w.reshape(w.shape[0], -1), ord=2)
+    op_full = torch.linalg.matrix_norm(layer_matrix([t.detach() for t in layer]), ord=2) if len(layer) > 1 else op_w
+    return op_w, op_full
+
+
 def layer_curvature_bounds(
     layers: Sequence[Sequence[torch.Tensor]],
     activations: Sequence[str],
     input_bound: float,
     loss_bounds: tuple[float, float] = CROSS_ENTROPY_BOUNDS,
+    op_norms: Sequence[tuple[torch.Tensor, torch.Tensor]] | None = None,
 ) -> torch.Tensor:
     """``kappa_i = L_i c_i(w)^2`` for every layer of an MLP ``z_l = W_l h_{l-1} + b_l, h_l = sigma_l(z_l)``.
 
@@ -172,6 +181,8 @@ def layer_curvature_bounds(
         input_bound: ``B >= ||x||`` for every input.
         loss_bounds: ``(G, H)``: bounds on the norm of the loss gradient and on the
             operator norm of its Hessian in the network output, per sample.
+        op_norms: :func:`layer_op_norms` of every layer, if already known (DSGD
+            caches them: one step changes one layer).
 
     Returns:
         A 1-D tensor of ``k`` constants (dtype/device of the weights).
@@ -191,8 +202,9 @@ def layer_curvature_bounds(
             )
         acts.append(ACTIVATION_BOUNDS[name])
     grad_bound, hess_bound = loss_bounds
-    # Operator norms: exact (SVD), not power iteration, which would underestimate them.
-    op = [torch.linalg.matrix_norm(layer[0].detach().reshape(layer[0].shape[0], -1), ord=2) for layer in layers]
+    if op_norms is None:
+        op_norms = [layer_op_norms(layer) for layer in layers]
+    op = [n[0] for n in op_norms]
 
     # a_bounds[i] bounds ||[h_{i-1}; 1]||, the input of layer i with the bias's constant 1.
     a_bounds = []
@@ -204,8 +216,7 @@ def layer_curvature_bounds(
             width, s = layers[i][0].shape[0], acts[i]
             # |sigma(z)| <= |sigma(0)| + Lip |z| with ||z|| <= ||[W b]||_op ||a|| (layer i is upstream of
             # every layer that uses this bound, so it is fixed), and ||h|| <= sup|sigma| sqrt(n) if bounded.
-            full = torch.linalg.matrix_norm(layer_matrix([t.detach() for t in layers[i]]), ord=2)
-            h = s.at_zero * math.sqrt(width) + s.lipschitz * full * a
+            h = s.at_zero * math.sqrt(width) + s.lipschitz * op_norms[i][1] * a
             if math.isfinite(s.value):
                 h = torch.clamp(h, max=s.value * math.sqrt(width))
 
