@@ -426,3 +426,19 @@ def test_cached_operator_norms_follow_external_changes(digits):
     net.load_state_dict({k: v * 0.5 for k, v in net.state_dict().items()})
     fresh = layer_curvature_bounds([g["params"] for g in opt.param_groups], ["tanh", "tanh"], B)
     assert torch.allclose(opt._kappas(), fresh, rtol=1e-12)
+
+
+def test_random_choice_follows_seed_or_global_generator(digits):
+    X, y = digits
+
+    def layers(global_seed=None, **kw):
+        net = _net("tanh")
+        if global_seed is not None:
+            torch.manual_seed(global_seed)
+        opt = DSGD(layer_groups(net), mode="bound", selection="random", input_bound=input_bound(X), **kw)
+        return [layer for _, layer in _run(opt, net, X, y, 12)]
+
+    assert layers(seed=3) == layers(seed=3)
+    assert layers(global_seed=7) == layers(global_seed=7)   # seed=None: torch.manual_seed governs it
+    assert layers(global_seed=7) != layers(global_seed=8)
+    assert len(set(layers(seed=3))) > 1

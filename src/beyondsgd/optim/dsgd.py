@@ -71,7 +71,7 @@ HYPERPARAMS = {
     "max_backtracks": NONNEGATIVE_INT,
     "check_decrease": OPTIONAL_BOOL,
     "score_batch": OneOf(("same", "previous")),
-    "seed": Interval(integer=True),
+    "seed": AnyOf((Interval(integer=True), OneOf((None,)))),
     "maximize": BOOL,
     "foreach": OPTIONAL_BOOL,
 }
@@ -160,7 +160,8 @@ class DSGD(torch.optim.Optimizer):
             the layer with the scores of the previous call (an independent minibatch
             in a stochastic run). ``step(closure, score_closure=...)`` scores with a
             second closure on the same iterate instead.
-        seed: seeds the random layer choice.
+        seed: seeds the random layer choice; ``None`` draws the seed from torch's global
+            generator at construction (so ``torch.manual_seed`` governs it, as in the runner).
         maximize: maximize the objective instead.
         foreach: use the multi-tensor (``torch._foreach_*``) implementation;
             ``None`` picks it on CUDA.
@@ -188,7 +189,7 @@ class DSGD(torch.optim.Optimizer):
         max_backtracks: int = 30,
         check_decrease: bool | None = None,
         score_batch: str = "same",
-        seed: int = 0,
+        seed: int | None = None,
         maximize: bool = False,
         foreach: bool | None = None,
     ) -> None:
@@ -212,7 +213,8 @@ class DSGD(torch.optim.Optimizer):
         if mode == "bound":
             self._bound_activations()  # fail early on an unsupported architecture
         self.state["dsgd"] = {"step": 0, "cycle": 0, "violations": 0, "prev_scores": None,
-                              "rng": torch.Generator().manual_seed(seed).get_state(),
+                              "rng": torch.Generator().manual_seed(
+                                  int(torch.randint(2**62, ())) if seed is None else seed).get_state(),
                               "kappa": [float(lipschitz_init)] * len(self.param_groups)}
 
     # ------------------------------------------------------------------ bookkeeping
