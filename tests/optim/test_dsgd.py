@@ -6,6 +6,8 @@ import warnings
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 from torch.nn import functional as F
 
@@ -80,6 +82,20 @@ def test_spectral_dual_map_is_a_duality_map(shape):
     for _ in range(20):
         U = torch.randn(*shape, dtype=torch.float64)
         assert (G * U).sum() <= nuc * torch.linalg.matrix_norm(U, ord=2) + 1e-12
+
+
+@settings(max_examples=40, deadline=None)
+@given(rows=st.integers(1, 9), cols=st.integers(1, 9), rank=st.integers(1, 9), seed=st.integers(0, 2**31 - 1),
+       name=st.sampled_from(sorted(BASE_NORMS)))
+def test_duality_map_property(rows, cols, rank, seed, name):
+    """<G, rho(G)> = |||G|||_*^2 and |||rho(G)||| = |||G|||_* for any shape and rank (low rank included)."""
+    gen = torch.Generator().manual_seed(seed)
+    G = torch.randn(rows, rank, generator=gen, dtype=torch.float64) @ torch.randn(rank, cols, generator=gen,
+                                                                                   dtype=torch.float64)
+    norm = BASE_NORMS[name]
+    rho, dual = norm.dual_map(G), norm.dual_norm(G)
+    assert torch.allclose((G * rho).sum(), dual**2, rtol=1e-9)
+    assert torch.allclose(norm.norm(rho), dual, rtol=1e-9)
 
 
 def test_frobenius_dual_map_is_identity():
