@@ -1,0 +1,82 @@
+"""DSGD step cost against ``torch.optim.SGD`` on the same model, batch and machine, in one run.
+
+Each optimizer takes ``--steps`` steps with a closure (forward + backward included, as in
+training) on an MLP; the table gives milliseconds per step and the ratio to SGD.
+
+    PYTHONPATH=src python benchmarks/dsgd_step.py [--widths 256,256] [--batch 128] [--steps 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+from torch.nn import functional as F
+
+from beyondsgd.models import create_model
+from beyondsgd.optim import DSGD, input_bound, layer_groups
+
+
+def _time(make_opt, activation: str, args, X, y) -> float:
+    torch.manual_seed(0)
+    net = create_model("mlp", (X.shape[1],), 10, widths=args.widths, activation=activation)
+    opt = make_opt(net)
+
+    def closure():
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(net(X), y)
+        loss.backward()
+        return loss
+
+    for _ in range(5):  # warm-up
+        opt.step(closure)
+    best = float("inf")
+    for _ in range(3):  # best of 3 repeats: the machine is shared
+        start = time.perf_counter()
+        for _ in range(args.steps):
+            opt.step(closure)
+        best = min(best, (time.perf_counter() - start) / args.steps)
+    return 1000 * best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--widths", default="256,256")
+    parser.add_argument("--inputs", type=int, default=784)
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    args.widths = tuple(int(w) for w in args.widths.split(","))
+    torch.set_num_threads(args.threads)
+    X = torch.randn(args.batch, args.inputs)
+    y = torch.randint(0, 10, (args.batch,))
+    B = input_bound(X)
+    cases = [
+        ("sgd (torch.optim, relu)", "relu", lambda net: torch.optim.SGD(net.parameters(), lr=0.05)),
+        ("dsgd adaptive frobenius (relu)", "relu", lambda net: DSGD(layer_groups(net), norm="frobenius")),
+        ("dsgd adaptive frobenius foreach", "relu",
+         lambda net: DSGD(layer_groups(net), norm="frobenius", foreach=True)),
+        ("dsgd adaptive spectral (relu)", "relu", lambda net: DSGD(layer_groups(net), norm="spectral")),
+        ("sgd (torch.optim, tanh)", "tanh", lambda net: torch.optim.SGD(net.parameters(), lr=0.05)),
+        ("dsgd bound frobenius (tanh)", "tanh",
+         lambda net: DSGD(layer_groups(net), mode="bound", norm="frobenius", input_bound=B)),
+        ("dsgd bound spectral (tanh)", "tanh",
+         lambda net: DSGD(layer_groups(net), mode="bound", norm="spectral", input_bound=B)),
+        ("dsgd bound frobenius + check", "tanh",
+         lambda net: DSGD(layer_groups(net), mode="bound", norm="frobenius", input_bound=B, check_decrease=True)),
+    ]
+    print(f"MLP {args.inputs}-{'-'.join(map(str, args.widths))}-10, batch {args.batch}, "
+          f"{args.threads} thread(s), torch {torch.__version__}")
+    print(f"{'optimizer':<34} {'ms/step':>8} {'x SGD':>7}")
+    base = {}
+    for name, act, make in cases:
+        ms = _time(make, act, args, X, y)
+        if name.startswith("sgd"):
+            base[act] = ms
+        print(f"{name:<34} {ms:>8.3f} {ms / base[act]:>7.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
