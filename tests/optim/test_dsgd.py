@@ -458,3 +458,26 @@ def test_random_choice_follows_seed_or_global_generator(digits):
     assert layers(global_seed=7) == layers(global_seed=7)   # seed=None: torch.manual_seed governs it
     assert layers(global_seed=7) != layers(global_seed=8)
     assert len(set(layers(seed=3))) > 1
+
+
+def test_group_that_is_not_a_layer_is_refused_at_construction():
+    # Found by the registry-wide fuzz: a bias that does not match the weight's rows used to crash in step().
+    w, b = torch.zeros(2, 1, requires_grad=True), torch.zeros(1, requires_grad=True)
+    with pytest.raises(ValueError, match=r"param group 0: the bias has 1 entries but the weight \(2, 1\) has 2"):
+        DSGD([{"params": [w, b]}])
+
+
+def test_spectral_dual_map_of_a_rank_deficient_gradient_stays_in_its_range():
+    # Found by the 2-rank == 1-rank test: for a rank-1 G (a one-sample gradient) the singular
+    # vectors of the zero singular values are rounding noise; the canonical map is rho(G) = G.
+    from beyondsgd.optim.layer_norms import SpectralNorm
+
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(6, 1, generator=g, dtype=torch.float64), torch.randn(1, 4, generator=g, dtype=torch.float64)
+    G = a @ b
+    torch.testing.assert_close(SpectralNorm().dual_map(G), G)
+    # rank 2 in a 6x4 matrix: rho(G) annihilates the null space of G
+    G2 = G + torch.randn(6, 1, generator=g, dtype=torch.float64) @ torch.randn(1, 4, generator=g, dtype=torch.float64)
+    null = torch.linalg.svd(G2).Vh[2:].T
+    assert (SpectralNorm().dual_map(G2) @ null).abs().max() < 1e-12
+    assert SpectralNorm().dual_map(torch.zeros(3, 2)).abs().max() == 0

@@ -17,11 +17,18 @@ EXAMPLES_PER_OPTIMIZER = 20
 STEPS = 3
 
 
-def _problem(data, rng):
+def _problem(data, rng, layered):
+    """Random tensors; for layer-wise optimizers (a registry ``param_groups`` builder),
+    random layers ``[weight (out, in), bias (out)]`` instead, one group each."""
     dtype = data.draw(st.sampled_from([torch.float32, torch.float64]), label="dtype")
     n = data.draw(st.integers(1, 4), label="n_params")
-    shapes = [tuple(data.draw(st.lists(st.integers(1, 5), min_size=1, max_size=3), label="shape")) for _ in range(n)]
-    kinds = [data.draw(st.sampled_from(["normal", "normal", "zero", "none"]), label="grad") for _ in range(n)]
+    if layered:
+        widths = [data.draw(st.integers(1, 5), label="width") for _ in range(n + 1)]
+        shapes = [s for i in range(n) for s in ((widths[i + 1], widths[i]), (widths[i + 1],))]
+    else:
+        shapes = [tuple(data.draw(st.lists(st.integers(1, 5), min_size=1, max_size=3), label="shape"))
+                  for _ in range(n)]
+    kinds = [data.draw(st.sampled_from(["normal", "normal", "zero", "none"]), label="grad") for _ in shapes]
     gen = torch.Generator().manual_seed(rng.randrange(2**31))
     params = [torch.randn(s, generator=gen, dtype=dtype).requires_grad_() for s in shapes]
     targets = [torch.randn(s, generator=gen, dtype=dtype) for s in shapes]
@@ -45,6 +52,8 @@ def _closure(opt, params, targets, kinds):
 
 
 def _groups(params, split, spec, hp):
+    if spec.param_groups is not None:  # layer-wise: one group per [weight, bias] pair
+        return [{"params": params[i:i + 2]} for i in range(0, len(params), 2)]
     if not split or len(params) < 2:
         return [{"params": params}]
     second = {"params": params[1:]}
@@ -62,7 +71,7 @@ def test_fuzz_optimizer(name):
     @given(data=st.data())
     def run(data):
         rng = random.Random(data.draw(st.integers(0, 2**31), label="seed"))
-        params, targets, kinds = _problem(data, rng)
+        params, targets, kinds = _problem(data, rng, layered=spec.param_groups is not None)
         hp = {k: valid_value(c, spec.defaults.get(k), rng)
               for k, c in spec.hyperparams.items() if rng.random() < 0.5}
         split = data.draw(st.booleans(), label="two_groups")

@@ -125,6 +125,20 @@ def layer_groups(model: nn.Module) -> list[dict[str, Any]]:
     return groups
 
 
+def _check_layer_group(index: int, group: dict[str, Any]) -> None:
+    """A DSGD block is one layer: ``[weight]`` or ``[weight, bias]`` with one bias entry per output row."""
+    tensors = group["params"]
+    if not 1 <= len(tensors) <= 2:
+        raise ValueError(f"invalid param group {index}: a DSGD layer is [weight] or [weight, bias], "
+                         f"got {len(tensors)} tensors; use layer_groups(model)")
+    if len(tensors) == 2:
+        w, b = tensors
+        rows = w.shape[0] if w.dim() > 1 else 1
+        if b.numel() != rows:
+            raise ValueError(f"invalid param group {index}: the bias has {b.numel()} entries but the weight "
+                             f"{tuple(w.shape)} has {rows} output rows; use layer_groups(model)")
+
+
 class DSGD(torch.optim.Optimizer):
     """Layer-wise greedy descent with parameter-dependent layer norms (one layer per step).
 
@@ -202,11 +216,9 @@ class DSGD(torch.optim.Optimizer):
         if params and isinstance(params[0], torch.Tensor):
             params = [{"params": [p]} for p in params]  # each tensor its own layer
         super().__init__(params, {"lr": lr})
-        for group in self.param_groups:
+        for index, group in enumerate(self.param_groups):
             group.setdefault("activation", "unknown")
-            if not 1 <= len(group["params"]) <= 2:
-                raise ValueError(f"invalid param group {group.get('name', '')!r}: a DSGD layer is [weight] or "
-                                 f"[weight, bias], got {len(group['params'])} tensors; use layer_groups(model)")
+            _check_layer_group(index, group)
         self.options = {k: v for k, v in hp.items() if k != "lr"}
         self.last_step: dict[str, Any] = {}
         self._warned = False
