@@ -100,7 +100,14 @@ class SpectralNorm(BaseNorm):
 
     def dual_map(self, mat: torch.Tensor) -> torch.Tensor:
         u, s, vh = torch.linalg.svd(mat, full_matrices=False)
-        return s.sum() * (u @ vh)
+        # For a rank-deficient G the duality map is set-valued: any partial isometry that
+        # agrees with U_r V_r^T on the range works. Singular vectors of (numerically) zero
+        # singular values are rounding noise, so we take the canonical element U_r V_r^T
+        # (for a rank-1 G that is exactly G); it is also what keeps data-parallel runs,
+        # whose gradients differ from one process's by rounding, on the same path.
+        tol = s.amax() * max(mat.shape) * torch.finfo(mat.dtype).eps
+        keep = (s > tol).to(mat.dtype)
+        return s.sum() * (u @ (keep[:, None] * vh))
 
 
 BASE_NORMS: dict[str, BaseNorm] = {n.name: n for n in (FrobeniusNorm(), SpectralNorm())}
