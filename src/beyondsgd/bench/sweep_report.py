@@ -200,7 +200,7 @@ def write_report(root: str | Path, level: float = 0.95) -> Path:
     sessions = meta.get("sessions", [])
     lines += [
         f"- {len(pnames)} problem(s) × {len(algs)} algorithm(s); {n_runs} stored runs ({n_failed} failed); "
-        f"hyperparameters chosen by search (method {cfg["search"]["method"]}, budget {cfg['search']['trials']} trials, "
+        f"hyperparameters chosen by search (method {cfg['search']['method']}, budget {cfg['search']['trials']} trials, "
         f"{cfg['search']['tuning_seeds']} tuning seed(s)) on a validation split of "
         f"{cfg['search']['validation_fraction']:.0%} of the training set, by the {select} validation metric; "
         f"the chosen setting re-run over {cfg['seeds']} seeds on the full training set, evaluated on the test set.",
