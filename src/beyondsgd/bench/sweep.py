@@ -390,6 +390,7 @@ def parse_config(raw: Mapping[str, Any]) -> SweepConfig:
                    "tuning_seeds": cfg.tuning_seeds, "validation_fraction": cfg.validation_fraction,
                    "select": cfg.select},
         "seeds": cfg.seeds, "device": cfg.device, "skipped": skipped,
+        "families": {a: algorithm_info(a).family for a in spaces},
     }
     return cfg
 

@@ -51,6 +51,14 @@ def _median_cost(values: Sequence[float]) -> float:
     return float(np.median(v)) if np.isfinite(np.median(v)) else math.inf
 
 
+def _floor_zero(row: Mapping[str, float]) -> dict[str, float]:
+    """Make one problem's costs positive for the ratio: a cost of 0 (target met before training)
+    becomes the smallest positive cost on that problem, or 1 when every algorithm has 0 (a tie)."""
+    pos = [c for c in row.values() if math.isfinite(c) and c > 0]
+    floor = min(pos) if pos else 1.0
+    return {a: (max(c, floor) if math.isfinite(c) else math.inf) for a, c in row.items()}
+
+
 def problem_stats(records: Sequence[Mapping[str, Any]], metric: str, target: float, level: float = 0.95) -> dict[str, Any]:
     """Statistics of one (problem, algorithm) over its final-phase seeds."""
     ok = [r for r in records if r["status"] == "ok"]
@@ -184,10 +192,7 @@ def write_report(root: str | Path, level: float = 0.95) -> Path:
     for label, key, fname in (("training time to target", "time_to_target", "profile_time.png"),
                               ("epochs to target", "epochs_to_target", "profile_epochs.png")):
         costs = {p: {a: stats[(p, a)][key] for a in algs if (p, a) in stats} for p in pnames}
-        # A cost of 0 (target met at initialization) is floored at the smallest positive cost seen.
-        pos = [c for row in costs.values() for c in row.values() if math.isfinite(c) and c > 0]
-        floor = min(pos) if pos else 1.0
-        costs = {p: {a: (max(c, floor) if math.isfinite(c) else math.inf) for a, c in row.items()} for p, row in costs.items()}
+        costs = {p: _floor_zero(row) for p, row in costs.items()}
         if not any(costs.values()):
             continue
         _, palgs, ratios = performance_ratios(costs)
@@ -212,6 +217,10 @@ def write_report(root: str | Path, level: float = 0.95) -> Path:
                     f"{s['threads']} thread(s), {s['ran']} run(s) executed, {s['skipped']} already stored, "
                     f"{len(s['lost'])} lost, {s['wall_s']:.0f} s" for i, s in enumerate(sessions)),
     ]
+    fams: dict[str, list[str]] = defaultdict(list)
+    for a in algs:
+        fams[cfg.get("families", {}).get(a, "?")].append(a)
+    lines.append("- algorithms by family: " + "; ".join(f"{f}: {', '.join(v)}" for f, v in sorted(fams.items())))
     if cfg.get("skipped"):
         lines.append("- skipped (not available in this installation): "
                      + ", ".join(f"`{a}` ({why})" for a, why in sorted(cfg["skipped"].items())))
