@@ -104,9 +104,44 @@ def _init_worker(threads: int) -> None:
 Callback = Callable[[dict[str, Any]], None]
 
 
+class LocalPool:
+    """A process pool kept across the phases of a sweep (starting workers costs seconds each).
+
+    Use as a context manager; :func:`run_local` replaces a pool broken by a dead worker.
+    """
+
+    def __init__(self, workers: int, threads: int) -> None:
+        self.workers, self.threads = workers, threads
+        self.executor: ProcessPoolExecutor | None = None
+
+    def get(self) -> ProcessPoolExecutor:
+        if self.executor is None:
+            import multiprocessing as mp
+
+            # "spawn": a fresh interpreter per worker; forking a process that already
+            # runs torch's thread pools can deadlock.
+            self.executor = ProcessPoolExecutor(max_workers=self.workers, mp_context=mp.get_context("spawn"),
+                                                initializer=_init_worker, initargs=(self.threads,))
+        return self.executor
+
+    def discard(self, wait_: bool = False) -> None:
+        if self.executor is not None:
+            self.executor.shutdown(wait=wait_, cancel_futures=True)
+            self.executor = None
+
+    def __enter__(self) -> LocalPool:
+        return self
+
+    def __exit__(self, exc_type, *rest) -> None:
+        self.discard(wait_=exc_type is None)
+
+
 def run_local(tasks: Sequence[RunTask], store: RunStore, workers: int, threads: int,
-              on_done: Callback | None = None, retries: int = 2) -> list[str]:
+              on_done: Callback | None = None, retries: int = 2, pool: LocalPool | None = None) -> list[str]:
     """Run ``tasks`` in ``workers`` processes (``workers == 1``: in this process).
+
+    Args:
+        pool: a :class:`LocalPool` to reuse (default: one for this call only).
 
     Returns:
         Keys of runs lost to crashed workers after ``retries`` resubmissions.
@@ -118,22 +153,17 @@ def run_local(tasks: Sequence[RunTask], store: RunStore, workers: int, threads: 
             if on_done:
                 on_done(rec)
         return []
-    import multiprocessing as mp
-
+    own = pool is None
+    pool = pool or LocalPool(workers, threads)
     pending = list(tasks)
     attempts = {t.key: 0 for t in tasks}
     lost: list[str] = []
-    # "spawn": a fresh interpreter per worker; forking a process that already runs
-    # torch's thread pools can deadlock.
-    ctx = mp.get_context("spawn")
-    while pending:
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(threads,))
-        futures = {}
-        try:
-            for t in pending:
-                futures[pool.submit(execute_task, t, threads)] = t
-            remaining = set(futures)
+    try:
+        while pending:
+            executor = pool.get()
+            futures = {executor.submit(execute_task, t, threads): t for t in pending}
             pending = []
+            remaining = set(futures)
             while remaining:
                 done, remaining = wait(remaining, return_when=FIRST_COMPLETED)
                 for fut in done:
@@ -151,10 +181,13 @@ def run_local(tasks: Sequence[RunTask], store: RunStore, workers: int, threads: 
                     store.put(rec)
                     if on_done:
                         on_done(rec)
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
-        pool.shutdown(wait=True)
+            if pending:  # a worker died: the pool is unusable, start a fresh one
+                pool.discard()
+    except BaseException:
+        pool.discard()
+        raise
+    if own:
+        pool.discard(wait_=True)
     return lost
 
 

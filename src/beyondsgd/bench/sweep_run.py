@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from beyondsgd.bench.executor import default_workers, run_local, run_ray
+from beyondsgd.bench.executor import LocalPool, default_workers, run_local, run_ray
 from beyondsgd.bench.store import RunStore
 from beyondsgd.bench.sweep import ConfigError, SweepConfig, final_tasks, tuning_tasks
 
@@ -123,11 +123,12 @@ def run_sweep(
         if backend == "ray":
             lost.extend(run_ray(tasks, store, threads, on_done, address=ray_address))
         else:
-            lost.extend(run_local(tasks, store, workers, threads, on_done))
+            lost.extend(run_local(tasks, store, workers, threads, on_done, pool=pool))
 
-    execute(todo(tuning_tasks(cfg)), "tune")
-    records = {r["key"]: r for r in store.records()}
-    execute(todo(final_tasks(cfg, records)), "final")
+    with LocalPool(workers, threads) as pool:  # started on first use, shared by both phases
+        execute(todo(tuning_tasks(cfg)), "tune")
+        records = {r["key"]: r for r in store.records()}
+        execute(todo(final_tasks(cfg, records)), "final")
     elapsed = time.perf_counter() - started
     meta = store.read_meta() or {}
     sessions = meta.get("sessions", [])
