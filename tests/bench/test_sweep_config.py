@@ -103,3 +103,11 @@ def test_yaml_and_toml_files_and_plan(tmp_path):
         load_config(bad)
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "missing.yaml")
+
+
+def test_the_documented_example_config_is_valid():
+    from pathlib import Path
+
+    c = load_config(Path(__file__).resolve().parents[2] / "docs" / "examples" / "sweep.yaml")
+    assert [p.name for p in c.problems] == ["digits-mlp", "mnist1d-mlp"]
+    assert len(tuning_tasks(c)) == 2 * (8 + 4 + 5)  # sgd: 8 random draws, adam: 4-point grid, rmsprop: auto
