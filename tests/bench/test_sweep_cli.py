@@ -98,3 +98,25 @@ def test_sweep_cli_errors(args, needle, capsys, tmp_path, monkeypatch):
     assert main(args) == 2
     err = capsys.readouterr().err
     assert needle in err and "Traceback" not in err
+
+
+def test_reproduce_also_writes_html(tmp_path, capsys):
+    from beyondsgd.bench import reproductions as R
+    from beyondsgd.bench.plots import plot_metric_grid
+
+    def run(ctx):
+        rows = [{"algorithm": "sgd", "seed": 0, "step": s, "epoch": s, "train_loss": 1 / (s + 1),
+                 "test_loss": 1 / (s + 1), "test_accuracy": 0.5} for s in range(3)]
+        plot_metric_grid(rows, ctx.out / "fig.png", "epoch")
+        (ctx.out / "report.md").write_text("# fake paper\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n![fig](fig.png)\n")
+        return ctx.out / "report.md"
+
+    R._load()
+    R.register_reproduction(R.Reproduction("test_fake", run, "fake"))
+    try:
+        assert main(["reproduce", "test_fake", "--out", str(tmp_path / "r"), "--no-progress"]) == 0
+    finally:
+        R._REGISTRY.pop("test_fake")
+    html = (tmp_path / "r" / "report.html").read_text()
+    assert "<h1>fake paper</h1>" in html and html.count("data:image/png;base64,") == 1
+    assert "report.html" in capsys.readouterr().out

@@ -95,8 +95,12 @@ def execute_task(task: RunTask, threads: int | None = None) -> dict[str, Any]:
 
 
 def _init_worker(threads: int) -> None:
+    import signal
+
     import torch
 
+    # Ctrl-C reaches the whole process group: let the driver alone handle it (it stops the workers).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(threads)
     os.environ.setdefault("MPLBACKEND", "Agg")
 
@@ -124,16 +128,22 @@ class LocalPool:
                                                 initializer=_init_worker, initargs=(self.threads,))
         return self.executor
 
-    def discard(self, wait_: bool = False) -> None:
+    def discard(self, wait_: bool = False, kill: bool = False) -> None:
+        """Shut the pool down; ``kill`` also terminates runs in flight (after Ctrl-C: they are not stored)."""
         if self.executor is not None:
-            self.executor.shutdown(wait=wait_, cancel_futures=True)
+            procs = list((getattr(self.executor, "_processes", None) or {}).values()) if kill else []
+            self.executor.shutdown(wait=False, cancel_futures=True)
+            for proc in procs:
+                proc.terminate()
+            if wait_ or kill:
+                self.executor.shutdown(wait=True)
             self.executor = None
 
     def __enter__(self) -> LocalPool:
         return self
 
     def __exit__(self, exc_type, *rest) -> None:
-        self.discard(wait_=exc_type is None)
+        self.discard(wait_=exc_type is None, kill=exc_type is not None)
 
 
 def run_local(tasks: Sequence[RunTask], store: RunStore, workers: int, threads: int,
@@ -184,7 +194,7 @@ def run_local(tasks: Sequence[RunTask], store: RunStore, workers: int, threads: 
             if pending:  # a worker died: the pool is unusable, start a fresh one
                 pool.discard()
     except BaseException:
-        pool.discard()
+        pool.discard(kill=True)
         raise
     if own:
         pool.discard(wait_=True)
