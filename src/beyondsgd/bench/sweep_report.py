@@ -158,7 +158,7 @@ def write_report(root: str | Path, level: float = 0.95) -> Path:
     select = cfg["search"]["select"]
     tune: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
     final: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
-    n_runs = n_failed = 0
+    n_runs = n_failed = 0  # stored runs of this config (tuning and final)
     for rec in store.records():
         t = rec["task"]
         if t["problem"] not in problems or t["algorithm"] not in cfg["spaces"]:
@@ -166,6 +166,11 @@ def write_report(root: str | Path, level: float = 0.95) -> Path:
         n_runs += 1
         n_failed += rec["status"] == "failed"
         (tune if t["phase"] == "tune" else final)[t["problem"]][t["algorithm"]].append(rec)
+    chosen = meta.get("chosen", {})
+    for p_, by_alg in final.items():  # only the chosen trial's runs (see sweep_run)
+        for a_, recs in by_alg.items():
+            if f"{p_}|{a_}" in chosen:
+                by_alg[a_] = [r for r in recs if r["task"]["trial"] == chosen[f"{p_}|{a_}"]]
     algs = sorted(cfg["spaces"])
     pnames = list(problems)
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from beyondsgd.bench.executor import LocalPool, default_workers, run_local, run_ray
 from beyondsgd.bench.store import RunStore
-from beyondsgd.bench.sweep import ConfigError, SweepConfig, final_tasks, tuning_tasks
+from beyondsgd.bench.sweep import ConfigError, SweepConfig, best_trials, final_tasks, tuning_tasks
 
 
 @dataclass
@@ -126,9 +126,22 @@ def run_sweep(
             lost.extend(run_local(tasks, store, workers, threads, on_done, pool=pool))
 
     with LocalPool(workers, threads) as pool:  # started on first use, shared by both phases
-        execute(todo(tuning_tasks(cfg)), "tune")
+        tune = tuning_tasks(cfg)
+        execute(todo(tune), "tune")
         records = {r["key"]: r for r in store.records()}
-        execute(todo(final_tasks(cfg, records)), "final")
+        missing = [t.key for t in tune if t.key not in records]
+        if not missing:
+            # Record the choice: the report counts only final runs of the chosen trial, so a
+            # choice can never be mixed with runs of another one.
+            chosen = best_trials(cfg, records)
+            meta = store.read_meta() or {}
+            meta["chosen"] = {f"{p}|{a}": c["trial"] for (p, a), c in chosen.items()}
+            store.write_meta(meta)
+            execute(todo(final_tasks(cfg, records)), "final")
+        elif verbose:
+            # Choosing now would pick from an incomplete set of trials; the final phase waits.
+            print(f"{len(missing)} tuning run(s) missing (lost); the final runs start after --resume "
+                  "completes the tuning", file=sys.stderr)
     elapsed = time.perf_counter() - started
     meta = store.read_meta() or {}
     sessions = meta.get("sessions", [])
