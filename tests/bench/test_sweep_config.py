@@ -111,3 +111,24 @@ def test_the_documented_example_config_is_valid():
     c = load_config(Path(__file__).resolve().parents[2] / "docs" / "examples" / "sweep.yaml")
     assert [p.name for p in c.problems] == ["digits-mlp", "mnist1d-mlp"]
     assert len(tuning_tasks(c)) == 2 * (8 + 4 + 5)  # sgd: 8 random draws, adam: 4-point grid, rmsprop: auto
+
+
+def test_auto_space_finds_the_step_size_or_keeps_defaults():
+    from beyondsgd import optim
+    from beyondsgd.bench.sweep import auto_space
+    from beyondsgd.validation import NONNEGATIVE
+
+    optim.register(optim.OptimizerSpec("test_eta", torch_sgd_eta, {"eta_out": NONNEGATIVE}, {"eta_out": 0.02}))
+    optim.register(optim.OptimizerSpec("test_nostep", torch_sgd_eta, {"rho": NONNEGATIVE}, {"rho": 1.0}))
+    try:
+        assert auto_space("test_eta")["eta_out"].values == pytest.approx((0.002, 0.006, 0.02, 0.06, 0.2))
+        assert auto_space("test_nostep") == {}
+    finally:
+        optim.registry._REGISTRY.pop("test_eta")
+        optim.registry._REGISTRY.pop("test_nostep")
+
+
+def torch_sgd_eta(params, eta_out=0.02, rho=1.0):
+    import torch
+
+    return torch.optim.SGD(params, lr=eta_out)

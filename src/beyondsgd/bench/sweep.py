@@ -28,8 +28,8 @@ The config is a mapping (from YAML or TOML, see :func:`load_config`)::
 Search-space values: a scalar (fixed), a list or ``{grid: [...]}`` (grid
 values), ``{choice: [...]}`` (same, for random search), ``{log_uniform: [lo, hi]}``,
 ``{uniform: [lo, hi]}``; the string ``auto`` for the whole space means "the
-learning rate times 0.1, 0.3, 1, 3, 10 around the registered default" (or the
-defaults only when the algorithm has no ``lr``).  ``method: auto`` enumerates
+registered default step size (``lr``, else ``eta_out``, ``eta``, ``step_size``)
+times 0.1, 0.3, 1, 3, 10" (the defaults only when the algorithm has none).  ``method: auto`` enumerates
 an all-discrete space when it has at most ``trials`` points and otherwise draws
 ``trials`` random points.
 """
@@ -181,12 +181,21 @@ def trials(space: Mapping[str, Dim], method: str, budget: int, seed: int) -> lis
     return out
 
 
+#: Step-size names the ``auto`` space looks for in an algorithm's registered defaults, in order.
+AUTO_STEP_NAMES = ("lr", "eta_out", "eta", "step_size")
+
+
 def auto_space(algorithm: str) -> dict[str, Dim]:
-    """The ``auto`` space: the registered default learning rate times 0.1 ... 10 (project choice)."""
+    """The ``auto`` space: the registered default step size times 0.1 ... 10 (project choice).
+
+    The step size is the first of :data:`AUTO_STEP_NAMES` among the algorithm's
+    registered defaults; an algorithm with none of them runs at its defaults.
+    """
     defaults = algorithm_info(algorithm).defaults
-    lr = defaults.get("lr")
-    if isinstance(lr, (int, float)) and not isinstance(lr, bool) and lr > 0:
-        return {"lr": Dim("grid", tuple(float(f"{lr * f:.6g}") for f in AUTO_LR_FACTORS))}
+    for name in AUTO_STEP_NAMES:
+        v = defaults.get(name)
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0:
+            return {name: Dim("grid", tuple(float(f"{v * f:.6g}") for f in AUTO_LR_FACTORS))}
     return {}
 
 
