@@ -42,7 +42,7 @@ def test_kill_mid_sweep_then_resume(tmp_path, capsys):
     out = tmp_path / "sw"
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "beyondsgd", "--threads", "1", "sweep", str(cfg_path), "--out", str(out),
+        [sys.executable, "-m", "beyondsgd", "sweep", str(cfg_path), "--out", str(out),
          "--workers", "2", "--quiet"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     try:
