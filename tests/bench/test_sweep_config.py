@@ -132,3 +132,10 @@ def torch_sgd_eta(params, eta_out=0.02, rho=1.0):
     import torch
 
     return torch.optim.SGD(params, lr=eta_out)
+
+
+def test_auto_with_a_named_hyperparameter():
+    c = parse_config(cfg(algorithms={"sgd": "auto:lr"}))
+    assert c.spaces["sgd"]["lr"].values == pytest.approx((0.005, 0.015, 0.05, 0.15, 0.5))
+    with pytest.raises(ConfigError, match="auto:momentum needs a positive numeric registered default"):
+        parse_config(cfg(algorithms={"sgd": "auto:momentum"}))

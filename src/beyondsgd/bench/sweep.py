@@ -29,7 +29,8 @@ Search-space values: a scalar (fixed), a list or ``{grid: [...]}`` (grid
 values), ``{choice: [...]}`` (same, for random search), ``{log_uniform: [lo, hi]}``,
 ``{uniform: [lo, hi]}``; the string ``auto`` for the whole space means "the
 registered default step size (``lr``, else ``eta_out``, ``eta``, ``step_size``)
-times 0.1, 0.3, 1, 3, 10" (the defaults only when the algorithm has none).  ``method: auto`` enumerates
+times 0.1, 0.3, 1, 3, 10" (the defaults only when the algorithm has none);
+``auto:NAME`` scans hyperparameter NAME around its registered default instead.  ``method: auto`` enumerates
 an all-discrete space when it has at most ``trials`` points and otherwise draws
 ``trials`` random points.
 """
@@ -185,13 +186,25 @@ def trials(space: Mapping[str, Dim], method: str, budget: int, seed: int) -> lis
 AUTO_STEP_NAMES = ("lr", "eta_out", "eta", "step_size")
 
 
-def auto_space(algorithm: str) -> dict[str, Dim]:
+def auto_space(algorithm: str, hyperparam: str | None = None) -> dict[str, Dim]:
     """The ``auto`` space: the registered default step size times 0.1 ... 10 (project choice).
 
-    The step size is the first of :data:`AUTO_STEP_NAMES` among the algorithm's
-    registered defaults; an algorithm with none of them runs at its defaults.
+    Args:
+        algorithm: registry name.
+        hyperparam: the hyperparameter to scan (``auto:NAME`` in a config); default:
+            the first of :data:`AUTO_STEP_NAMES` among the algorithm's registered
+            defaults (none found: the algorithm runs at its defaults).
+
+    Raises:
+        ConfigError: ``hyperparam`` has no positive numeric registered default.
     """
     defaults = algorithm_info(algorithm).defaults
+    if hyperparam is not None:
+        v = defaults.get(hyperparam)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
+            raise ConfigError(f"algorithms.{algorithm}: auto:{hyperparam} needs a positive numeric registered "
+                              f"default for {hyperparam!r}; the defaults are {dict(defaults)}")
+        return {hyperparam: Dim("grid", tuple(float(f"{v * f:.6g}") for f in AUTO_LR_FACTORS))}
     for name in AUTO_STEP_NAMES:
         v = defaults.get(name)
         if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0:
@@ -360,8 +373,8 @@ def parse_config(raw: Mapping[str, Any]) -> SweepConfig:
             raise ConfigError(f"{where}: unknown algorithm {alg!r}; available: {', '.join(known)} "
                               "(or set skip_missing: true)")
         name = algorithm_info(alg).name
-        if space_raw == "auto":
-            spaces[name] = auto_space(name)
+        if isinstance(space_raw, str) and (space_raw == "auto" or space_raw.startswith("auto:")):
+            spaces[name] = auto_space(name, space_raw[5:] or None)
             continue
         if space_raw is None:
             space_raw = {}
