@@ -20,10 +20,10 @@ CONFIG = {
 class CountingPool(LocalPool):
     discarded = 0
 
-    def discard(self, wait_=False):
+    def discard(self, wait_=False, kill=False):
         if self.executor is not None:
             CountingPool.discarded += 1
-        super().discard(wait_)
+        super().discard(wait_, kill)
 
 
 def test_killed_worker_is_replaced_and_its_run_resubmitted(tmp_path):
