@@ -1,4 +1,4 @@
-"""The ``beyondsgd`` command: ``list``, ``compare`` and ``reproduce``.
+"""The ``beyondsgd`` command: ``list``, ``compare``, ``reproduce``, ``sweep`` and ``report``.
 
 Launched by torchrun (``torchrun --nproc_per_node=N -m beyondsgd compare ...``)
 the command joins the process group and runs data-parallel; rank 0 prints and
@@ -8,6 +8,7 @@ writes the results, the other ranks write nothing.
 from __future__ import annotations
 
 import argparse
+import os
 import ast
 import sys
 import tempfile
@@ -105,6 +106,24 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
     r.add_argument("--data-dir", default=None, help="where downloadable datasets are cached")
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    s = sub.add_parser("sweep", help="tune algorithms on several problems, re-run the best over seeds, report")
+    s.add_argument("config", nargs="?", default=None, help="sweep config (.yaml/.yml or .toml); see docs/benchmarks.md")
+    s.add_argument("--suite", default=None, help="a built-in suite instead of a config file: small")
+    s.add_argument("--out", default=None, help="sweep folder (default: ./sweep-NAME)")
+    s.add_argument("--resume", action="store_true", help="continue the sweep in --out, skipping finished runs")
+    s.add_argument("--retry-failed", action="store_true", help="with --resume: also re-run runs that failed")
+    s.add_argument("--backend", default="local", choices=("local", "ray"),
+                   help="local worker processes (default) or a Ray cluster")
+    s.add_argument("--workers", type=int, default=None, help="local worker processes (default: one per core)")
+    s.add_argument("--threads-per-worker", type=int, default=None,
+                   help="torch threads per run (default: cores // workers)")
+    s.add_argument("--ray-address", default=None, help="Ray cluster address (default: start a local instance)")
+    s.add_argument("--quiet", action="store_true", help="no line per finished run")
+    s.add_argument("--no-report", action="store_true", help="only run; write the report later with `beyondsgd report`")
+
+    rp = sub.add_parser("report", help="(re)write report.md and the self-contained report.html of a results folder")
+    rp.add_argument("dir", help="a sweep folder, or any folder with a report.md (compare, reproduce)")
     return parser
 
 
@@ -185,8 +204,52 @@ def _cmd_reproduce(args: argparse.Namespace) -> None:
         progress=not args.no_progress and sys.stderr.isatty(),
         data_dir=Path(args.data_dir) if args.data_dir else None,
     )
-    report = repro.run(ctx)
-    print(f"wrote {report}")
+    report = Path(repro.run(ctx))
+    if report.suffix == ".md" and report.is_file():
+        from beyondsgd.bench.html import write_html_report
+
+        print(f"wrote {report} and {write_html_report(report)}")
+    else:
+        print(f"wrote {report}")
+
+
+def _cmd_sweep(args: argparse.Namespace) -> None:
+    from beyondsgd.bench.suites import suite_config
+    from beyondsgd.bench.sweep import load_config, parse_config
+    from beyondsgd.bench.sweep_run import run_sweep
+
+    if (args.config is None) == (args.suite is None):
+        raise ValueError("give either a CONFIG file or --suite NAME (not both)")
+    for flag in ("workers", "threads_per_worker"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            raise ValueError(f"invalid --{flag.replace('_', '-')} {value}: expected a positive integer")
+    cfg = parse_config(suite_config(args.suite)) if args.suite else load_config(args.config)
+    if args.retry_failed and not args.resume:
+        raise ValueError("--retry-failed only makes sense with --resume")
+    out = run_sweep(cfg, args.out or f"sweep-{cfg.name}", backend=args.backend, workers=args.workers,
+                    threads=args.threads_per_worker, resume=args.resume, retry_failed=args.retry_failed,
+                    ray_address=args.ray_address, verbose=not args.quiet,
+                    report=not args.no_report)
+    wrote = f"wrote {out.report} and {out.report.with_suffix('.html')}" if out.report else f"results in {out.out}"
+    print(f"{out.ran} run(s) executed, {out.skipped} already stored, {len(out.lost)} lost; {wrote}")
+    if out.lost:
+        print("some runs were lost to crashed workers; run again with --resume to retry them", file=sys.stderr)
+
+
+def _cmd_report(args: argparse.Namespace) -> None:
+    from beyondsgd.bench.html import write_html_report
+
+    root = Path(args.dir)
+    if (root / "sweep.json").is_file():
+        from beyondsgd.bench.sweep_report import write_report
+
+        md = write_report(root)
+    elif (root / "report.md").is_file():
+        md = root / "report.md"
+    else:
+        raise ValueError(f"{root} has neither sweep.json (a sweep) nor report.md (compare/reproduce)")
+    print(f"wrote {md} and {write_html_report(md)}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -207,7 +270,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"invalid --dist-timeout {args.dist_timeout}: expected a number of seconds > 0")
     owns_group = False  # leave a process group the caller created alone
     try:
-        if args.command != "list" and not dist.is_initialized():
+        if args.command in ("sweep", "report") and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise ValueError(f"'beyondsgd {args.command}' runs its own worker processes (--backend local|ray); "
+                             "launch it without torchrun")
+        if args.command in ("compare", "reproduce") and not dist.is_initialized():
             owns_group = dist.init_from_env(timeout_s=args.dist_timeout)
         if dist.is_distributed() and dist.is_main():
             print(f"beyondsgd: data-parallel on {dist.world_size()} ranks ({torch.distributed.get_backend()})",
@@ -218,6 +284,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             _cmd_compare(args)
         elif args.command == "reproduce":
             _cmd_reproduce(args)
+        elif args.command == "sweep":
+            _cmd_sweep(args)
+        elif args.command == "report":
+            _cmd_report(args)
     except dist.RankFailure as err:
         print(f"beyondsgd: error: {err}", file=sys.stderr)
         return 1
@@ -225,11 +295,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"beyondsgd: error: {_on_rank(err)} — a collective failed: another rank probably died "
               "or timed out; look at the other ranks' output for the first error", file=sys.stderr)
         return 1
-    except (ValueError, DatasetUnavailableError) as err:
+    except (ValueError, ImportError, DatasetUnavailableError) as err:
         print(f"beyondsgd: error: {_on_rank(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("beyondsgd: interrupted; files written so far are complete and kept", file=sys.stderr)
+        print("beyondsgd: interrupted; files written so far are complete and kept"
+              + (" (continue with --resume)" if args.command == "sweep" else ""), file=sys.stderr)
         return 130
     finally:
         if owns_group:

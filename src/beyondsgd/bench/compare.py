@@ -14,6 +14,7 @@ import torch
 
 from beyondsgd import distributed as dist
 from beyondsgd.bench.algorithms import algorithm_info, available_algorithms, make_trainer
+from beyondsgd.bench.html import write_html_report
 from beyondsgd.bench.io import write_atomic, write_csv, write_json
 from beyondsgd.bench.plots import plot_metric_grid
 from beyondsgd.bench.report import SUMMARY_COLUMNS, markdown_table, summarize
@@ -190,4 +191,5 @@ def _write_report(out: Path, cfg: CompareConfig, data, summary, failures, elapse
     ]
     if failures:
         lines += ["", "## Runs that failed", ""] + [f"- {a} seed {s}: {msg}" for a, s, msg in failures]
-    write_atomic(out / "report.md", "\n".join(lines) + "\n")
+    md = write_atomic(out / "report.md", "\n".join(lines) + "\n")
+    write_html_report(md)  # the same report as one self-contained page

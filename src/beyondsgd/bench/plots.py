@@ -61,6 +61,7 @@ def plot_metric_grid(
     x: str,
     metrics: Sequence[str] = ("train_loss", "test_loss", "test_accuracy"),
     title: str = "",
+    dpi: int = 110,
 ) -> Path:
     """Save a row of panels, one per metric, against ``x`` (``"epoch"`` or ``"time_s"``).
 
@@ -98,6 +99,6 @@ def plot_metric_grid(
         fig.suptitle(title)
     fig.tight_layout()
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     plt.close(fig)
     return write_atomic(path, buf.getvalue())
