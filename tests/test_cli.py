@@ -65,3 +65,9 @@ def test_compare_checkpoints_and_resumes(tmp_path, capsys):
     assert (out / "results.csv").read_text() == first
     assert main([*args[:-len(TINY)], *TINY, "--checkpoint-every", "0"]) == 2
     assert "checkpoint_every=0" in capsys.readouterr().err
+
+
+def test_sweep_and_report_refuse_torchrun(monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert main(["report", str(tmp_path)]) == 2
+    assert "launch it without torchrun" in capsys.readouterr().err
