@@ -8,5 +8,6 @@ from beyondsgd.optim.registry import OptimizerSpec, available, create, get_spec,
 
 # Importing a module registers its optimizers.
 from beyondsgd.optim import baselines as _baselines  # noqa: F401  (registers sgd, adam, rmsprop, adagrad)
+from beyondsgd.optim.multiplicative import Madam, RuleAdagrad, RuleAdam, RuleOptimizer, RuleRMSprop, RuleSGD
 
-__all__ = ["OptimizerSpec", "available", "create", "get_spec", "register"]
+__all__ = ["Madam", "RuleAdagrad", "RuleAdam", "RuleOptimizer", "RuleRMSprop", "RuleSGD", "OptimizerSpec", "available", "create", "get_spec", "register"]
