@@ -34,6 +34,11 @@ class Direction:
     def check(self, group: Mapping[str, Any]) -> None:
         """Raise ``ValueError`` on option combinations the ranges alone do not catch."""
 
+    def owns(self, group: Mapping[str, Any]) -> bool:
+        """Whether the returned directions are fresh tensors the rule may overwrite
+        (not a gradient or a state buffer); saves the rule a copy."""
+        return True
+
     def one(self, p: torch.Tensor, g: torch.Tensor, state: State, group: Mapping[str, Any]) -> tuple[torch.Tensor, float]:
         """Reference path: update ``state`` for one tensor and return ``(d, scale)``.
 
@@ -65,6 +70,9 @@ class SGDDirection(Direction):
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError(f"invalid nesterov=True with momentum={group['momentum']!r}, "
                              f"dampening={group['dampening']!r}: Nesterov needs momentum > 0 and zero dampening")
+
+    def owns(self, group):
+        return group["momentum"] != 0.0 and group["nesterov"]
 
     def one(self, p, g, state, group):
         mu = group["momentum"]
@@ -158,7 +166,11 @@ class AdamDirection(Direction):
             dirs = torch._foreach_div(ms, bc1)
             torch._foreach_div_(dirs, denom)
             return dirs, [1.0] * len(ps)
-        return torch._foreach_div(ms, denom), [1.0 / b for b in bc1]
+        # d = m / denom, written into denom's memory: two in-place passes are cheaper than a
+        # fresh allocation on CPU (page faults), and the rule may then overwrite d.
+        torch._foreach_reciprocal_(denom)
+        torch._foreach_mul_(denom, ms)
+        return denom, [1.0 / b for b in bc1]
 
 
 class RMSpropDirection(Direction):
@@ -169,6 +181,9 @@ class RMSpropDirection(Direction):
     name = "rmsprop"
     hyperparams = {"alpha": UNIT, "eps": POSITIVE, "momentum": UNIT_HALF_OPEN, "centered": BOOL}
     defaults = {"alpha": 0.99, "eps": 1e-8, "momentum": 0.0, "centered": False}
+
+    def owns(self, group):
+        return group["momentum"] == 0.0
 
     def _init(self, p: torch.Tensor, state: State, group: Mapping[str, Any]) -> None:
         if "square_avg" not in state:
@@ -219,7 +234,9 @@ class RMSpropDirection(Direction):
             torch._foreach_mul_(bufs, group["momentum"])
             torch._foreach_addcdiv_(bufs, gs, avg)
             return bufs, [1.0] * len(ps)
-        return torch._foreach_div(gs, avg), [1.0] * len(ps)
+        torch._foreach_reciprocal_(avg)  # d = g / avg in avg's memory, as in Adam
+        torch._foreach_mul_(avg, gs)
+        return avg, [1.0] * len(ps)
 
 
 class AdagradDirection(Direction):
@@ -253,7 +270,9 @@ class AdagradDirection(Direction):
         torch._foreach_addcmul_(sums, gs, gs, value=1.0)
         std = torch._foreach_sqrt(sums)
         torch._foreach_add_(std, group["eps"])
-        return torch._foreach_div(gs, std), [self._scale(t, group) for t in steps]
+        torch._foreach_reciprocal_(std)  # d = g / std in std's memory, as in Adam
+        torch._foreach_mul_(std, gs)
+        return std, [self._scale(t, group) for t in steps]
 
 
 DIRECTIONS: dict[str, Direction] = {d.name: d for d in (SGDDirection(), AdamDirection(), RMSpropDirection(), AdagradDirection())}

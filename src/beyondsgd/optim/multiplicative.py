@@ -36,7 +36,7 @@ from beyondsgd.optim.directions import (
     SGDDirection,
 )
 from beyondsgd.optim.registry import OptimizerSpec, register
-from beyondsgd.optim.update_rules import RULES, RuleArgs, get_rule
+from beyondsgd.optim.update_rules import RULES, RuleArgs, Workspace, get_rule
 from beyondsgd.validation import (
     BOOL,
     NONNEGATIVE,
@@ -120,6 +120,7 @@ class RuleOptimizer(Optimizer):
         if "lr" not in defaults or "eta_out" not in defaults:
             raise ValueError(f"{type(self).__name__} needs lr and eta_out")
         check_hyperparams(type(self).__name__, defaults, self.hyperparams())
+        self._work = Workspace()  # scratch buffers of the foreach path, never saved
         super().__init__(params, defaults)
 
     @classmethod
@@ -195,7 +196,7 @@ class RuleOptimizer(Optimizer):
             if group["weight_decay"] != 0.0:
                 g = g.add(p, alpha=group["weight_decay"])
             d, scale = self.direction.one(p, g, st, group)
-            rule.apply_one(p, d, scale, args, st)
+            rule.apply_one(p, d, scale, args, st, owned=self.direction.owns(group))
 
     def _step_many(self, group, params, states, rule, args) -> None:
         """Multi-tensor path (``torch._foreach_*``), equal to :meth:`_step_one` to rounding."""
@@ -205,7 +206,7 @@ class RuleOptimizer(Optimizer):
         if group["weight_decay"] != 0.0:
             grads = torch._foreach_add(grads, params, alpha=group["weight_decay"])
         dirs, scales = self.direction.many(params, grads, states, group)
-        rule.apply_many(params, dirs, scales, args, states)
+        rule.apply_many(params, dirs, scales, args, states, owned=self.direction.owns(group), work=self._work)
 
 
 class RuleSGD(RuleOptimizer):
