@@ -257,7 +257,7 @@ def test_registry_names_defaults_and_checks():
         assert g["rule"] == ("exp" if name == "madam" else {"m": "multiplicative", "h": "hybrid"}[name[0]])
         for k, v in spec.defaults.items():
             assert g[k] == v
-    assert optim.get_spec("m_adam").defaults["eta_out"] == 1e-3
+    assert optim.get_spec("m_rmsprop").defaults["eta_out"] == 1e-2  # the authors' value
     assert optim.get_spec("h_rmsprop").defaults["lr"] == 1e-2
     with pytest.raises(ValueError, match="unknown hyperparameter 'gamma' for optimizer 'm_sgd'"):
         optim.create("m_sgd", _model(), gamma=0.5)
