@@ -123,6 +123,10 @@ class RuleOptimizer(Optimizer):
         self._work = Workspace()  # scratch buffers of the foreach path, never saved
         super().__init__(params, defaults)
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self._work = Workspace()  # not pickled (Optimizer.__getstate__ keeps only its own fields)
+
     @classmethod
     def hyperparams(cls) -> dict[str, Constraint]:
         """Every accepted option and its allowed values."""
