@@ -46,3 +46,13 @@ def test_bad_arguments():
         problems.quadratic(0.5)
     with pytest.raises(ValueError, match="l2=0"):
         problems.logistic_regression(l2=0)
+
+
+def test_same_sign_start_and_shifts():
+    p = problems.quadratic(1e2, same_sign=True)
+    assert (torch.sign(p.x0) == torch.sign(p.x_star)).all() and p.name.endswith("samesign")
+    for q in (problems.rastrigin(shift=problems.SHIFT), problems.ackley(shift=problems.SHIFT)):
+        assert torch.equal(q.x_star, torch.tensor(problems.SHIFT, dtype=torch.float64))
+        assert (torch.sign(q.x0) == torch.sign(q.x_star)).all()
+    with pytest.raises(ValueError, match="invalid shift"):
+        problems.ackley(shift=(1.0,))

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 
@@ -58,7 +58,7 @@ def _f64(values) -> torch.Tensor:
     return torch.as_tensor(values, dtype=torch.float64)
 
 
-def quadratic(condition: float = 100.0, dim: int = 10, seed: int = 0) -> Problem:
+def quadratic(condition: float = 100.0, dim: int = 10, seed: int = 0, same_sign: bool = False) -> Problem:
     """``f(x) = 0.5 (x - x*)^T A (x - x*)``, eigenvalues of ``A`` log-spaced in ``[1, condition]``.
 
     ``A = Q diag(lambda) Q^T`` with a random rotation ``Q``; ``x*`` and ``x0`` are random
@@ -69,6 +69,8 @@ def quadratic(condition: float = 100.0, dim: int = 10, seed: int = 0) -> Problem
         condition: the condition number ``lambda_max / lambda_min`` (>= 1).
         dim: dimension (>= 2).
         seed: seeds ``Q``, ``x*`` and ``x0``.
+        same_sign: start at ``x0 = x* * exp(z)``, ``z ~ N(0, 1)``: every coordinate on the
+            minimizer's side of zero, reachable by a rule that cannot cross zero.
     """
     Interval(1.0).check("condition", condition)
     Interval(2, integer=True).check("dim", dim)
@@ -77,14 +79,16 @@ def quadratic(condition: float = 100.0, dim: int = 10, seed: int = 0) -> Problem
     lam = torch.logspace(0.0, math.log10(condition), dim, dtype=torch.float64)
     A = (q * lam) @ q.T
     x_star = torch.randn(dim, generator=g, dtype=torch.float64)
-    x0 = x_star + torch.randn(dim, generator=g, dtype=torch.float64) * 2.0
+    noise = torch.randn(dim, generator=g, dtype=torch.float64)
+    x0 = x_star * noise.exp() if same_sign else x_star + 2.0 * noise
 
     def f(x: torch.Tensor) -> torch.Tensor:
         z = x - x_star
         return 0.5 * ((z @ A) * z).sum(-1)
 
-    return Problem(f"quadratic-k{condition:g}", f, x_star, 0.0, x0, True,
-                   f"convex quadratic, dim {dim}, condition number {condition:g}")
+    return Problem(f"quadratic-k{condition:g}" + ("-samesign" if same_sign else ""), f, x_star, 0.0, x0, True,
+                   f"convex quadratic, dim {dim}, condition number {condition:g}"
+                   + (", start on the minimizer's side of zero" if same_sign else ""))
 
 
 def logistic_regression(n: int = 200, dim: int = 10, l2: float = 1e-2, seed: int = 0) -> Problem:
@@ -133,16 +137,30 @@ def rosenbrock(dim: int = 2) -> Problem:
                    f"Rosenbrock's valley, dim {dim}")
 
 
-def rastrigin(dim: int = 2) -> Problem:
-    """``10 n + sum x_i^2 - 10 cos(2 pi x_i)``; minimum 0 at 0; many local minima; start ``(2.2, -1.3, ...)``."""
+def _shift(shift: Sequence[float] | None, dim: int) -> torch.Tensor:
+    s = torch.zeros(dim, dtype=torch.float64) if shift is None else _f64(shift)
+    if s.shape != (dim,):
+        raise ValueError(f"invalid shift={shift!r}: expected {dim} numbers")
+    return s
+
+
+def rastrigin(dim: int = 2, shift: Sequence[float] | None = None) -> Problem:
+    """``10 n + sum z_i^2 - 10 cos(2 pi z_i)``, ``z = x - shift``; minimum 0 at ``shift`` (default 0);
+    many local minima; start ``shift + (2.2, -1.3, ...)``.
+
+    The unshifted minimizer is the origin, which a multiplicative rule reaches just by
+    shrinking every weight; ``shift`` moves it away to test more than that.
+    """
     Interval(1, integer=True).check("dim", dim)
+    s = _shift(shift, dim)
 
     def f(x: torch.Tensor) -> torch.Tensor:
-        return 10.0 * x.shape[-1] + (x * x - 10.0 * torch.cos(2 * math.pi * x)).sum(-1)
+        z = x - s
+        return 10.0 * x.shape[-1] + (z * z - 10.0 * torch.cos(2 * math.pi * z)).sum(-1)
 
-    x0 = _f64([2.2 if i % 2 == 0 else -1.3 for i in range(dim)])
-    return Problem("rastrigin", f, torch.zeros(dim, dtype=torch.float64), 0.0, x0, False,
-                   f"Rastrigin, dim {dim} (multimodal)")
+    x0 = s + _f64([2.2 if i % 2 == 0 else -1.3 for i in range(dim)])
+    name = "rastrigin" if shift is None else "rastrigin-shifted"
+    return Problem(name, f, s.clone(), 0.0, x0, False, f"Rastrigin, dim {dim} (multimodal), minimizer {s.tolist()}")
 
 
 def beale() -> Problem:
@@ -155,19 +173,29 @@ def beale() -> Problem:
     return Problem("beale", f, _f64([3.0, 0.5]), 0.0, _f64([1.0, 1.0]), False, "Beale (2-D)")
 
 
-def ackley() -> Problem:
-    """``-20 exp(-0.2 sqrt(mean x^2)) - exp(mean cos 2 pi x) + e + 20``; minimum 0 at 0; start (1.7, -1.1)."""
+def ackley(shift: Sequence[float] | None = None) -> Problem:
+    """``-20 exp(-0.2 sqrt(mean z^2)) - exp(mean cos 2 pi z) + e + 20``, ``z = x - shift``; minimum 0 at
+    ``shift`` (default 0); start ``shift + (1.7, -1.1)``. See :func:`rastrigin` on ``shift``."""
+    s = _shift(shift, 2)
 
     def f(x: torch.Tensor) -> torch.Tensor:
+        z = x - s
         # clamp: the radius's gradient is undefined at exactly 0 (the minimizer).
-        r = torch.sqrt((x * x).mean(-1).clamp_min(1e-300))
-        return -20.0 * torch.exp(-0.2 * r) - torch.exp(torch.cos(2 * math.pi * x).mean(-1)) + math.e + 20.0
+        r = torch.sqrt((z * z).mean(-1).clamp_min(1e-300))
+        return -20.0 * torch.exp(-0.2 * r) - torch.exp(torch.cos(2 * math.pi * z).mean(-1)) + math.e + 20.0
 
-    return Problem("ackley", f, _f64([0.0, 0.0]), 0.0, _f64([1.7, -1.1]), False, "Ackley (2-D, multimodal)")
+    name = "ackley" if shift is None else "ackley-shifted"
+    return Problem(name, f, s.clone(), 0.0, s + _f64([1.7, -1.1]), False,
+                   f"Ackley (2-D, multimodal), minimizer {s.tolist()}")
+
+
+#: Where the shifted Rastrigin and Ackley put their minimizer (same signs as their starts).
+SHIFT = (1.5, -0.5)
 
 
 def standard_problems(conditions: tuple[float, ...] = (1e1, 1e2, 1e3, 1e4)) -> list[Problem]:
-    """The suite of the multiplicative reproduction: quadratics of each condition number,
-    logistic regression, Rosenbrock, Rastrigin, Beale and Ackley."""
-    return [*(quadratic(c) for c in conditions), logistic_regression(), rosenbrock(), rastrigin(), beale(),
-            ackley()]
+    """The suite of the multiplicative reproduction: quadratics of each condition number (and one
+    started on the minimizer's side of zero), logistic regression, Rosenbrock, Rastrigin, Beale,
+    Ackley, and Rastrigin and Ackley shifted away from the origin."""
+    return [*(quadratic(c) for c in conditions), quadratic(1e2, same_sign=True), logistic_regression(),
+            rosenbrock(), rastrigin(), rastrigin(shift=SHIFT), beale(), ackley(), ackley(shift=SHIFT)]
