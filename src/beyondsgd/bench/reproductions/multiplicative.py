@@ -226,7 +226,7 @@ def _acc(row: dict) -> float:
 def _plot_heatmaps(rows: list[dict], steps, scales, path: Path) -> Path:
     plt = _pyplot()
     bases = list(dict.fromkeys(r["base"] for r in rows))
-    fig, axes = plt.subplots(len(bases), 3, figsize=(11, 3.0 * len(bases)), squeeze=False)
+    fig, axes = plt.subplots(len(bases), 3, figsize=(11, 3.2 * len(bases)), squeeze=False)
     for i, base in enumerate(bases):
         for j, rule in enumerate(RULES):
             grid = np.array([[_acc(next(r for r in rows if r["base"] == base and r["rule"] == rule
@@ -237,10 +237,13 @@ def _plot_heatmaps(rows: list[dict], steps, scales, path: Path) -> Path:
             for (a, b), v in np.ndenumerate(grid):
                 ax.text(b, a, f"{v:.2f}", ha="center", va="center", fontsize=7, color="w" if v < 0.6 else "k")
             ax.set_xticks(range(len(scales)), [f"{c:g}" for c in scales])
-            ax.set_yticks(range(len(steps)), [f"{s:g}" for s in steps])
+            ax.set_yticks(range(len(steps)), [f"{s:g}" for s in steps] if j == 0 else [])
             ax.set_title(f"{base} / {rule}", fontsize=9)
-            ax.set_xlabel("init scale")
-            ax.set_ylabel("step size (lr / eta_out)")
+            if i == len(bases) - 1:
+                ax.set_xlabel("init scale")
+            if j == 0:
+                ax.set_ylabel("step size (lr / eta_out)")
+    fig.subplots_adjust(hspace=0.35, wspace=0.15)
     fig.colorbar(im, ax=axes, shrink=0.6, label="final test accuracy")
     return _save(fig, path)
 
