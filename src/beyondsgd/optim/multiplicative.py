@@ -95,8 +95,8 @@ class RuleOptimizer(Optimizer):
         gamma: hybrid mixing weight in [0, 1] (1 = M, 0 = additive).
         weight_decay: L2 penalty added to the gradient, as in torch.optim.
         maximize: ascend instead of descend.
-        foreach: multi-tensor path; ``None`` uses it when every parameter is on a GPU
-            (torch.optim's default).
+        foreach: ``True``/``None`` (default): the multi-tensor path; ``False``: the
+            per-tensor reference path (equal to rounding, slower).
         exp_base, squash, clip_bound, max_scale: options of the ``exp`` rule, see
             :class:`~beyondsgd.optim.update_rules.ExponentialRule`.
         scheduler_scales_eta_out: when a torch LR scheduler changes ``lr``, scale
@@ -185,9 +185,9 @@ class RuleOptimizer(Optimizer):
             for p, st in zip(params, states):
                 rule.init_state(p, st, args)
             foreach = group["foreach"]
-            if foreach is None:
-                foreach = all(p.is_cuda for p in params)
-            if foreach:
+            # None: the multi-tensor path everywhere; unlike torch.optim's CPU default, it is also
+            # the faster one on CPU here (it reuses scratch buffers; see docs/multiplicative.md).
+            if foreach is None or foreach:
                 self._step_many(group, params, states, rule, args)
             else:
                 self._step_one(group, params, states, rule, args)
