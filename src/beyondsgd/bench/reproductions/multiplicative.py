@@ -257,8 +257,8 @@ def _fmt(x: float | None, spec: str = ".3g") -> str:
 def _problem_section(runs: list[ProblemRun], tol: float, iterations: int, steps) -> list[str]:
     lines = [f"Best step size per cell from {len(steps)} values {', '.join(f'{s:g}' for s in steps)} "
              f"(A: lr, M: eta_out, H: lr = eta_out, gamma = {GAMMA}; eta_in = 1), {iterations} iterations from "
-             f"the standard start. Cell: final gap f - f* / iterations to f - f* <= {tol:g} (f(x0) - f*) "
-             "('—': not reached).", "",
+             f"the standard start. Cell: final gap f - f* / iterations until f - f* <= {tol:g} (f(x0) - f*) was first "
+             "reached ('—': never).", "",
              "| problem | " + " | ".join(f"{b} {r}" for b in BASES for r in RULES) + " |",
              "|---|" + "---|" * (len(BASES) * len(RULES))]
     for name in dict.fromkeys(r.problem for r in runs):
@@ -290,11 +290,14 @@ def _verdict(summary: list[dict], problem_runs: list[ProblemRun], at_origin: set
         lines.append(f"- {base}: robustness claim {claim} on this grid — fraction of cells within 1 point of "
                      f"the best: A {fa:.2f}, M {fm:.2f}, H {fh:.2f}; median accuracy A {s['A']['median']:.3f}, "
                      f"M {s['M']['median']:.3f}, H {s['H']['median']:.3f}.")
-    m_stuck = sorted({r.problem for r in problem_runs if r.rule == "M" and r.iters_to_tol is None})
+    reached = {(r.problem, r.base, r.rule) for r in problem_runs if r.iters_to_tol is not None}
+    m_stuck = sorted({r.problem for r in problem_runs if r.rule == "M" and r.iters_to_tol is None
+                      and ((r.problem, r.base, "A") in reached or (r.problem, r.base, "H") in reached)})
     if m_stuck:
         lines.append("- Rule M cannot move a weight across zero (nor move an exact zero), so it cannot reach "
-                     "minimizers whose coordinates have the other sign than the start; it missed the tolerance "
-                     f"on: {', '.join(m_stuck)} (for at least one base). H (gamma < 1) has no such limit.")
+                     "minimizers whose coordinates have the other sign than the start. Problems where M missed "
+                     "the tolerance while A or H reached it with the same base: "
+                     f"{', '.join(m_stuck)}. H (gamma < 1) has no such limit.")
     m_origin = sorted({r.problem for r in problem_runs if r.rule == "M" and r.iters_to_tol is not None
                        and r.problem in at_origin})
     if m_origin:
