@@ -11,13 +11,14 @@ from beyondsgd.bench import problems
 
 
 def test_robustness_summary_counts_cells_near_the_best():
-    rows = [{"base": "sgd", "rule": r, "test_accuracy": a}
+    rows = [{"base": "sgd", "rule": r, "test_accuracy": a, "step": 0.1, "init_scale": c}
             for r, accs in (("A", [0.905, 0.5]), ("M", [0.895, 0.885]), ("H", [float("nan"), 0.91]))
-            for a in accs]
+            for a, c in zip(accs, (1.0, 3.0))]
     s = {x["rule"]: x for x in repro.robustness_summary(rows)}
     assert s["A"]["fraction_within_1pt"] == 1 / 2 and s["M"]["fraction_within_1pt"] == 0.0
     assert s["H"]["fraction_within_1pt"] == 1 / 2 and s["H"]["worst"] == 0.0  # diverged counts as 0
     assert s["M"]["best_cell"] == 0.895
+    assert s["A"]["init_spread_at_best_step"] == pytest.approx(0.405) and s["M"]["best_step"] == 0.1
 
 
 def test_batched_grid_equals_separate_runs():

@@ -205,16 +205,23 @@ def run_robustness(ctx: ReproduceContext, bases: Sequence[str], steps: Sequence[
 
 def robustness_summary(rows: list[dict], within: float = 0.01) -> list[dict]:
     """Per (base, rule): fraction of grid cells within ``within`` accuracy of the best cell of that base
-    (over all rules), the median and the worst cell (diverged cells count as 0)."""
+    (over all rules), the median and the worst cell (diverged cells count as 0); and, at the rule's
+    best step size (highest mean over init scales), that mean and the spread (max - min) over init
+    scales: sensitivity to initialization once the step size is tuned."""
     out = []
     for base in dict.fromkeys(r["base"] for r in rows):
         accs = {rule: np.array([_acc(r) for r in rows if r["base"] == base and r["rule"] == rule])
                 for rule in RULES}
         best = max(a.max() for a in accs.values())
         for rule, a in accs.items():
+            mine = [r for r in rows if r["base"] == base and r["rule"] == rule]
+            by_step = {s: np.array([_acc(r) for r in mine if r["step"] == s]) for s in dict.fromkeys(r["step"] for r in mine)}
+            step = max(by_step, key=lambda s: by_step[s].mean())
             out.append({"base": base, "rule": rule, "cells": a.size, "best_cell": float(a.max()),
                         "fraction_within_1pt": float((a >= best - within).mean()),
-                        "median": float(np.median(a)), "worst": float(a.min())})
+                        "median": float(np.median(a)), "worst": float(a.min()), "best_step": step,
+                        "init_mean_at_best_step": float(by_step[step].mean()),
+                        "init_spread_at_best_step": float(by_step[step].max() - by_step[step].min())})
     return out
 
 
@@ -287,9 +294,13 @@ def _verdict(summary: list[dict], problem_runs: list[ProblemRun], at_origin: set
         s = {r["rule"]: r for r in summary if r["base"] == base}
         fa, fm, fh = (s[r]["fraction_within_1pt"] for r in RULES)
         claim = "holds" if max(fm, fh) > fa else "does not hold"
+        spread = {r: s[r]["init_spread_at_best_step"] for r in RULES}
+        init_claim = "smaller" if min(spread["M"], spread["H"]) < spread["A"] else "not smaller"
         lines.append(f"- {base}: robustness claim {claim} on this grid — fraction of cells within 1 point of "
                      f"the best: A {fa:.2f}, M {fm:.2f}, H {fh:.2f}; median accuracy A {s['A']['median']:.3f}, "
-                     f"M {s['M']['median']:.3f}, H {s['H']['median']:.3f}.")
+                     f"M {s['M']['median']:.3f}, H {s['H']['median']:.3f}. At each rule's best step size the "
+                     f"spread over init scales is A {spread['A']:.3f}, M {spread['M']:.3f}, H {spread['H']:.3f} "
+                     f"(M/H {init_claim} than A).")
     reached = {(r.problem, r.base, r.rule) for r in problem_runs if r.iters_to_tol is not None}
     m_stuck = sorted({r.problem for r in problem_runs if r.rule == "M" and r.iters_to_tol is None
                       and ((r.problem, r.base, "A") in reached or (r.problem, r.base, "H") in reached)})
@@ -391,9 +402,14 @@ def run(ctx: ReproduceContext) -> Path:
         "the registry defaults (eta_in = 10 for SGD's M and H, 1 otherwise; gamma = 0.5); init scale multiplies "
         "every initial weight. 'within 1 pt': fraction of cells within 0.01 accuracy of the best cell of that base "
         "(over all three rules).", "",
-        "| base | rule | cells | best cell | within 1 pt | median | worst |", "|---|---|---|---|---|---|---|",
+        "Last three columns: at the rule's best step size (highest mean over init scales), the mean accuracy "
+        "over init scales and its spread (max - min): sensitivity to initialization once the step size is "
+        "tuned.", "",
+        "| base | rule | cells | best cell | within 1 pt | median | worst | best step | mean over init | "
+        "init spread |", "|---|---|---|---|---|---|---|---|---|---|",
         *(f"| {s['base']} | {s['rule']} | {s['cells']} | {s['best_cell']:.3f} | {s['fraction_within_1pt']:.2f} | "
-          f"{s['median']:.3f} | {s['worst']:.3f} |" for s in summary), "",
+          f"{s['median']:.3f} | {s['worst']:.3f} | {s['best_step']:g} | {s['init_mean_at_best_step']:.3f} | "
+          f"{s['init_spread_at_best_step']:.3f} |" for s in summary), "",
         "![robustness heatmaps](robustness.png)", "",
         f"Timing: test functions {t_prob:.0f} s, images {t_img:.0f} s, robustness "
         f"{elapsed - t_prob - t_img:.0f} s.", "",
