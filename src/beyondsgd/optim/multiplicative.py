@@ -88,11 +88,12 @@ class RuleOptimizer(Optimizer):
         params: parameters or param groups; any option below can be set per group
             (e.g. ``{"params": biases, "rule": "additive"}``).
         rule: ``"additive"`` (the base optimizer itself), ``"multiplicative"`` (M),
-            ``"hybrid"`` (H, mixing weight ``gamma``) or ``"exp"`` (Madam-style).
+            ``"hybrid"`` (H, mixing weight ``gamma``) or ``"exp"`` (Madam-style). Default:
+            ``"hybrid"`` with ``gamma = 1``, the authors' defaults (that is, rule M).
         lr: additive step size (rules A and H; also the reference for LR schedulers).
-        eta_in: ``tanh`` input scale: where the direction saturates.
+        eta_in: ``tanh`` input scale: where the direction saturates; default 1.
         eta_out: multiplicative step size, the bound on ``|delta theta| / |theta|``.
-        gamma: hybrid mixing weight in [0, 1] (1 = M, 0 = additive).
+        gamma: hybrid mixing weight in [0, 1] (1 = M, 0 = additive); default 1.
         weight_decay: L2 penalty added to the gradient, as in torch.optim.
         maximize: ascend instead of descend.
         foreach: ``True``/``None`` (default): the multi-tensor path; ``False``: the
