@@ -19,8 +19,11 @@ def _pyplot():
     return plt
 
 
-def _curves(rows: Iterable[Mapping[str, Any]], x: str, y: str) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Per algorithm: x (mean over seeds), y mean, y std, aligned by log-point index.
+def _curves(rows: Iterable[Mapping[str, Any]], x: str, y: str) -> dict[str, tuple[np.ndarray, ...]]:
+    """Per algorithm: x (mean over seeds), y mean, y min and y max over seeds, aligned by step.
+
+    The band is min-max rather than mean +- std: it stays positive, so it is
+    drawn correctly on the log axes used for losses.
 
     Seeds are aligned by their step; a diverged seed contributes only the points it reached.
     """
@@ -35,8 +38,9 @@ def _curves(rows: Iterable[Mapping[str, Any]], x: str, y: str) -> dict[str, tupl
         xs = np.array([np.mean([p[0] for p in points[s]]) for s in steps])
         ys = np.array([[p[1] for p in points[s]] for s in steps], dtype=object)
         mean = np.array([np.mean(v) for v in ys], dtype=float)
-        std = np.array([np.std(v) for v in ys], dtype=float)
-        out[alg] = (xs, mean, std)
+        low = np.array([np.min(v) for v in ys], dtype=float)
+        high = np.array([np.max(v) for v in ys], dtype=float)
+        out[alg] = (xs, mean, low, high)
     return out
 
 
@@ -83,10 +87,10 @@ def plot_metric_grid(
         for alg in algs:
             if alg not in curves:
                 continue
-            xs, mean, std = curves[alg]
+            xs, mean, low, high = curves[alg]
             ax.plot(xs, mean, label=alg, color=colors[alg], lw=1.6)
-            if np.any(std > 0):
-                ax.fill_between(xs, mean - std, mean + std, color=colors[alg], alpha=0.18, lw=0)
+            if np.any(high > low):
+                ax.fill_between(xs, low, high, color=colors[alg], alpha=0.18, lw=0)
         if "loss" in metric and _spans_decades([float(r[metric]) for r in rows]):
             ax.set_yscale("log")
         ax.set_xlabel(LABELS.get(x, x))
@@ -94,7 +98,7 @@ def plot_metric_grid(
         ax.grid(alpha=0.3)
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False,
-               title="algorithm (mean, band: ±1 std over seeds)")
+               title="algorithm (mean, band: min–max over seeds)")
     if title:
         fig.suptitle(title)
     fig.tight_layout()

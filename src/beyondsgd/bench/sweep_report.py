@@ -306,7 +306,7 @@ def write_report(root: str | Path, level: float = 0.95) -> Path:
             lines.append(f"| {p} | {a} | {_hp(s['hyperparams']) if s else '—'} | "
                          f"{len({r['task']['trial'] for r in tr}) or 'none (single setting)'} | {bad} |")
 
-    lines += ["", "## Curves", "", "Final runs: mean over seeds, band ±1 std.", ""]
+    lines += ["", "## Curves", "", "Final runs: mean over seeds, band min–max over seeds.", ""]
     for i, p in enumerate(pnames):
         hist = [row for a in algs for r in final[p][a] if r["status"] != "failed" for row in r["result"]["history"]]
         if not hist:
