@@ -481,3 +481,27 @@ def test_spectral_dual_map_of_a_rank_deficient_gradient_stays_in_its_range():
     null = torch.linalg.svd(G2).Vh[2:].T
     assert (SpectralNorm().dual_map(G2) @ null).abs().max() < 1e-12
     assert SpectralNorm().dual_map(torch.zeros(3, 2)).abs().max() == 0
+
+
+@pytest.mark.parametrize("norm", ["spectral", "frobenius"])
+def test_nonfinite_gradient_is_reported_as_divergence_not_an_svd_error(norm):
+    # Found by the benchmark suite: at 3x-10x the default step the SVD raised LinAlgError
+    # instead of the runner recording a divergence.
+    from beyondsgd.bench import Experiment, run_experiment
+
+    exp = Experiment(algorithm="dsgd", hyperparams={"lr": 100.0, "norm": norm}, epochs=3,
+                     dataset_options={"n_train": 300}, device="cpu")
+    res = run_experiment(exp, progress=False)
+    assert res.status == "diverged" and res.diverged_step is not None
+
+    layer = torch.nn.Linear(3, 2)
+    opt = DSGD([{"params": list(layer.parameters())}], mode="adaptive", norm=norm)
+    before = [p.detach().clone() for p in layer.parameters()]
+
+    def closure():
+        layer.weight.grad = torch.full_like(layer.weight, float("nan"))
+        layer.bias.grad = torch.zeros_like(layer.bias)
+        return torch.tensor(1.0)
+
+    assert torch.isnan(opt.step(closure)) and opt.last_step["nonfinite_gradient"]
+    assert all(torch.equal(a, b) for a, b in zip(before, layer.parameters()))

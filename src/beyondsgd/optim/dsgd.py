@@ -125,6 +125,12 @@ def layer_groups(model: nn.Module) -> list[dict[str, Any]]:
     return groups
 
 
+def _all_finite(grads: list[list[torch.Tensor]]) -> bool:
+    """One host sync for every gradient tensor of every layer."""
+    flat = [t for layer in grads for t in layer]
+    return bool(torch.stack([torch.isfinite(t).all() for t in flat]).all()) if flat else True
+
+
 def _check_layer_group(index: int, group: dict[str, Any]) -> None:
     """A DSGD block is one layer: ``[weight]`` or ``[weight, bias]`` with one bias entry per output row."""
     tensors = group["params"]
@@ -382,12 +388,20 @@ class DSGD(torch.optim.Optimizer):
         if score_closure is not None:
             with torch.enable_grad():
                 score_closure()
-            score_sq = self._dual_norms_sq(self._grads())
+            score_grads = self._grads()
         loss = None
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
         grads = self._grads()
+        if not _all_finite(grads + (score_grads if score_closure is not None else [])):
+            # The run has diverged: no norm (and no SVD) of a NaN gradient exists. Leave the
+            # parameters alone and report a NaN loss, so the caller records the divergence.
+            self.last_step = {"layer": None, "scores": [math.nan] * len(grads), "predicted_decrease": math.nan,
+                              "nonfinite_gradient": True}
+            return None if loss is None else torch.full_like(loss, math.nan)
+        if score_closure is not None:
+            score_sq = self._dual_norms_sq(score_grads)
         dual_sq = self._dual_norms_sq(grads)
         if score_closure is None:
             score_sq = dual_sq
