@@ -266,6 +266,7 @@ register(OptimizerSpec(
     defaults={"lr": 0.03, "momentum": 0.9},
     description=_DESCRIPTION.format("heavy ball (Polyak)", "W - lr*g(W) + beta*(W - W_prev)"),
     family="momentum",
+    shardable=True,  # elementwise update
 ))
 register(OptimizerSpec(
     name="nag",
@@ -274,4 +275,5 @@ register(OptimizerSpec(
     defaults={"lr": 0.03, "momentum": 0.9},
     description=_DESCRIPTION.format("Nesterov accelerated gradient", "Y - lr*g(Y), Y = W + beta*(W - W_prev)"),
     family="momentum",
+    shardable=True,  # elementwise update
 ))

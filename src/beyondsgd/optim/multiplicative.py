@@ -291,11 +291,11 @@ def _register_all() -> None:
         m_table = {k: v for k, v in table.items() if k != "gamma"}
         register(OptimizerSpec(
             name=f"m_{base}", factory=_factory(cls, "multiplicative"), hyperparams=m_table,
-            defaults=m_defaults, family=_FAMILY,
+            defaults=m_defaults, family=_FAMILY, shardable=True,  # elementwise rule and direction
             description=f"{label} with the multiplicative rule M (Kirtas et al. 2023)"))
         register(OptimizerSpec(
             name=f"h_{base}", factory=_factory(cls, "hybrid"), hyperparams=table,
-            defaults={**h_defaults, "gamma": _HYBRID_GAMMA}, family=_FAMILY,
+            defaults={**h_defaults, "gamma": _HYBRID_GAMMA}, family=_FAMILY, shardable=True,
             description=f"{label} with the hybrid rule H, gamma-mix of M and additive (Kirtas et al. 2023)"))
     madam_table = {k: v for k, v in Madam.hyperparams().items() if k != "rule"}
     register(OptimizerSpec(
