@@ -12,10 +12,18 @@ For a gradient optimizer (SGD by default) on an MLP, per batch size:
 
 Times are the median of ``--repeats`` epochs after one warm-up epoch, training only.
 
+For TIAM (``--tiam-widths``; ``--skip-tiam`` to leave it out): one full-batch outer
+iteration (= one epoch) on the same data, 1 process x 1 thread vs N processes x 1
+thread (each rank holds the z, a of its samples), with the number of all-reduce
+calls and floats per outer iteration and the share of the iteration spent inside
+them (counted by wrapping :func:`beyondsgd.distributed.all_reduce_sum` /
+``all_reduce_max``; it includes waiting for the slower rank).
+
 Usage::
 
     PYTHONPATH=src python benchmarks/bench_distributed.py [--dataset mnist5k] [--widths 256,256]
-        [--batch-sizes 64,512] [--procs 2] [--repeats 3] [--optimizer sgd]
+        [--batch-sizes 64,512] [--procs 2] [--repeats 3] [--optimizer sgd] [--tiam-widths 256,256]
+        [--skip-sgd] [--skip-tiam]
 """
 
 from __future__ import annotations
@@ -63,6 +71,66 @@ def _worker(*args) -> dict:
     return _epoch_times(*args)
 
 
+def _tiam_times(dataset: str, widths: tuple[int, ...], repeats: int) -> dict:
+    """Median seconds of one full-batch TIAM outer iteration, and its collectives (calls, floats, seconds)."""
+    from beyondsgd import distributed as dist
+    from beyondsgd.am import TIAM, TIAM_DEFAULTS
+    from beyondsgd.data import load_dataset
+    from beyondsgd.models import create_model
+
+    stats = {"calls": 0, "floats": 0, "seconds": 0.0}
+    originals = {name: getattr(dist, name) for name in ("all_reduce_sum", "all_reduce_max")}
+
+    def counted(fn):
+        def wrapper(tensor):
+            t0 = time.perf_counter()
+            out = fn(tensor)
+            stats["seconds"] += time.perf_counter() - t0
+            stats["calls"] += 1
+            stats["floats"] += tensor.numel()
+            return out
+        return wrapper
+
+    data = load_dataset(dataset, seed=0)
+    torch.manual_seed(0)
+    model = create_model("mlp", data.input_shape, data.num_classes, widths=widths)
+    trainer = TIAM(model, data.X_train, data.y_train, torch.nn.functional.cross_entropy, **TIAM_DEFAULTS)
+    times, comm = [], []
+    try:
+        for name, fn in originals.items():
+            setattr(dist, name, counted(fn))
+        for _ in range(repeats + 1):
+            dist.barrier()
+            before = dict(stats)
+            start = time.perf_counter()
+            trainer.train_step(None)
+            times.append(time.perf_counter() - start)
+            comm.append({k: stats[k] - before[k] for k in stats})
+    finally:
+        for name, fn in originals.items():
+            setattr(dist, name, fn)
+    i = min(range(1, repeats + 1), key=lambda j: abs(times[j] - statistics.median(times[1:])))
+    return {"iter_s": times[i], **comm[i], "params": sum(p.numel() for p in model.parameters())}
+
+
+def _tiam_table(args) -> None:
+    from beyondsgd.distributed import run_local
+
+    widths = tuple(int(w) for w in args.tiam_widths.split(","))
+    print(f"\nTIAM (defaults), one full-batch outer iteration on {args.dataset}, MLP widths {widths}; "
+          f"median of {args.repeats} after a warm-up")
+    print(f"| 1p x 1t [s] | {args.procs}p x 1t [s] | speed-up | all-reduce calls / iteration | floats / iteration "
+          "| share in collectives (incl. waiting) | parameters |")
+    print("|---|---|---|---|---|---|---|")
+    torch.set_num_threads(1)
+    one = _tiam_times(args.dataset, widths, args.repeats)
+    many = run_local(_tiam_times, args.procs, args=(args.dataset, widths, args.repeats), timeout_s=600)
+    slow = max(many, key=lambda r: r["iter_s"])
+    share = max(r["seconds"] / r["iter_s"] for r in many)
+    print(f"| {one['iter_s']:.3f} | {slow['iter_s']:.3f} | {one['iter_s'] / slow['iter_s']:.2f}x | {slow['calls']} "
+          f"| {slow['floats']} | {share:.0%} | {one['params']} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="mnist5k")
@@ -71,9 +139,16 @@ def main() -> None:
     parser.add_argument("--optimizer", default="sgd")
     parser.add_argument("--procs", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--tiam-widths", default="256,256")
+    parser.add_argument("--skip-sgd", action="store_true")
+    parser.add_argument("--skip-tiam", action="store_true")
     args = parser.parse_args()
     from beyondsgd.distributed import run_local
 
+    if not args.skip_tiam:
+        _tiam_table(args)
+    if args.skip_sgd:
+        return
     widths = tuple(int(w) for w in args.widths.split(","))
     print(f"{args.optimizer} on {args.dataset}, MLP widths {widths}, torch {torch.__version__}, "
           f"{args.procs} processes vs 1; median of {args.repeats} epochs")

@@ -288,6 +288,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             _cmd_sweep(args)
         elif args.command == "report":
             _cmd_report(args)
+        if owns_group:
+            # Leave together: a rank that tears its group down while rank 0 is still writing
+            # results can abort in the backend's teardown ("terminate called without an active
+            # exception", seen with gloo under load) and make torchrun report a failed run.
+            dist.barrier()
     except dist.RankFailure as err:
         print(f"beyondsgd: error: {err}", file=sys.stderr)
         return 1

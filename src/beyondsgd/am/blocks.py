@@ -50,6 +50,7 @@ def backtracking_step(
     theta: float,
     op: Op | None = None,
     max_doublings: int = 10,
+    reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> StepResult:
     """One linearized step with backtracking on ``theta``.
 
@@ -62,6 +63,13 @@ def backtracking_step(
         theta: first ``theta`` to try (the last accepted one, spec).
         op: projection applied to the step (``None``: identity).
         max_doublings: cap on the doublings (mDLAM: 10).
+        reduce: for a block split across ranks by samples (``a_l`` under data
+            parallelism): sums a tensor over ranks. ``f``, ``<grad, d>`` and
+            ``||d||^2`` are then rank-local sums, reduced in one call per trial,
+            and ``f_hat`` must already be the global value; the test is taken on
+            global sums, so every rank accepts the same ``theta``, and the
+            returned ``value`` is global. ``None``: the block is not split (one
+            process, or a shared block whose ``f`` reduces internally).
 
     Returns:
         A :class:`StepResult`; ``u is None`` when the condition failed
@@ -80,7 +88,11 @@ def backtracking_step(
             u = op(u)
         d = u - u_hat
         value = f(u)
-        model = f_hat + (grad_hat * d).sum() + 0.5 * theta * d.pow(2).sum()
+        if reduce is None:
+            model = f_hat + (grad_hat * d).sum() + 0.5 * theta * d.pow(2).sum()
+        else:
+            value, inner, sq = reduce(torch.stack([value, (grad_hat * d).sum(), d.pow(2).sum()])).unbind()
+            model = f_hat + inner + 0.5 * theta * sq
         if float(value - model) <= 32 * ulp * max(abs(float(f_hat)), abs(float(value))):
             return StepResult(u, value, theta, doublings)
         theta *= 2.0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import math
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -53,13 +54,25 @@ class CrossEntropy(OutputLoss):
     Args:
         max_iters: inner iteration cap (the predecessors use 500).
         tol: stop when every sample's gradient norm is below ``tol``.
+        reduce_max: under data parallelism, the maximum over ranks (samples are
+            split across ranks, and the stopping test is global: every sample's
+            ``z`` depends on the iteration count, so all ranks must stop together).
+            ``None``: one process.
     """
 
     name = "cross_entropy"
 
-    def __init__(self, max_iters: int = 500, tol: float = 1e-4) -> None:
+    def __init__(self, max_iters: int = 500, tol: float = 1e-4,
+                 reduce_max: Callable[[float], float] | None = None) -> None:
         self.max_iters, self.tol = int(max_iters), float(tol)
+        self.reduce_max = reduce_max
         self.last_iters = 0
+
+    def _converged(self, z: torch.Tensor, onehot: torch.Tensor, v: torch.Tensor, rho: float) -> bool:
+        norms = self._grad(z, onehot, v, rho).norm(dim=1)
+        if self.reduce_max is None:
+            return float(norms.max()) <= self.tol
+        return self.reduce_max(float(norms.max()) if norms.numel() else 0.0) <= self.tol
 
     def sum(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(z, y, reduction="sum")
@@ -79,7 +92,7 @@ class CrossEntropy(OutputLoss):
             z_prev, z = z, w - step * self._grad(w, onehot, v, rho)
             it += 1
             # Convergence is checked every 10 iterations: one host sync per check.
-            if it % 10 == 0 and float(self._grad(z, onehot, v, rho).norm(dim=1).max()) <= self.tol:
+            if it % 10 == 0 and self._converged(z, onehot, v, rho):
                 break
         self.last_iters = it
         return z

@@ -34,11 +34,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from beyondsgd import distributed as dist
 from beyondsgd.am.blocks import backtracking_step
 from beyondsgd.am.inertia import Inertia, extrapolate
 from beyondsgd.am.losses import CrossEntropy, OutputLoss, Squared
 from beyondsgd.am.network import parse_mlp
 from beyondsgd.am.objective import ObjectiveTerms, penalty_sum
+from beyondsgd.am.reduction import Reducer, max_abs
 from beyondsgd.bench.trainer import LossFn, Trainer
 from beyondsgd.validation import (
     BOOL, NONNEGATIVE, NONNEGATIVE_INT, POSITIVE, POSITIVE_INT, UNIT, Interval, OneOf, check_hyperparams,
@@ -72,10 +74,14 @@ TIAM_HYPERPARAMS = {
 _Z3 = (0.0, 0.0, 0.0)
 
 
-def output_loss_for(loss_fn: LossFn, prox_iters: int, prox_tol: float) -> OutputLoss:
-    """The output loss matching the runner's ``loss_fn`` (cross-entropy or MSE)."""
+def output_loss_for(loss_fn: LossFn, prox_iters: int, prox_tol: float,
+                    reduce_max: Callable[[float], float] | None = None) -> OutputLoss:
+    """The output loss matching the runner's ``loss_fn`` (cross-entropy or MSE).
+
+    ``reduce_max``: the maximum over ranks, for the cross-entropy prox's global stopping test.
+    """
     if loss_fn is F.cross_entropy:
-        return CrossEntropy(prox_iters, prox_tol)
+        return CrossEntropy(prox_iters, prox_tol, reduce_max)
     if loss_fn is F.mse_loss:
         return Squared()
     raise ValueError("alternating minimization supports the output losses torch.nn.functional.cross_entropy "
@@ -127,12 +133,18 @@ class AMTrainer(Trainer):
         output_init: ``"forward"`` (``z_L`` = network output) or ``"labels"`` (mDLAM: +-1).
         memory_fraction: refuse when the auxiliary variables need more than this
             fraction of the free memory of the device.
+        distributed: data-parallel over the process group (``None``: when more
+            than one rank is active). Each rank keeps ``z, a`` of the samples it
+            owns (:func:`beyondsgd.distributed.owned_range`) and all-reduces every
+            sum over samples that a shared block or a decision uses (see
+            :mod:`beyondsgd.am.reduction`); ``X, y`` are still the whole training set.
 
     Raises:
         ValueError: bad hyperparameter, unsupported model or loss, or not enough memory.
     """
 
     HYPERPARAMS: Mapping[str, Any] = TIAM_HYPERPARAMS
+    supports_distributed = True
 
     def __init__(
         self,
@@ -157,6 +169,7 @@ class AMTrainer(Trainer):
         prox_tol: float = 1e-4,
         output_init: str = "forward",
         memory_fraction: float = 0.5,
+        distributed: bool | None = None,
     ) -> None:
         hp = dict(rho=rho, mu=mu, eps=eps, eps_decay=eps_decay, eps_min=eps_min, safeguard=safeguard,
                   theta_init=theta_init, max_doublings=max_doublings, prox_iters=prox_iters,
@@ -171,7 +184,10 @@ class AMTrainer(Trainer):
         self.model = model
         self.structure = parse_mlp(model)
         self.acts = self.structure.activations
-        self.out_loss = output_loss_for(loss_fn, prox_iters, prox_tol)
+        self.distributed = dist.is_distributed() if distributed is None else bool(distributed)
+        self._red = Reducer(self.distributed)
+        self.out_loss = output_loss_for(loss_fn, prox_iters, prox_tol,
+                                        self._red.max if self.distributed else None)
         self.rho, self.mu = float(rho), float(mu)
         self.eps0, self.eps_decay, self.eps_min = float(eps), float(eps_decay), float(eps_min)
         self.inertia = Inertia(float(p1), float(p2), float(p3), schedule)
@@ -179,18 +195,23 @@ class AMTrainer(Trainer):
         self.hyperparams = hp
 
         lin = self.structure.linears
-        self.n = X.shape[0]
+        self.n = X.shape[0]  # global: batch sizes, the eps schedule and the means count every rank's samples
         Xf = X.reshape(self.n, -1)
         if Xf.shape[1] != lin[0].in_features:
             raise ValueError(f"inputs have {Xf.shape[1]} features per sample; the first Linear layer "
                              f"expects {lin[0].in_features}")
+        # The samples whose z, a this process holds: all of them, or the rank's block.
+        self.start, self.stop = dist.owned_range(self.n) if self.distributed else (0, self.n)
+        if self.distributed:
+            Xf, y = Xf[self.start:self.stop], y[self.start:self.stop]
+        self.y_own = y
         dtype, device = lin[0].weight.dtype, lin[0].weight.device
-        need = auxiliary_bytes(self.n, Xf.shape[1], self.structure.widths, torch.finfo(dtype).bits // 8)
+        need = auxiliary_bytes(Xf.shape[0], Xf.shape[1], self.structure.widths, torch.finfo(dtype).bits // 8)
         free = available_memory_bytes(device)
         if need > memory_fraction * free:
             raise ValueError(
                 f"alternating minimization needs about {need / 2**20:.0f} MiB for its auxiliary variables "
-                f"(O(N x width) per layer: {self.n} samples, widths {self.structure.widths}), more than "
+                f"(O(N x width) per layer: {Xf.shape[0]} samples, widths {self.structure.widths}), more than "
                 f"memory_fraction={memory_fraction} of the {free / 2**20:.0f} MiB free on {device}; "
                 "use fewer training samples or a smaller net")
         self.Xf = Xf.to(dtype)
@@ -267,15 +288,20 @@ class AMTrainer(Trainer):
         p = self.inertia.at(self.k)
         eps = self.eps
         full = indices is None
+        rows, m = indices, None  # rows of this process's per-sample arrays; m: the global batch size
+        if self.distributed:
+            owned, m = dist.owned_shard(indices, self.n, self.Xf.device)
+            rows = None if full else owned - self.start
 
         def take(t: torch.Tensor) -> torch.Tensor:
-            return t if full else t[indices]
+            return t if full else t[rows]
 
         A, Ap = [take(t) for t in self.a], [take(t) for t in self.ap]
         Z, Zp = [take(t) for t in self.z], [take(t) for t in self.zp]
         Ap[0] = A[0]
-        Y = take(self.y)
-        m = A[0].shape[0]
+        Y = take(self.y_own)
+        if m is None:
+            m = A[0].shape[0]
         L = self.num_layers
         if full and self._cache is not None:
             # Full batch: the last iteration ended at exactly this state; reuse its
@@ -285,6 +311,7 @@ class AMTrainer(Trainer):
             AW = [A[j] @ self.W[j].T for j in range(L)]
             pen = [penalty_sum(A[j], self.W[j], self.b[j], Z[j], self.rho, aw=AW[j]) for j in range(L)]
             loss = self.out_loss.sum(Z[L - 1], Y)
+            *pen, loss = self._red.sums(*pen, loss)
             # X W_prev^T of the input layer (full batch: X is fixed, so extrapolated products
             # of layer 1 are combinations of two known products; see _input_product).
             self._xwp = A[0] @ self.Wp[0].T if full else None
@@ -304,13 +331,13 @@ class AMTrainer(Trainer):
                 if full:
                     store[j], store_p[j] = new[j], new_p[j]
                 else:
-                    store[j][indices], store_p[j][indices] = new[j], new_p[j]
+                    store[j][rows], store_p[j][rows] = new[j], new_p[j]
         self.samples_seen += m
         self._cache = (AW, pen, loss, self._xwp) if full else None
         reg = 0.5 * self.mu * sum(w.pow(2).sum() for w in self.W)
         penalty = sum(pen) / m
         if full:
-            gap = max((float((A[j + 1] - self.acts[j](Z[j])).abs().max()) for j in range(L - 1)), default=0.0)
+            gap = self._red.max(max((max_abs(A[j + 1] - self.acts[j](Z[j])) for j in range(L - 1)), default=0.0))
             self._last_terms = ObjectiveTerms(float(loss / m), float(penalty), float(reg), gap, eps)
         return (loss / m + penalty + reg).detach()
 
@@ -332,13 +359,16 @@ class AMTrainer(Trainer):
             else:
                 aw_hat = a_in @ W_hat.T
             r = aw_hat + b_in - z_in
-            f_hat = 0.5 * rho * r.pow(2).sum() / m + 0.5 * mu * W_hat.pow(2).sum()
-            grad = (rho / m) * (r.T @ a_in) + mu * W_hat
+            # Reduction point: the sample sums of the W_l model (gradient and value), one call.
+            r_a, r_sq = self._red.sums(r.T @ a_in, r.pow(2).sum())
+            f_hat = 0.5 * rho * r_sq / m + 0.5 * mu * W_hat.pow(2).sum()
+            grad = (rho / m) * r_a + mu * W_hat
             last = {}
 
-            def f(U):
+            def f(U):  # every trial's value is global: all ranks accept the same theta
                 last["aw"] = a_in @ U.T
-                return penalty_sum(a_in, U, b_in, z_in, rho, aw=last["aw"]) / m + 0.5 * mu * U.pow(2).sum()
+                pen_u = self._red.sum(penalty_sum(a_in, U, b_in, z_in, rho, aw=last["aw"]))
+                return pen_u / m + 0.5 * mu * U.pow(2).sum()
 
             res = self._timed("W.backtracking", lambda: backtracking_step(
                 f, f_hat, grad, W_til, W_hat, self.theta_W[j], None, self.max_doublings))
@@ -349,7 +379,7 @@ class AMTrainer(Trainer):
             else:
                 W_new = res.u
                 aw = last["aw"] if a_in is A[j] else A[j] @ W_new.T
-            pen_new = penalty_sum(A[j], W_new, b, Z[j], rho, aw=aw)
+            pen_new = self._red.sum(penalty_sum(A[j], W_new, b, Z[j], rho, aw=aw))
             return W_new, pen_new / m + 0.5 * mu * W_new.pow(2).sum(), pen_new, aw
 
         aw_old = AW[j]
@@ -383,10 +413,12 @@ class AMTrainer(Trainer):
             p1, p2, p3 = q
             z_in = extrapolate(Z[j], Zp[j], p3)
             # Exact 1/rho step on a quadratic of curvature rho: only p1 - p2 survives.
-            b_new = (z_in - self._coupling_product(j, A, Ap, AW, p3, memo)).mean(0)
+            resid = z_in - self._coupling_product(j, A, Ap, AW, p3, memo)
+            # Reduction point: the mean over the global batch (sum over ranks / B).
+            b_new = self._red.sum(resid.sum(0)) / m if self.distributed else resid.mean(0)
             if p1 != p2:
                 b_new = b_new + (p1 - p2) * (b - bp)
-            pen_new = penalty_sum(A[j], self.W[j], b_new, Z[j], self.rho, aw=AW[j])
+            pen_new = self._red.sum(penalty_sum(A[j], self.W[j], b_new, Z[j], self.rho, aw=AW[j]))
             return b_new, pen_new / m, pen_new
 
         b_new, _, pen[j] = self._guarded(before, attempt, p)
@@ -406,7 +438,7 @@ class AMTrainer(Trainer):
             if p1 != p2:
                 v = v + (p1 - p2) * (Z[j] - Zp[j])
             z_new = act.project(v, a_next, eps)
-            pen_new = penalty_sum(A[j], self.W[j], self.b[j], z_new, self.rho, aw=AW[j])
+            pen_new = self._red.sum(penalty_sum(A[j], self.W[j], self.b[j], z_new, self.rho, aw=AW[j]))
             return z_new, pen_new / m, pen_new
 
         z_new, _, pen[j] = self._guarded(before, attempt, p)
@@ -431,8 +463,8 @@ class AMTrainer(Trainer):
             a_hat, a_til = extrapolate(a, a_prev, p2), extrapolate(a, a_prev, p1)
             aw_hat = AW[i] if (a_hat is a and W_in is W) else a_hat @ W_in.T
             r = aw_hat + b_in - z_in
-            f_hat = 0.5 * rho * r.pow(2).sum()
-            grad = rho * (r @ W_in)
+            f_hat = 0.5 * rho * self._red.sum(r.pow(2).sum())
+            grad = rho * (r @ W_in)  # per sample: stays local
             last = {}
 
             def f(U):
@@ -440,7 +472,8 @@ class AMTrainer(Trainer):
                 return penalty_sum(U, W_in, b_in, z_in, rho, aw=last["aw"])
 
             res = self._timed("a.backtracking", lambda: backtracking_step(
-                f, f_hat, grad, a_til, a_hat, self.theta_a[i - 1], op, self.max_doublings))
+                f, f_hat, grad, a_til, a_hat, self.theta_a[i - 1], op, self.max_doublings,
+                self._red.sum if self.distributed else None))
             self.theta_a[i - 1] = res.theta
             if res.u is None:
                 self.cap_count += 1
@@ -448,7 +481,7 @@ class AMTrainer(Trainer):
             if W_in is W and b_in is b and z_in is Z[i]:
                 return res.u, res.value / m, res.value, last["aw"]
             aw = last["aw"] if W_in is W else res.u @ W.T
-            pen_new = penalty_sum(res.u, W, b, Z[i], rho, aw=aw)
+            pen_new = self._red.sum(penalty_sum(res.u, W, b, Z[i], rho, aw=aw))
             return res.u, pen_new / m, pen_new, aw
 
         a_new, _, pen[i], AW[i] = self._guarded(before, attempt, p)
@@ -466,6 +499,7 @@ class AMTrainer(Trainer):
             z_new = self._timed("z_L.prox", lambda: self.out_loss.prox(v, Y, self.rho, start=Z[j]))
             pen_new = penalty_sum(A[j], self.W[j], self.b[j], z_new, self.rho, aw=AW[j])
             loss_new = self.out_loss.sum(z_new, Y)
+            pen_new, loss_new = self._red.sums(pen_new, loss_new)
             return z_new, (loss_new + pen_new) / m, pen_new, loss_new
 
         z_new, _, pen[j], loss_new = self._guarded(before, attempt, p)
@@ -486,10 +520,14 @@ class AMTrainer(Trainer):
     def objective_terms(self) -> ObjectiveTerms:
         """``F_eps`` and its terms on the whole training set, at the current raw iterates."""
         L, n = self.num_layers, self.n
-        pen = sum(float(penalty_sum(self.a[j], self.W[j], self.b[j], self.z[j], self.rho)) for j in range(L))
-        loss = float(self.out_loss.sum(self.z[-1], self.y)) / n
+        *pens, loss_sum = self._red.sums(
+            *[penalty_sum(self.a[j], self.W[j], self.b[j], self.z[j], self.rho) for j in range(L)],
+            self.out_loss.sum(self.z[-1], self.y_own))
+        pen = sum(float(v) for v in pens)
+        loss = float(loss_sum) / n
         reg = float(0.5 * self.mu * sum(w.pow(2).sum() for w in self.W))
-        gap = max((float((self.a[j + 1] - self.acts[j](self.z[j])).abs().max()) for j in range(L - 1)), default=0.0)
+        gap = self._red.max(max((max_abs(self.a[j + 1] - self.acts[j](self.z[j])) for j in range(L - 1)),
+                                default=0.0))
         return ObjectiveTerms(loss, pen / n, reg, gap, self.eps)
 
     def end_epoch(self, epoch: int) -> dict[str, float]:
@@ -501,23 +539,48 @@ class AMTrainer(Trainer):
 
     _STATE_LISTS = ("W", "Wp", "b", "bp", "z", "zp", "a", "ap", "theta_W", "theta_a")
     _STATE_SCALARS = ("k", "samples_seen", "safeguard_count", "cap_count")
+    _PER_SAMPLE = ("z", "zp", "a", "ap")  # rows are samples; split across ranks when data-parallel
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything for an identical resume, previous iterates included (inertia needs them)."""
+        """Everything for an identical resume, previous iterates included (inertia needs them).
+
+        Data-parallel: the per-sample variables are gathered, so the state is the
+        one a single process would hold (every row of the training set) and a
+        checkpoint resumes on any number of ranks. This is a collective: every
+        rank must call it (the runner does); rank 0 writes the file.
+        """
         state: dict[str, Any] = {"module": self.module.state_dict()}
         for name in self._STATE_LISTS:
             v = getattr(self, name)
-            state[name] = [t.clone() if torch.is_tensor(t) else t for t in v]
+            if self.distributed and name in self._PER_SAMPLE:
+                state[name] = [self._gather_rows(t, name, j) for j, t in enumerate(v)]
+            else:
+                state[name] = [t.clone() if torch.is_tensor(t) else t for t in v]
         for name in self._STATE_SCALARS:
             state[name] = getattr(self, name)
         return state
 
+    def _gather_rows(self, t: torch.Tensor, name: str, j: int) -> torch.Tensor:
+        """All ranks' rows of a per-sample variable, in sample order (a sum of zero-padded blocks: exact)."""
+        if name in ("a", "ap") and j == 0:  # the input: every rank has it, nothing to communicate
+            return self.X.reshape(self.n, -1).to(t.dtype).clone()
+        full = t.new_zeros((self.n, *t.shape[1:]))
+        full[self.start:self.stop] = t
+        return dist.all_reduce_sum(full)
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`'s output (from any number of ranks); each rank keeps its own rows."""
         for name in self._STATE_LISTS:
             cur = getattr(self, name)
             if len(state[name]) != len(cur):
                 raise ValueError(f"state has {len(state[name])} entries of {name!r}, this trainer {len(cur)}")
-            setattr(self, name, [t.clone().to(cur[0].device) if torch.is_tensor(t) else t for t in state[name]])
+            new = [t.clone().to(cur[0].device) if torch.is_tensor(t) else t for t in state[name]]
+            if name in self._PER_SAMPLE:
+                if any(t.shape[0] != self.n for t in new):
+                    raise ValueError(f"state holds {name!r} for {new[0].shape[0]} samples; this trainer has {self.n}")
+                if self.distributed:
+                    new = [t[self.start:self.stop].clone() for t in new]
+            setattr(self, name, new)
         for name in self._STATE_SCALARS:
             setattr(self, name, state[name])
         self.a[0] = self.ap[0] = self.Xf

@@ -275,13 +275,17 @@ class _Checkpointer:
              elapsed: float, extra: dict[str, float], done: bool) -> None:
         """Write at every ``every``-th call, and always when ``done``."""
         self.count += 1
-        # Rank 0 writes for everyone: a data-parallel trainer's state is the same on every rank.
-        if self.path is None or not dist.is_main() or not (done or self.count % self.every == 0):
+        if self.path is None or not (done or self.count % self.every == 0):
+            return
+        # Every rank builds the state: a trainer with rank-local state (AM's z, a) gathers it
+        # there, a collective. Rank 0 then writes for everyone: the state is the global one.
+        trainer_state = trainer.state_dict()
+        if not dist.is_main():
             return
         save_checkpoint(self.path, {
             "experiment": asdict(self.exp), "step": step, "elapsed": elapsed, "extra": extra,
             "history": result.history, "status": result.status, "diverged_step": result.diverged_step,
-            "trainer": trainer.state_dict(), "sampler": sampler.state_dict(),
+            "trainer": trainer_state, "sampler": sampler.state_dict(),
             "rng": torch.get_rng_state(), "done": done,
         })
 

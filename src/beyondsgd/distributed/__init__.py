@@ -14,6 +14,7 @@ See ``docs/distributed.md``.
 from beyondsgd.distributed.context import (
     DEFAULT_TIMEOUT_S,
     RankFailure,
+    all_reduce_max,
     all_reduce_sum,
     barrier,
     broadcast,
@@ -34,6 +35,7 @@ from beyondsgd.distributed.sharding import batch_shard, local_weight, owned_rang
 __all__ = [
     "DEFAULT_TIMEOUT_S",
     "RankFailure",
+    "all_reduce_max",
     "all_reduce_sum",
     "barrier",
     "batch_shard",

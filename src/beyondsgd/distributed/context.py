@@ -145,6 +145,23 @@ def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
     return tensor
 
 
+def all_reduce_max(tensor: torch.Tensor) -> torch.Tensor:
+    """Elementwise maximum of ``tensor`` over all ranks, in place (no-op in one process).
+
+    For global stopping tests and logged maxima (e.g. the largest per-sample
+    residual), where a sum is not the statistic.
+
+    Raises:
+        RankFailure: another rank died or did not join the collective in time.
+    """
+    if is_distributed():
+        try:
+            dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+        except Exception as err:
+            raise _fail("all_reduce", err) from err
+    return tensor
+
+
 def broadcast(tensor: torch.Tensor, src: int = 0) -> torch.Tensor:
     """Overwrite ``tensor`` with rank ``src``'s value on every rank (in place)."""
     if is_distributed():
