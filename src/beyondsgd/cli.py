@@ -120,6 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch threads per run (default: cores // workers)")
     s.add_argument("--ray-address", default=None, help="Ray cluster address (default: start a local instance)")
     s.add_argument("--quiet", action="store_true", help="no line per finished run")
+    s.add_argument("--checkpoint-every", type=int, default=None, metavar="N",
+                   help="each run also checkpoints every N epochs under OUT/checkpoints; --resume continues it")
     s.add_argument("--no-report", action="store_true", help="only run; write the report later with `beyondsgd report`")
 
     rp = sub.add_parser("report", help="(re)write report.md and the self-contained report.html of a results folder")
@@ -230,7 +232,7 @@ def _cmd_sweep(args: argparse.Namespace) -> None:
     out = run_sweep(cfg, args.out or f"sweep-{cfg.name}", backend=args.backend, workers=args.workers,
                     threads=args.threads_per_worker, resume=args.resume, retry_failed=args.retry_failed,
                     ray_address=args.ray_address, verbose=not args.quiet,
-                    report=not args.no_report)
+                    report=not args.no_report, checkpoint_every=args.checkpoint_every)
     wrote = f"wrote {out.report} and {out.report.with_suffix('.html')}" if out.report else f"results in {out.out}"
     print(f"{out.ran} run(s) executed, {out.skipped} already stored, {len(out.lost)} lost; {wrote}")
     if out.lost:

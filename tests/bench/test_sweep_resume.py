@@ -99,3 +99,22 @@ def test_store_is_keyed_and_cleans_temporaries(tmp_path):
     store.put({"key": "k", "status": "ok", "v": 2})  # same run again: replaced, never duplicated
     assert store.keys() == {"k"} and store.get("k")["v"] == 2 and "k" in store
     assert store.get("missing") is None
+
+
+def test_sweep_checkpoints_each_run_and_results_match_a_sweep_without(tmp_path, capsys):
+    cfg_path = tmp_path / "sweep.yaml"
+    cfg_path.write_text(CONFIG)
+    plain, ckpt = tmp_path / "plain", tmp_path / "ckpt"
+    assert main(["sweep", str(cfg_path), "--out", str(plain), "--workers", "1", "--quiet", "--no-report"]) == 0
+    assert main(["sweep", str(cfg_path), "--out", str(ckpt), "--workers", "1", "--quiet", "--no-report",
+                 "--checkpoint-every", "1"]) == 0
+    keys = RunStore(ckpt).keys()
+    assert {p.stem for p in (ckpt / "checkpoints").glob("*.pt")} == keys
+
+    def histories(out):
+        return {r["key"]: [{k: v for k, v in row.items() if k != "time_s"} for row in r["result"]["history"]]
+                for r in RunStore(out).records()}
+
+    assert histories(ckpt) == histories(plain)
+    assert main(["sweep", str(cfg_path), "--out", str(tmp_path / "x"), "--checkpoint-every", "0"]) == 2
+    assert "checkpoint_every=0" in capsys.readouterr().err

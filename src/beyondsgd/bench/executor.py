@@ -83,7 +83,8 @@ def execute_task(task: RunTask, threads: int | None = None) -> dict[str, Any]:
     record: dict[str, Any] = {"key": task.key, "task": asdict(task), "host": platform.node(), "pid": os.getpid()}
     start = time.perf_counter()
     try:
-        result = run_experiment(Experiment(**task.experiment), data=_dataset(task), progress=False)
+        result = run_experiment(Experiment(**task.experiment), data=_dataset(task), progress=False,
+                                checkpoint=task.checkpoint, checkpoint_every=task.checkpoint_every)
         record.update(status=result.status, result=result.to_dict(), error=None)
     except KeyboardInterrupt:
         raise

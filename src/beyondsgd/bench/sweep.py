@@ -456,6 +456,8 @@ class RunTask:
         trial: index of the hyperparameter trial.
         experiment: the :class:`Experiment` fields.
         validation_fraction: size of the validation split (tuning runs only).
+        checkpoint: file the run checkpoints to (resumed from if it exists); ``None``: none.
+        checkpoint_every: checkpoint every this many log points.
     """
 
     key: str
@@ -465,6 +467,8 @@ class RunTask:
     trial: int
     experiment: dict[str, Any]
     validation_fraction: float = 0.0
+    checkpoint: str | None = None
+    checkpoint_every: int = 1
 
 
 def _task(cfg: SweepConfig, prob: Problem, alg: str, trial: int, hp: dict[str, Any], seed: int, phase: str) -> RunTask:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from beyondsgd.bench.executor import LocalPool, default_workers, run_local, run_ray
 from beyondsgd.bench.store import RunStore
 from beyondsgd.bench.sweep import ConfigError, SweepConfig, best_trials, final_tasks, tuning_tasks
+from beyondsgd.validation import POSITIVE_INT
 
 
 @dataclass
@@ -47,6 +48,7 @@ def run_sweep(
     ray_address: str | None = None,
     verbose: bool = True,
     report: bool = True,
+    checkpoint_every: int | None = None,
 ) -> SweepOutput:
     """Run (or resume) a sweep into ``out`` and write its report.
 
@@ -61,12 +63,17 @@ def run_sweep(
         ray_address: Ray cluster address (``None``: a local instance).
         verbose: one line per finished run on stderr.
         report: write the report at the end.
+        checkpoint_every: each run also checkpoints to ``out/checkpoints/KEY.pt``
+            every this many log points, so a killed sweep resumes runs mid-way
+            (finished runs are skipped through the store either way).
 
     Raises:
         ConfigError: ``out`` holds another sweep, or a different config on resume.
     """
     if backend not in ("local", "ray"):
         raise ConfigError(f"invalid backend {backend!r}: expected local or ray")
+    if checkpoint_every is not None:
+        POSITIVE_INT.check("checkpoint_every", checkpoint_every)
     out = Path(out)
     had_meta = (out / "sweep.json").is_file()
     if had_meta and not resume:
@@ -94,8 +101,11 @@ def run_sweep(
             rec = store.get(t.key) if t.key in store else None
             if rec is not None and not (retry_failed and rec.get("status") == "failed"):
                 skipped += 1
-            else:
+            elif checkpoint_every is None:
                 keep.append(t)
+            else:
+                path = str(out / "checkpoints" / f"{t.key}.pt")
+                keep.append(replace(t, checkpoint=path, checkpoint_every=checkpoint_every))
         return keep
 
     def execute(tasks, phase):
