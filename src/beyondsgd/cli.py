@@ -105,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default=None, help="output folder (default: ./reproduce-NAME)")
     r.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
     r.add_argument("--data-dir", default=None, help="where downloadable datasets are cached")
+    r.add_argument("--checkpoint-every", type=int, default=None, metavar="N",
+                   help="checkpoint each training run every N epochs under OUT/checkpoints; rerunning the same "
+                        "command resumes (reproductions whose runs go through the runner)")
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     s = sub.add_parser("sweep", help="tune algorithms on several problems, re-run the best over seeds, report")
@@ -189,9 +192,21 @@ def _cmd_compare(args: argparse.Namespace) -> None:
 def _cmd_reproduce(args: argparse.Namespace) -> None:
     from beyondsgd.bench.reproductions import ReproduceContext, get_reproduction
     from beyondsgd.device import resolve_device
-    from beyondsgd.distributed import is_main, rank
+    from beyondsgd.distributed import is_distributed, is_main, rank
+    from beyondsgd.validation import POSITIVE_INT
 
     repro = get_reproduction(args.name)
+    if args.checkpoint_every is not None:
+        POSITIVE_INT.check("checkpoint_every", args.checkpoint_every)
+        if not repro.checkpoints:
+            from beyondsgd.bench.reproductions import available_reproductions
+
+            able = [n for n in available_reproductions() if get_reproduction(n).checkpoints]
+            raise ValueError(f"reproduction {args.name!r} runs its own training loops and cannot resume from "
+                             f"checkpoints; --checkpoint-every works for: {', '.join(able)}")
+        if is_distributed():
+            raise ValueError("--checkpoint-every is not supported for reproduce under torchrun "
+                             "(the other ranks write to scratch folders); use it in a single process")
     if not is_main():
         # Every rank runs the reproduction (its runs are data-parallel); rank 0's files are the
         # result, the others' identical copies go to a scratch folder that is deleted.
@@ -205,6 +220,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> None:
         out=out, quick=args.quick, device=resolve_device(args.device),
         progress=not args.no_progress and sys.stderr.isatty(),
         data_dir=Path(args.data_dir) if args.data_dir else None,
+        checkpoint_every=args.checkpoint_every,
     )
     report = Path(repro.run(ctx))
     if report.suffix == ".md" and report.is_file():

@@ -115,3 +115,47 @@ def test_every_algorithm_resumes_bit_identically(tmp_path, monkeypatch, algorith
     resumed = run_experiment(e, progress=False, checkpoint=tmp_path / "part.pt")
     assert strip_time(resumed.history) == strip_time(full.history)
     assert_same_state(load_checkpoint(tmp_path / "full.pt")["trainer"], load_checkpoint(tmp_path / "part.pt")["trainer"])
+
+
+def test_checkpoint_of_other_data_is_refused(tmp_path):
+    from beyondsgd.data import load_dataset
+
+    e = exp(epochs=1)
+    run_experiment(e, data=load_dataset("digits", n_train=300), progress=False, checkpoint=tmp_path / "c.pt")
+    with pytest.raises(ValueError, match="belongs to another data"):
+        run_experiment(e, data=load_dataset("digits", n_train=200), progress=False, checkpoint=tmp_path / "c.pt")
+
+
+def test_reproduce_checkpoints_resume_and_refusals(tmp_path, monkeypatch, capsys):
+    """A reproduction interrupted mid-way resumes from its checkpoints and finishes."""
+    from beyondsgd.bench import runner
+    from beyondsgd.cli import main
+
+    args = ["reproduce", "tiam", "--quick", "--out", str(tmp_path / "r"), "--checkpoint-every", "1",
+            "--no-progress", "--threads", "1"]
+    calls = {"n": 0}
+    original = runner.BatchSampler.next
+
+    def dying(self):
+        calls["n"] += 1
+        if calls["n"] == 40:
+            raise KeyboardInterrupt
+        return original(self)
+
+    monkeypatch.setattr(runner.BatchSampler, "next", dying)
+    assert main(args) == 130
+    folder = tmp_path / "r" / "checkpoints"
+    saved = sorted(p.name for p in folder.glob("*.pt"))
+    assert saved and all(n.startswith("quick-") for n in saved)
+    finished = {p.name: p.read_bytes() for p in folder.glob("*.pt") if load_checkpoint(p)["done"]}
+    assert finished and len(finished) < len(saved)  # some runs finished, one was interrupted
+    monkeypatch.setattr(runner.BatchSampler, "next", original)
+    assert main(args) == 0
+    assert (tmp_path / "r" / "report.md").is_file()
+    assert len(list(folder.glob("*.pt"))) > len(saved)  # the rest ran
+    for name, data in finished.items():  # finished runs came back from their checkpoints, not re-run
+        assert (folder / name).read_bytes() == data
+
+    assert main(["reproduce", "momentum", "--quick", "--out", str(tmp_path / "m"), "--checkpoint-every", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot resume from checkpoints; --checkpoint-every works for: multiplicative, tiam" in err

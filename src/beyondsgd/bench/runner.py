@@ -201,13 +201,14 @@ def run_experiment(
     """
     exp.validate()
     POSITIVE_INT.check("checkpoint_every", checkpoint_every)
-    resume = _read_checkpoint(checkpoint, exp)
-    _check_same_resume(checkpoint, resume is not None)
     device = resolve_device(exp.device)
     info = algorithm_info(exp.algorithm)
     if data is None:
         data = load_dataset(exp.dataset, seed=exp.seed, **exp.dataset_options)
     data.validate()
+    identity = {"experiment": asdict(exp), "data": _data_signature(data)}
+    resume = _read_checkpoint(checkpoint, identity)
+    _check_same_resume(checkpoint, resume is not None)
     data = data.to(device)
     loss_fn = loss_for(data.task)
     classification = data.task == "classification"
@@ -223,20 +224,27 @@ def run_experiment(
                 f"algorithm {info.name!r} has no data-parallel mode yet: run it in a single process "
                 f"(without torchrun), not on {dist.world_size()} ranks"
             )
-        ckpt = _Checkpointer(checkpoint, checkpoint_every, exp, resume)
+        ckpt = _Checkpointer(checkpoint, checkpoint_every, identity, resume)
         return _train(exp, info.name, {**info.defaults, **exp.hyperparams}, trainer, data, loss_fn,
                       classification, device, progress, ckpt)
 
 
-def _read_checkpoint(path: str | os.PathLike | None, exp: Experiment) -> dict[str, Any] | None:
+def _data_signature(data: Dataset) -> dict[str, Any]:
+    """What identifies the data of a run in its checkpoint (data may be passed in, outside the experiment)."""
+    return {"name": data.name, "n_train": data.n_train, "n_test": data.n_test,
+            "input_shape": list(data.input_shape), "task": data.task}
+
+
+def _read_checkpoint(path: str | os.PathLike | None, identity: dict[str, Any]) -> dict[str, Any] | None:
     if path is None or not Path(path).exists():
         return None
     state = load_checkpoint(path)
-    if state.get("experiment") != asdict(exp):
-        raise ValueError(
-            f"checkpoint {str(path)!r} belongs to another experiment ({state.get('experiment')}); "
-            "delete it or choose another checkpoint path"
-        )
+    for what in ("experiment", "data"):
+        if state.get(what) != identity[what]:
+            raise ValueError(
+                f"checkpoint {str(path)!r} belongs to another {what} ({state.get(what)}, this run: "
+                f"{identity[what]}); delete it or choose another checkpoint path"
+            )
     return state
 
 
@@ -268,8 +276,9 @@ def _evaluate(module: nn.Module, X: torch.Tensor, y: torch.Tensor, loss_fn: Loss
 class _Checkpointer:
     """Saves the run's full state every ``every`` log points; restores it on resume."""
 
-    def __init__(self, path: str | os.PathLike | None, every: int, exp: Experiment, resume: dict[str, Any] | None):
-        self.path, self.every, self.exp, self.resume, self.count = path, every, exp, resume, 0
+    def __init__(self, path: str | os.PathLike | None, every: int, identity: dict[str, Any],
+                 resume: dict[str, Any] | None):
+        self.path, self.every, self.identity, self.resume, self.count = path, every, identity, resume, 0
 
     def save(self, trainer: Trainer, sampler: BatchSampler, result: RunResult, step: int,
              elapsed: float, extra: dict[str, float], done: bool) -> None:
@@ -283,7 +292,7 @@ class _Checkpointer:
         if not dist.is_main():
             return
         save_checkpoint(self.path, {
-            "experiment": asdict(self.exp), "step": step, "elapsed": elapsed, "extra": extra,
+            **self.identity, "step": step, "elapsed": elapsed, "extra": extra,
             "history": result.history, "status": result.status, "diverged_step": result.diverged_step,
             "trainer": trainer_state, "sampler": sampler.state_dict(),
             "rng": torch.get_rng_state(), "done": done,

@@ -7,13 +7,19 @@ so adding a paper means adding a file.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import json
 import pkgutil
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import torch
+
+if TYPE_CHECKING:
+    from beyondsgd.bench.runner import Experiment, RunResult
+    from beyondsgd.data import Dataset
 
 
 @dataclass(frozen=True)
@@ -26,6 +32,10 @@ class ReproduceContext:
         device: where to train.
         progress: show progress bars.
         data_dir: where downloadable datasets are cached (``None``: the default).
+        checkpoint_every: if set, runs made through :meth:`run_experiment`
+            checkpoint to ``out/checkpoints/`` every this many log points, and a
+            second call with the same ``out`` resumes them (finished ones return
+            at once from their final checkpoint).
     """
 
     out: Path
@@ -33,6 +43,25 @@ class ReproduceContext:
     device: torch.device
     progress: bool
     data_dir: Path | None = None
+    checkpoint_every: int | None = None
+
+    def run_experiment(self, exp: "Experiment", data: "Dataset | None", key: str,
+                       progress: bool | None = None) -> "RunResult":
+        """:func:`beyondsgd.bench.run_experiment`, checkpointed under ``key`` when asked.
+
+        Args:
+            exp, data: as for ``run_experiment``.
+            key: readable name of this run (the checkpoint's file name, followed by a hash of ``exp``).
+            progress: progress bar (default: the context's).
+        """
+        from beyondsgd.bench.runner import run_experiment
+
+        # Distinct experiments (and quick vs full versions) never share a checkpoint file.
+        digest = hashlib.sha1(json.dumps(asdict(exp), sort_keys=True, default=str).encode()).hexdigest()[:10]
+        name = f"{'quick-' if self.quick else ''}{key}-{digest}.pt"
+        path = None if self.checkpoint_every is None else self.out / "checkpoints" / name
+        return run_experiment(exp, data=data, progress=self.progress if progress is None else progress,
+                              checkpoint=path, checkpoint_every=self.checkpoint_every or 1)
 
 
 @dataclass(frozen=True)
@@ -43,11 +72,14 @@ class Reproduction:
         name: CLI name (``beyondsgd reproduce NAME``).
         run: ``run(ctx) -> Path`` of the report it wrote.
         description: one line for ``beyondsgd list``.
+        checkpoints: its training runs go through :meth:`ReproduceContext.run_experiment`,
+            so ``--checkpoint-every`` makes an interrupted reproduction resumable.
     """
 
     name: str
     run: Callable[[ReproduceContext], Path]
     description: str
+    checkpoints: bool = False
 
 
 _REGISTRY: dict[str, Reproduction] = {}

@@ -33,7 +33,7 @@ from beyondsgd.bench import problems as P
 from beyondsgd.bench.io import write_atomic, write_csv, write_json
 from beyondsgd.bench.plots import _pyplot, plot_metric_grid
 from beyondsgd.bench.reproductions import Reproduction, ReproduceContext, register_reproduction
-from beyondsgd.bench.runner import HISTORY_COLUMNS, Experiment, run_experiment
+from beyondsgd.bench.runner import HISTORY_COLUMNS, Experiment
 from beyondsgd.data import DatasetUnavailableError, load_dataset
 from beyondsgd.optim import get_spec
 from beyondsgd.optim.multiplicative import RuleAdagrad, RuleAdam, RuleRMSprop, RuleSGD
@@ -169,7 +169,7 @@ def run_images(ctx: ReproduceContext, epochs: int, seeds: int) -> tuple[list[dic
                 for seed in range(seeds):
                     exp = Experiment(algorithm=NAMES[base, rule], dataset=dataset, model=model, epochs=epochs,
                                      seed=seed, model_options=mopts, device=str(ctx.device))
-                    res = run_experiment(exp, data=data, progress=ctx.progress)
+                    res = ctx.run_experiment(exp, data, key=f"images-{dataset}-{model}-{base}-{rule}-seed{seed}")
                     for h in res.history:
                         part.append({**h, "dataset": dataset, "model": model, "base": base, "rule": rule})
         rows += part
@@ -196,7 +196,8 @@ def run_robustness(ctx: ReproduceContext, bases: Sequence[str], steps: Sequence[
                     exp = Experiment(algorithm=NAMES[base, rule], dataset="digits", model="mlp", epochs=epochs,
                                      seed=0, hyperparams=hp, device=str(ctx.device),
                                      model_options={"widths": (64,), "init_scale": scale})
-                    res = run_experiment(exp, data=data, progress=False)
+                    res = ctx.run_experiment(exp, data, key=f"robustness-{base}-{rule}-{step:g}-{scale:g}",
+                                             progress=False)
                     rows.append({"base": base, "rule": rule, "step": step, "init_scale": scale,
                                  "test_accuracy": res.final("test_accuracy"),
                                  "train_loss": res.final("train_loss"), "status": res.status})
@@ -420,4 +421,5 @@ def run(ctx: ReproduceContext) -> Path:
 register_reproduction(Reproduction(
     name="multiplicative", run=run,
     description="additive vs multiplicative vs hybrid rules: test functions, images, robustness grid "
-                "(Kirtas et al. 2023)"))
+                "(Kirtas et al. 2023)",
+    checkpoints=True))

@@ -37,7 +37,7 @@ from beyondsgd.bench.io import write_atomic, write_csv
 from beyondsgd.bench.metrics import first_reaching
 from beyondsgd.bench.plots import plot_metric_grid
 from beyondsgd.bench.reproductions import ReproduceContext, Reproduction, register_reproduction
-from beyondsgd.bench.runner import Experiment, RunResult, run_experiment
+from beyondsgd.bench.runner import Experiment, RunResult
 from beyondsgd.data import load_dataset
 from beyondsgd.data.errors import DatasetUnavailableError
 
@@ -87,7 +87,7 @@ def _relabel(res: RunResult, label: str) -> RunResult:
 def _run(label, alg, hp, data, act, seed, ctx, epochs, batch_size) -> RunResult:
     exp = Experiment(algorithm=alg, hyperparams=hp, epochs=epochs, batch_size=batch_size, seed=seed,
                      model="mlp", model_options={"widths": WIDTHS, "activation": act}, device=str(ctx.device))
-    return _relabel(run_experiment(exp, data=data, progress=ctx.progress), label)
+    return _relabel(ctx.run_experiment(exp, data, key=f"{data.name}-{act}-{label}-seed{seed}"), label)
 
 
 def _load(name: str, ctx: ReproduceContext, notes: list[str]):
@@ -272,4 +272,5 @@ def _report(ctx, p: Plan, summary, plots, notes, elapsed: float) -> Path:
 
 
 register_reproduction(Reproduction(
-    "tiam", run, "TIAM vs plain AM, inertia ablations, GD/Adam (3x100 MLP, ReLU and leaky ReLU)"))
+    "tiam", run, "TIAM vs plain AM, inertia ablations, GD/Adam (3x100 MLP, ReLU and leaky ReLU)",
+    checkpoints=True))
