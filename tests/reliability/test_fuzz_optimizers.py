@@ -65,6 +65,7 @@ def _groups(params, split, spec, hp):
 @pytest.mark.parametrize("name", optim.available())
 def test_fuzz_optimizer(name):
     spec = optim.get_spec(name)
+    completed = []
 
     @settings(max_examples=EXAMPLES_PER_OPTIMIZER, deadline=None, derandomize=True,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
@@ -95,5 +96,9 @@ def test_fuzz_optimizer(name):
         twin.step(_closure(twin, copies, targets, kinds))
         for p, q in zip(params, copies):
             torch.testing.assert_close(p, q, rtol=0, atol=0)
+        completed.append(1)
 
     run()
+    # Jointly invalid hyperparameters are skipped; most examples must still run to the end.
+    print(f"{name}: {len(completed)} fuzz examples completed")
+    assert len(completed) >= EXAMPLES_PER_OPTIMIZER // 2
