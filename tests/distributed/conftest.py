@@ -1,23 +1,9 @@
 import pytest
 
-from beyondsgd import optim
 from beyondsgd.distributed import run_local
 
 import dist_workers
-
-#: (optimizer, hyperparameters) checked for 2 ranks == 1 rank: every registered optimizer
-#: (read at collection time, so optimizers merged later are covered) plus stateful variants
-#: and a backtracking optimizer that takes decisions from the closure's loss.
-CASES = [(name, {}) for name in optim.available()] + [
-    ("sgd", {"momentum": 0.9, "nesterov": True}),
-    ("adam", {"amsgrad": True, "weight_decay": 1e-3}),
-    ("test_armijo", {}),
-]
-
-#: A small data-parallel ``beyondsgd compare`` (batch 45 on 150 samples: uneven shards).
-CLI_ARGS = ["compare", "--algorithms", "sgd,adam", "--seeds", "1", "--epochs", "1", "--n-train", "150",
-            "--batch-size", "45", "--model-option", "widths=(16,)", "--no-progress", "--threads", "1"]
-
+from dist_workers import CASES, CLI_ARGS
 
 @pytest.fixture(scope="session")
 def two_rank_results(tmp_path_factory):

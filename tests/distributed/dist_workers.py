@@ -183,3 +183,19 @@ def all_checks(cases: list[tuple[str, dict]], out_root: str, cli_argv: list[str]
     """Everything that needs a healthy 2-rank group, in one spawn (starting processes is the slow part)."""
     return {"equivalence": equivalence(cases), "sharded": sharded_refusal(),
             "cli_code": cli_compare(out_root, cli_argv)}
+
+
+# Shared by the test modules (imported from here, not from conftest: several test folders
+# have a conftest.py, and `from conftest import ...` picks whichever pytest loaded last).
+#: (optimizer, hyperparameters) checked for 2 ranks == 1 rank: every registered optimizer
+#: (read at collection time, so optimizers merged later are covered) plus stateful variants
+#: and a backtracking optimizer that takes decisions from the closure's loss.
+CASES = [(name, {}) for name in optim.available()] + [
+    ("sgd", {"momentum": 0.9, "nesterov": True}),
+    ("adam", {"amsgrad": True, "weight_decay": 1e-3}),
+    ("test_armijo", {}),
+]
+
+#: A small data-parallel ``beyondsgd compare`` (batch 45 on 150 samples: uneven shards).
+CLI_ARGS = ["compare", "--algorithms", "sgd,adam", "--seeds", "1", "--epochs", "1", "--n-train", "150",
+            "--batch-size", "45", "--model-option", "widths=(16,)", "--no-progress", "--threads", "1"]

@@ -11,7 +11,7 @@ import pytest
 from beyondsgd.cli import main
 from beyondsgd.distributed import free_port
 
-from conftest import CLI_ARGS as ARGS
+from dist_workers import CLI_ARGS as ARGS
 COLUMNS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy")
 
 

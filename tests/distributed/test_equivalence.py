@@ -8,7 +8,7 @@ The registry is read at collection time, so optimizers added later are covered.
 import pytest
 
 import dist_workers
-from conftest import CASES
+from dist_workers import CASES
 
 KEYS = [name + (f" {hp}" if hp else "") for name, hp in CASES]
 TOL = 1e-10  # float64: 2 ranks sum the batch in a different order than 1 rank
