@@ -137,12 +137,7 @@ def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
     Raises:
         RankFailure: another rank died or did not join the collective in time.
     """
-    if is_distributed():
-        try:
-            dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
-        except Exception as err:
-            raise _fail("all_reduce", err) from err
-    return tensor
+    return _all_reduce(tensor, dist.ReduceOp.SUM)
 
 
 def all_reduce_max(tensor: torch.Tensor) -> torch.Tensor:
@@ -154,9 +149,13 @@ def all_reduce_max(tensor: torch.Tensor) -> torch.Tensor:
     Raises:
         RankFailure: another rank died or did not join the collective in time.
     """
+    return _all_reduce(tensor, dist.ReduceOp.MAX)
+
+
+def _all_reduce(tensor: torch.Tensor, op: "dist.ReduceOp") -> torch.Tensor:
     if is_distributed():
         try:
-            dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+            dist.all_reduce(tensor, op=op)
         except Exception as err:
             raise _fail("all_reduce", err) from err
     return tensor

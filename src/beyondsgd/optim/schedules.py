@@ -91,15 +91,9 @@ class HoldThenDecay(GroupValueScheduler):
         return initial * self.factor ** max(0, epoch - self.hold)
 
 
-class InverseHoldThenDecay(GroupValueScheduler):
+class InverseHoldThenDecay(HoldThenDecay):
     """The inverse of :class:`HoldThenDecay` for values in [0, 1]: hold, then decay the
     distance to 1 by ``factor`` per epoch (for ``gamma``: additive early, multiplicative later)."""
-
-    def __init__(self, optimizer: Optimizer, key: str = "gamma", hold: int = 5, factor: float = 0.9) -> None:
-        NONNEGATIVE_INT.check("hold", hold)
-        UNIT.check("factor", factor)
-        self.hold, self.factor = hold, factor
-        super().__init__(optimizer, key)
 
     def value(self, initial, epoch):
         return 1.0 - (1.0 - initial) * self.factor ** max(0, epoch - self.hold)

@@ -248,14 +248,8 @@ def _plot_curves(path: Path, data: dict, names: list[str], widths: list[int]) ->
             for method in METHODS:
                 ax.semilogy(per[method]["losses"], color=_COLORS[method], lw=1.5, label=f"{method} measured")
                 ax.semilogy(per[method]["pred"], color=_COLORS[method], lw=1.0, ls="--", label=f"{method} linear theory")
-            ax.set_title(f"{name}, m={width}", fontsize=9)
-            ax.set_xlabel("iteration")
-            ax.set_ylabel("training loss")
-            ax.grid(alpha=0.3)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
-    fig.tight_layout()
-    _save(fig, path)
+            _loss_axes(ax, f"{name}, m={width}")
+    _finish(fig, axes, path)
 
 
 def _plot_ode(path: Path, data: dict, names: list[str], width: int) -> None:
@@ -267,10 +261,19 @@ def _plot_ode(path: Path, data: dict, names: list[str], width: int) -> None:
             ax.semilogy(per[method]["losses"], color=_COLORS[method], lw=1.5, label=f"{method} measured")
             ax.semilogy(per[f"ode_{method}"], color=_COLORS[method], lw=1.0, ls=":", label=f"{method} high-res ODE")
         ax.semilogy(per["ode_low"], color="k", lw=1.0, ls="-.", label="low-res ODE (both)")
-        ax.set_title(f"{name}, m={width}: ODEs at t = k sqrt(eta)", fontsize=9)
-        ax.set_xlabel("iteration")
-        ax.set_ylabel("training loss")
-        ax.grid(alpha=0.3)
+        _loss_axes(ax, f"{name}, m={width}: ODEs at t = k sqrt(eta)")
+    _finish(fig, axes, path)
+
+
+def _loss_axes(ax, title: str) -> None:
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("training loss")
+    ax.grid(alpha=0.3)
+
+
+def _finish(fig, axes, path: Path) -> None:
+    """One legend for all panels, outside on the right; save."""
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
     fig.tight_layout()
