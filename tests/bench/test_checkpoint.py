@@ -156,6 +156,13 @@ def test_reproduce_checkpoints_resume_and_refusals(tmp_path, monkeypatch, capsys
     for name, data in finished.items():  # finished runs came back from their checkpoints, not re-run
         assert (folder / name).read_bytes() == data
 
-    assert main(["reproduce", "momentum", "--quick", "--out", str(tmp_path / "m"), "--checkpoint-every", "1"]) == 2
+    # A reproduction that cannot checkpoint refuses the flag clearly.
+    from beyondsgd.bench import reproductions
+
+    reproductions.register_reproduction(reproductions.Reproduction("test_no_ckpt", lambda ctx: None, "test"))
+    try:
+        assert main(["reproduce", "test_no_ckpt", "--out", str(tmp_path / "m"), "--checkpoint-every", "1"]) == 2
+    finally:
+        reproductions._REGISTRY.pop("test_no_ckpt")
     err = capsys.readouterr().err
-    assert "cannot resume from checkpoints; --checkpoint-every works for: multiplicative, tiam" in err
+    assert "cannot resume from checkpoints; --checkpoint-every works for: dsgd, momentum, multiplicative, tiam" in err

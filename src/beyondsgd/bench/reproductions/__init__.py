@@ -13,11 +13,12 @@ import json
 import pkgutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 
 if TYPE_CHECKING:
+    from beyondsgd.bench.checkpoint import LoopCheckpoint
     from beyondsgd.bench.runner import Experiment, RunResult
     from beyondsgd.data import Dataset
 
@@ -62,6 +63,17 @@ class ReproduceContext:
         path = None if self.checkpoint_every is None else self.out / "checkpoints" / name
         return run_experiment(exp, data=data, progress=self.progress if progress is None else progress,
                               checkpoint=path, checkpoint_every=self.checkpoint_every or 1)
+
+    def loop_checkpoint(self, key: str, identity: dict[str, Any]) -> "LoopCheckpoint | None":
+        """A :class:`~beyondsgd.bench.checkpoint.LoopCheckpoint` for a hand-written loop
+        (``None`` unless checkpoints were asked for)."""
+        from beyondsgd.bench.checkpoint import LoopCheckpoint
+
+        if self.checkpoint_every is None:
+            return None
+        digest = hashlib.sha1(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:10]
+        name = f"{'quick-' if self.quick else ''}{key}-{digest}.pt"
+        return LoopCheckpoint(self.out / "checkpoints" / name, identity, self.checkpoint_every)
 
 
 @dataclass(frozen=True)

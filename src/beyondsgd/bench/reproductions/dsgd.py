@@ -31,6 +31,7 @@ import torch
 from torch.nn import functional as F
 
 from beyondsgd.bench.io import write_atomic, write_csv, write_json
+from beyondsgd.bench.checkpoint import LoopCheckpoint
 from beyondsgd.bench.reproductions import ReproduceContext, Reproduction, register_reproduction
 from beyondsgd.data import DatasetUnavailableError, load_dataset
 from beyondsgd.models import create_model
@@ -142,7 +143,9 @@ class _Problem:
         return float(loss.detach()), stat
 
 
-def _run(problem: _Problem, label: str, options: dict[str, Any], seed: int) -> Run:
+def _run(problem: _Problem, label: str, options: dict[str, Any], seed: int,
+         ckpt: LoopCheckpoint | None = None) -> Run:
+    """One training run; with ``ckpt`` it saves its state every ``ckpt.every`` steps and resumes from it."""
     s = problem.s
     net = problem.model(seed)
     options = dict(options)
@@ -164,7 +167,23 @@ def _run(problem: _Problem, label: str, options: dict[str, Any], seed: int) -> R
         return torch.randint(n, (s.batch_size,), generator=gen).to(problem.device)
 
     elapsed, pending = 0.0, None  # pending: (row, predicted) awaiting the next full-batch loss
-    for step in range(s.iterations + 1):
+    first = 0
+    state = ckpt.resume() if ckpt is not None else None
+    if state is not None:
+        if state["done"]:
+            return Run(s.name, label, seed, state["rows"], state["layers"], lr=torch_lr)
+        net.load_state_dict(state["net"])
+        opt.load_state_dict(state["optimizer"])
+        gen.set_state(state["batch_rng"])
+        run.rows, run.layers = state["rows"], state["layers"]
+        pending, elapsed, first = state["pending"], state["elapsed"], state["step"]
+
+    def snapshot(next_step: int) -> dict[str, Any]:
+        # `pending` is also inside run.rows; one save keeps them the same object.
+        return {"net": net.state_dict(), "optimizer": opt.state_dict(), "batch_rng": gen.get_state(),
+                "rows": run.rows, "layers": run.layers, "pending": pending, "elapsed": elapsed, "step": next_step}
+
+    for step in range(first, s.iterations + 1):
         if step % s.eval_every == 0 or step == s.iterations:
             loss, stat = problem.full_loss_and_stationarity(net)
             run.rows.append({"setting": s.name, "algorithm": label, "seed": seed, "step": step, "time_s": elapsed,
@@ -202,9 +221,13 @@ def _run(problem: _Problem, label: str, options: dict[str, Any], seed: int) -> R
                                      "check": {"predicted_decrease": ls["predicted_decrease"],
                                                "realized_decrease": ls["realized_decrease"], "_f0": ls["loss"]},
                                      "layer": ls["layer"]})
+        if ckpt is not None and ckpt.due(step + 1):
+            ckpt.save(snapshot(step + 1))
     if pending is not None and "realized_decrease" not in pending:
         with torch.no_grad():
             pending["realized_decrease"] = pending["_f0"] - float(F.cross_entropy(net(problem.X), problem.y))
+    if ckpt is not None:
+        ckpt.save(snapshot(s.iterations + 1), done=True)
     return run
 
 
@@ -372,7 +395,10 @@ def run(ctx: ReproduceContext) -> Path:
             problem = _Problem(s, data, ctx.device)
             for label, options in _algorithms(s):
                 for seed in seeds:
-                    runs.append(_run(problem, label, options, seed))
+                    identity = {"setting": s.name, "algorithm": label, "options": options, "seed": seed,
+                                "n": problem.X.shape[0], "iterations": s.iterations}
+                    ckpt = ctx.loop_checkpoint(f"{s.name}-{label}-seed{seed}", identity)
+                    runs.append(_run(problem, label, options, seed, ckpt))
                     if ctx.progress:
                         final = [r["train_loss"] for r in runs[-1].rows if "train_loss" in r][-1]
                         print(f"  {s.name} {label} seed {seed}: final loss {final:.4g}", file=sys.stderr, flush=True)
@@ -484,4 +510,5 @@ register_reproduction(Reproduction(
     name="dsgd",
     run=run,
     description="DSGD vs cyclic/random layer choice and GD/SGD; bound-mode guarantee check, layer choice, stationarity",
+    checkpoints=True,
 ))

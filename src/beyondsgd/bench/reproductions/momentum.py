@@ -20,11 +20,12 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 
+from beyondsgd.bench.checkpoint import LoopCheckpoint
 from beyondsgd.bench.io import write_atomic, write_csv, write_json
 from beyondsgd.bench.reproductions import ReproduceContext, Reproduction, register_reproduction
 from beyondsgd.data import DatasetUnavailableError, load_dataset
@@ -98,8 +99,12 @@ def load_pair(preferred: str, fallback: str, cfg: MomentumConfig, data_dir: Path
 
 
 def train(method: str, X: torch.Tensor, y: torch.Tensor, width: int, eta: float, beta: float,
-          iterations: int, seed: int, device: torch.device) -> dict[str, Any]:
-    """Full-batch training of the two-layer net; the loss is recorded where the gradient is taken."""
+          iterations: int, seed: int, device: torch.device, ckpt: LoopCheckpoint | None = None) -> dict[str, Any]:
+    """Full-batch training of the two-layer net; the loss is recorded where the gradient is taken.
+
+    With ``ckpt`` the loop saves its state (net, optimizer, losses so far) every
+    ``ckpt.every`` iterations and continues from a saved state.
+    """
     net = TwoLayerReLU((X.shape[1],), width=width, generator=torch.Generator().manual_seed(seed)).to(device)
     Xd, yd = X.float().to(device), y.float().to(device).unsqueeze(1)
     W0 = net.W.detach().clone()
@@ -115,14 +120,26 @@ def train(method: str, X: torch.Tensor, y: torch.Tensor, width: int, eta: float,
         return loss
 
     losses = torch.empty(iterations + 1, device=device)
+    first, seconds = 0, 0.0
+    state = ckpt.resume() if ckpt is not None else None
+    if state is not None:
+        net.load_state_dict(state["net"])
+        opt.load_state_dict(state["optimizer"])
+        first, seconds = state["k"], state["seconds"]
+        losses[:first] = state["losses"].to(device)
     start = time.perf_counter()
-    for k in range(iterations + 1):
+    for k in range(first, iterations + 1):
         if k < iterations:
             losses[k] = opt.step(closure).detach()
         else:
             with torch.no_grad():
                 losses[k] = 0.5 * ((net(Xd) - yd) ** 2).sum()
-    seconds = time.perf_counter() - start
+        if ckpt is not None and (k == iterations or ckpt.due(k + 1)):
+            seconds += time.perf_counter() - start
+            ckpt.save({"net": net.state_dict(), "optimizer": opt.state_dict(), "k": k + 1,
+                       "losses": losses[:k + 1].cpu(), "seconds": seconds}, done=k == iterations)
+            start = time.perf_counter()  # the write is not training time
+    seconds += time.perf_counter() - start
     W_end = opt.iterates()[0] if isinstance(opt, Nesterov) else net.W.detach()
     rel_change = float((W_end - W0).norm() / W0.norm())
     return {"losses": losses.cpu().double().numpy(), "rel_change": rel_change, "seconds": seconds,
@@ -138,8 +155,13 @@ def _fmt_iters(k: int | None, budget: int) -> str:
 
 
 def run_momentum(out: Path, cfg: MomentumConfig, device: torch.device, data_dir: Path | None = None,
-                 progress: bool = False) -> Path:
-    """Run the experiment with ``cfg`` and write data, plots and ``report.md`` into ``out``."""
+                 progress: bool = False,
+                 loop_checkpoint: Callable[[str, dict[str, Any]], LoopCheckpoint | None] | None = None) -> Path:
+    """Run the experiment with ``cfg`` and write data, plots and ``report.md`` into ``out``.
+
+    ``loop_checkpoint(key, identity)`` (e.g. :meth:`ReproduceContext.loop_checkpoint`)
+    makes each training run resumable.
+    """
     out.mkdir(parents=True, exist_ok=True)
     curves: list[dict[str, Any]] = []
     rows: list[dict[str, Any]] = []
@@ -163,7 +185,10 @@ def run_momentum(out: Path, cfg: MomentumConfig, device: torch.device, data_dir:
             per = {"H0": sp, "xi0": xi0}
             for method in METHODS:
                 eta, beta = tuned_parameters(method, sp.lambda_min, sp.lambda_max, cfg.rule)
-                run = train(method, X, y, width, eta, beta, cfg.iterations, cfg.seed, device)
+                identity = {"dataset": name, "n": X.shape[0], "d": X.shape[1], "width": width, "method": method,
+                            "eta": eta, "beta": beta, "iterations": cfg.iterations, "seed": cfg.seed}
+                ckpt = loop_checkpoint(f"{name}-m{width}-{method}", identity) if loop_checkpoint else None
+                run = train(method, X, y, width, eta, beta, cfg.iterations, cfg.seed, device, ckpt)
                 losses = run["losses"]
                 pred = predict_loss(method, eta, beta, sp.eigenvalues, sp.eigenvectors, xi0, cfg.iterations,
                                     at="lookahead")
@@ -390,7 +415,7 @@ def _write_report(out: Path, cfg: MomentumConfig, rows: list[dict], data_rows: l
 
 def _run(ctx: ReproduceContext) -> Path:
     cfg = QUICK if ctx.quick else MomentumConfig()
-    return run_momentum(ctx.out, cfg, ctx.device, ctx.data_dir, ctx.progress)
+    return run_momentum(ctx.out, cfg, ctx.device, ctx.data_dir, ctx.progress, ctx.loop_checkpoint)
 
 
 register_reproduction(Reproduction(
@@ -398,4 +423,5 @@ register_reproduction(Reproduction(
     run=_run,
     description="GD vs heavy ball vs Nesterov on the wide two-layer ReLU net, with NTK theory and ODEs "
                 "(Liu et al., arXiv 2208.03941)",
+    checkpoints=True,
 ))
