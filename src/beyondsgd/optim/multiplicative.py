@@ -1,6 +1,6 @@
 """Multiplicative and hybrid update rules on top of SGD, Adam, RMSprop and Adagrad.
 
-Kirtas et al., "Robust optimization via multiplicative and hybrid update rules"
+Kirtas et al., "Multiplicative update rules for accelerating deep learning training and increasing robustness"
 (arXiv 2307.07189), and Madam (Bernstein et al. 2020, arXiv 2006.14560).
 
 A :class:`RuleOptimizer` composes two pieces: a base optimizer's

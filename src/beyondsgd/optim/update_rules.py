@@ -3,7 +3,7 @@
 Every first-order optimizer computes, per parameter, a direction ``d`` from its
 own state (the gradient, a momentum buffer, ``m / (sqrt(v) + eps)``...) and then
 *adds* ``-lr * d``.  An update rule replaces only that last step
-(Kirtas et al., "Robust optimization via multiplicative and hybrid update rules",
+(Kirtas et al., "Multiplicative update rules for accelerating deep learning training and increasing robustness",
 arXiv 2307.07189):
 
 * additive (A):        ``theta <- theta - lr * d``

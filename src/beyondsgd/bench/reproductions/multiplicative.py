@@ -1,6 +1,6 @@
 """``beyondsgd reproduce multiplicative``: additive vs multiplicative (M) vs hybrid (H) rules.
 
-Kirtas et al., "Robust optimization via multiplicative and hybrid update rules"
+Kirtas et al., "Multiplicative update rules for accelerating deep learning training and increasing robustness"
 (arXiv 2307.07189).  Three studies, each base optimizer (SGD, Adam, RMSprop, Adagrad)
 under the additive rule A, rule M and rule H:
 
