@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 
 class Constraint:
@@ -145,16 +145,3 @@ def check_hyperparams(
             allowed = ", ".join(sorted(table)) or "(none)"
             raise ValueError(f"unknown hyperparameter {name!r} for {owner}; allowed: {allowed}")
         table[name].check(name, value, owner)
-
-
-def check_choice(name: str, value: Any, choices: Sequence[Any]) -> None:
-    """Raise ``ValueError`` unless ``value`` is one of ``choices``."""
-    OneOf(tuple(choices)).check(name, value)
-
-
-def check_finite_tensor(name: str, tensor: Any) -> None:
-    """Raise ``ValueError`` if a tensor holds NaN or infinity."""
-    import torch
-
-    if torch.is_tensor(tensor) and tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-        raise ValueError(f"{name} contains NaN or infinite values")

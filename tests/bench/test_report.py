@@ -17,7 +17,7 @@ def test_summary_statistics_by_hand():
                       run("b", 0, [0.1, 0.95, math.nan], status="diverged")], target_accuracy=0.75)
     a, b = rows  # sorted by final accuracy, diverged-only algorithms last
     assert a["algorithm"] == "a" and b["algorithm"] == "b"
-    assert a["final_test_accuracy_mean"] == (0.8 + 0.9) / 2
+    assert a["final_test_accuracy_mean"] == math.fsum([0.8, 0.9]) / 2
     assert math.isclose(a["final_test_accuracy_std"], math.sqrt(((0.8 - 0.85) ** 2 + (0.9 - 0.85) ** 2) / 1))
     assert a["time_to_target_s_mean"] == 2.0 and a["reached_target"] == "2/2"
     # The diverged run is counted but never enters the means, even though it reached 0.95 before blowing up.

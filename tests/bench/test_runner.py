@@ -5,7 +5,6 @@ import torch
 
 from beyondsgd import optim
 from beyondsgd.bench import Experiment, run_experiment
-from beyondsgd.bench.metrics import first_reaching, mean_std
 from beyondsgd.validation import NONNEGATIVE, POSITIVE_INT
 
 
@@ -100,15 +99,6 @@ def test_bad_experiment_fields(field, value, needle):
 def test_bad_hyperparameter_raises_before_training():
     with pytest.raises(ValueError, match="invalid lr=-1"):
         run_experiment(small(algorithm="sgd", hyperparams={"lr": -1}), progress=False)
-
-
-def test_metrics_helpers():
-    hist = [{"test_accuracy": 0.5, "time_s": 0.0}, {"test_accuracy": 0.8, "time_s": 1.5},
-            {"test_accuracy": 0.95, "time_s": 3.0}]
-    assert first_reaching(hist, "test_accuracy", 0.8, "time_s") == 1.5
-    assert math.isnan(first_reaching(hist, "test_accuracy", 0.99, "time_s"))
-    m, s, n = mean_std([1.0, 3.0, math.nan])
-    assert (m, n) == (2.0, 2) and s == pytest.approx(math.sqrt(2))
 
 
 @pytest.mark.parametrize("corrupt,needle", [

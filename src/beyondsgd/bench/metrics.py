@@ -1,9 +1,8 @@
-"""Evaluation and summary statistics of training curves."""
+"""Evaluating a model on a data set (summary statistics over seeds live in :mod:`beyondsgd.bench.stats`)."""
 
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -46,27 +45,3 @@ def evaluate(
     n = max(X.shape[0], 1)
     accuracy = correct.item() / n if classification else math.nan
     return total_loss.item() / n, accuracy
-
-
-def first_reaching(history: Sequence[Mapping[str, Any]], key: str, target: float, x_key: str) -> float:
-    """``x_key`` of the first history row whose ``key`` is >= ``target`` (NaN if never).
-
-    Used for time-to-target (``x_key="time_s"``) and epochs-to-target.
-    """
-    for row in history:
-        value = row.get(key, math.nan)
-        if value is not None and not math.isnan(value) and value >= target:
-            return float(row[x_key])
-    return math.nan
-
-
-def mean_std(values: Iterable[float]) -> tuple[float, float, int]:
-    """Mean, sample standard deviation and count of the finite values (NaN if none)."""
-    finite = [float(v) for v in values if v is not None and math.isfinite(v)]
-    if not finite:
-        return math.nan, math.nan, 0
-    mean = sum(finite) / len(finite)
-    if len(finite) == 1:
-        return mean, 0.0, 1
-    var = sum((v - mean) ** 2 for v in finite) / (len(finite) - 1)
-    return mean, math.sqrt(var), len(finite)

@@ -6,8 +6,8 @@ import math
 from collections import defaultdict
 from typing import Any, Mapping, Sequence
 
-from beyondsgd.bench.metrics import first_reaching, mean_std
 from beyondsgd.bench.runner import RunResult
+from beyondsgd.bench.stats import summarize_values, to_target
 
 SUMMARY_COLUMNS = (
     "algorithm", "family", "runs", "diverged", "final_test_accuracy_mean", "final_test_accuracy_std",
@@ -28,24 +28,24 @@ def summarize(results: Sequence[RunResult], target_accuracy: float, families: Ma
     rows = []
     for alg, runs in groups.items():
         ok = [r for r in runs if r.status == "ok"]
-        final_acc = mean_std(r.final("test_accuracy") for r in ok)
-        peak = mean_std(max((h["test_accuracy"] for h in r.history), default=math.nan) for r in ok)
-        ttt = [first_reaching(r.history, "test_accuracy", target_accuracy, "time_s") for r in ok]
-        ett = [first_reaching(r.history, "test_accuracy", target_accuracy, "epoch") for r in ok]
+        final_acc = summarize_values(r.final("test_accuracy") for r in ok)
+        peak = summarize_values(max((h["test_accuracy"] for h in r.history), default=math.nan) for r in ok)
+        ttt = [to_target(r.history, "test_accuracy", target_accuracy, "time_s") for r in ok]
+        ett = [to_target(r.history, "test_accuracy", target_accuracy, "epoch") for r in ok]
         reached = sum(math.isfinite(t) for t in ttt)
         rows.append({
             "algorithm": alg,
             "family": (families or {}).get(alg, ""),
             "runs": len(runs),
             "diverged": len(runs) - len(ok),
-            "final_test_accuracy_mean": final_acc[0],
-            "final_test_accuracy_std": final_acc[1],
-            "peak_test_accuracy_mean": peak[0],
-            "final_train_loss_mean": mean_std(r.final("train_loss") for r in ok)[0],
-            "time_to_target_s_mean": mean_std(ttt)[0],
-            "epochs_to_target_mean": mean_std(ett)[0],
+            "final_test_accuracy_mean": final_acc.mean,
+            "final_test_accuracy_std": final_acc.std,
+            "peak_test_accuracy_mean": peak.mean,
+            "final_train_loss_mean": summarize_values(r.final("train_loss") for r in ok).mean,
+            "time_to_target_s_mean": summarize_values(ttt).mean,
+            "epochs_to_target_mean": summarize_values(ett).mean,
             "reached_target": f"{reached}/{len(runs)}",
-            "train_time_s_mean": mean_std(r.history[-1]["time_s"] for r in ok)[0],
+            "train_time_s_mean": summarize_values(r.history[-1]["time_s"] for r in ok).mean,
             "batch_size": runs[0].experiment.batch_size,
             "hyperparams": _fmt_hp(runs[0].hyperparams),
         })

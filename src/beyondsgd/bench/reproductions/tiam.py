@@ -34,7 +34,7 @@ import torch
 
 from beyondsgd.am import ABLATIONS
 from beyondsgd.bench.io import write_atomic, write_csv
-from beyondsgd.bench.metrics import first_reaching
+from beyondsgd.bench.stats import summarize_values, to_target
 from beyondsgd.bench.plots import plot_metric_grid
 from beyondsgd.bench.reproductions import ReproduceContext, Reproduction, register_reproduction
 from beyondsgd.bench.runner import Experiment, RunResult
@@ -156,8 +156,8 @@ SUMMARY_COLUMNS = ("dataset", "activation", "algorithm", "runs", "diverged", "fi
 
 
 def _mean(values) -> float:
-    v = [x for x in values if x is not None and math.isfinite(x)]
-    return sum(v) / len(v) if v else math.nan
+    """Mean of the finite values (NaN if none)."""
+    return summarize_values(values).mean
 
 
 def _accuracy_at_time(res: RunResult, t: float) -> float:
@@ -175,8 +175,8 @@ def _summarize(ds: str, act: str, problem: dict[str, list[RunResult]]) -> list[d
     for name, runs in problem.items():
         ok = [r for r in runs if r.status == "ok"]
         # "epoch" = outer iterations for full-batch methods, passes over the data for mini-batch ones.
-        iters = [first_reaching(r.history, "test_accuracy", target, "epoch") for r in ok]
-        am_iters = [first_reaching(r.history, "test_accuracy", am_target, "epoch") for r in ok]
+        iters = [to_target(r.history, "test_accuracy", target, "epoch") for r in ok]
+        am_iters = [to_target(r.history, "test_accuracy", am_target, "epoch") for r in ok]
         # Equal-time accuracy of every method, at TIAM's training time of the same seed.
         at_t = [_accuracy_at_time(r, t) for r, t in zip(runs, tiam_times)]
         out.append({
@@ -185,7 +185,7 @@ def _summarize(ds: str, act: str, problem: dict[str, list[RunResult]]) -> list[d
             "peak_test_accuracy": _mean(max(h["test_accuracy"] for h in r.history) for r in ok),
             "target": target,
             "iterations_to_target": _mean(iters) if all(math.isfinite(i) for i in iters) else math.nan,
-            "time_to_target_s": _mean(first_reaching(r.history, "test_accuracy", target, "time_s") for r in ok),
+            "time_to_target_s": _mean(to_target(r.history, "test_accuracy", target, "time_s") for r in ok),
             "am_target": am_target,
             "iterations_to_am_target": _mean(am_iters) if all(math.isfinite(i) for i in am_iters) else math.nan,
             "train_time_s": _mean(r.history[-1]["time_s"] for r in ok),
