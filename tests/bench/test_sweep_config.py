@@ -1,6 +1,5 @@
 """Sweep configs: clear errors for bad input, deterministic search spaces."""
 
-import math
 
 import pytest
 

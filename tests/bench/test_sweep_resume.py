@@ -8,7 +8,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 
 from beyondsgd.bench.store import RunStore
 from beyondsgd.bench.sweep import final_tasks, load_config, tuning_tasks

@@ -2,9 +2,8 @@ import math
 
 import pytest
 import torch
-from torch import nn
 
-from beyondsgd.models import MLP, SmallCNN, TwoLayerReLU, available_activations, create_model
+from beyondsgd.models import MLP, TwoLayerReLU, available_activations, create_model
 
 
 @pytest.mark.parametrize("activation", available_activations())

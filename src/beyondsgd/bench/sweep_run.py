@@ -109,7 +109,6 @@ def run_sweep(
         return keep
 
     def execute(tasks, phase):
-        nonlocal ran
         total = len(tasks)
         count = 0
 
