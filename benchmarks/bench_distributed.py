@@ -35,8 +35,9 @@ import time
 import torch
 
 
-def _epoch_times(dataset: str, widths: tuple[int, ...], batch_size: int, optimizer: str, repeats: int,
-                 no_sync: bool) -> dict:
+def _epoch_times(
+    dataset: str, widths: tuple[int, ...], batch_size: int, optimizer: str, repeats: int, no_sync: bool
+) -> dict:
     from contextlib import nullcontext
 
     from beyondsgd import distributed as dist
@@ -49,14 +50,15 @@ def _epoch_times(dataset: str, widths: tuple[int, ...], batch_size: int, optimiz
     data = load_dataset(dataset, seed=0)
     torch.manual_seed(0)
     model = create_model("mlp", data.input_shape, data.num_classes, widths=widths)
-    trainer = GradientTrainer(model, optim.create(optimizer, model), data.X_train, data.y_train,
-                              torch.nn.functional.cross_entropy)
+    trainer = GradientTrainer(
+        model, optim.create(optimizer, model), data.X_train, data.y_train, torch.nn.functional.cross_entropy
+    )
     n = data.n_train
     steps = -(-n // batch_size)
     sampler = BatchSampler(n, batch_size, 0, torch.device("cpu"))
     ctx = trainer.ddp.no_sync if (no_sync and trainer.ddp is not None) else nullcontext
     times = []
-    for epoch in range(repeats + 1):
+    for _epoch in range(repeats + 1):
         dist.barrier()
         start = time.perf_counter()
         with ctx():
@@ -89,6 +91,7 @@ def _tiam_times(dataset: str, widths: tuple[int, ...], repeats: int) -> dict:
             stats["calls"] += 1
             stats["floats"] += tensor.numel()
             return out
+
         return wrapper
 
     data = load_dataset(dataset, seed=0)
@@ -117,18 +120,24 @@ def _tiam_table(args) -> None:
     from beyondsgd.distributed import run_local
 
     widths = tuple(int(w) for w in args.tiam_widths.split(","))
-    print(f"\nTIAM (defaults), one full-batch outer iteration on {args.dataset}, MLP widths {widths}; "
-          f"median of {args.repeats} after a warm-up")
-    print(f"| 1p x 1t [s] | {args.procs}p x 1t [s] | speed-up | all-reduce calls / iteration | floats / iteration "
-          "| share in collectives (incl. waiting) | parameters |")
+    print(
+        f"\nTIAM (defaults), one full-batch outer iteration on {args.dataset}, MLP widths {widths}; "
+        f"median of {args.repeats} after a warm-up"
+    )
+    print(
+        f"| 1p x 1t [s] | {args.procs}p x 1t [s] | speed-up | all-reduce calls / iteration | floats / iteration "
+        "| share in collectives (incl. waiting) | parameters |"
+    )
     print("|---|---|---|---|---|---|---|")
     torch.set_num_threads(1)
     one = _tiam_times(args.dataset, widths, args.repeats)
     many = run_local(_tiam_times, args.procs, args=(args.dataset, widths, args.repeats), timeout_s=600)
     slow = max(many, key=lambda r: r["iter_s"])
     share = max(r["seconds"] / r["iter_s"] for r in many)
-    print(f"| {one['iter_s']:.3f} | {slow['iter_s']:.3f} | {one['iter_s'] / slow['iter_s']:.2f}x | {slow['calls']} "
-          f"| {slow['floats']} | {share:.0%} | {one['params']} |")
+    print(
+        f"| {one['iter_s']:.3f} | {slow['iter_s']:.3f} | {one['iter_s'] / slow['iter_s']:.2f}x | {slow['calls']} "
+        f"| {slow['floats']} | {share:.0%} | {one['params']} |"
+    )
 
 
 def main() -> None:
@@ -150,10 +159,14 @@ def main() -> None:
     if args.skip_sgd:
         return
     widths = tuple(int(w) for w in args.widths.split(","))
-    print(f"{args.optimizer} on {args.dataset}, MLP widths {widths}, torch {torch.__version__}, "
-          f"{args.procs} processes vs 1; median of {args.repeats} epochs")
-    print("| batch | steps/epoch | 1p x 1t [s] | 1p x {0}t [s] | {0}p x 1t DDP [s] | speed-up vs 1p x 1t "
-          "| speed-up vs 1p x {0}t | comm share | all-reduce per step |".format(args.procs))
+    print(
+        f"{args.optimizer} on {args.dataset}, MLP widths {widths}, torch {torch.__version__}, "
+        f"{args.procs} processes vs 1; median of {args.repeats} epochs"
+    )
+    print(
+        f"| batch | steps/epoch | 1p x 1t [s] | 1p x {args.procs}t [s] | {args.procs}p x 1t DDP [s] | speed-up vs 1p x 1t "
+        f"| speed-up vs 1p x {args.procs}t | comm share | all-reduce per step |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for bs in (int(b) for b in args.batch_sizes.split(",")):
         common = (args.dataset, widths, bs, args.optimizer, args.repeats)
@@ -167,9 +180,11 @@ def main() -> None:
         t_ns = max(r["epoch_s"] for r in ddp_ns)
         share = max(0.0, 1 - t_ns / t_ddp)
         mb = one["params"] * 4 / 1e6
-        print(f"| {bs} | {one['steps']} | {one['epoch_s']:.3f} | {one_n['epoch_s']:.3f} | {t_ddp:.3f} | "
-              f"{one['epoch_s'] / t_ddp:.2f}x | {one_n['epoch_s'] / t_ddp:.2f}x | {share:.0%} | "
-              f"{one['params']} floats ({mb:.2f} MB) |")
+        print(
+            f"| {bs} | {one['steps']} | {one['epoch_s']:.3f} | {one_n['epoch_s']:.3f} | {t_ddp:.3f} | "
+            f"{one['epoch_s'] / t_ddp:.2f}x | {one_n['epoch_s'] / t_ddp:.2f}x | {share:.0%} | "
+            f"{one['params']} floats ({mb:.2f} MB) |"
+        )
 
 
 if __name__ == "__main__":

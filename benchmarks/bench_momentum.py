@@ -44,8 +44,10 @@ def bench_gram(n: int, d: int, repeats: int, device: torch.device) -> None:
     X /= X.norm(dim=1, keepdim=True)
     floor = _best(lambda: X @ X.T, repeats, device)
     full = _best(lambda: gram_inf(X), repeats, device)
-    print(f"gram_inf n={n} d={d} float64: {full * 1e3:.1f} ms; X X^T: {floor * 1e3:.1f} ms; "
-          f"ratio {full / floor:.2f}x (goal <= 3x)")
+    print(
+        f"gram_inf n={n} d={d} float64: {full * 1e3:.1f} ms; X X^T: {floor * 1e3:.1f} ms; "
+        f"ratio {full / floor:.2f}x (goal <= 3x)"
+    )
 
 
 def bench_step(layers: int, hidden: int, repeats: int, device: torch.device) -> None:
@@ -60,10 +62,14 @@ def bench_step(layers: int, hidden: int, repeats: int, device: torch.device) -> 
         return ps
 
     pairs = {
-        "hb": (lambda ps: HeavyBall(ps, lr=1e-3, momentum=0.9, foreach=True),
-               lambda ps: torch.optim.SGD(ps, lr=1e-3, momentum=0.9, foreach=True)),
-        "nag": (lambda ps: Nesterov(ps, lr=1e-3, momentum=0.9, foreach=True),
-                lambda ps: torch.optim.SGD(ps, lr=1e-3, momentum=0.9, nesterov=True, foreach=True)),
+        "hb": (
+            lambda ps: HeavyBall(ps, lr=1e-3, momentum=0.9, foreach=True),
+            lambda ps: torch.optim.SGD(ps, lr=1e-3, momentum=0.9, foreach=True),
+        ),
+        "nag": (
+            lambda ps: Nesterov(ps, lr=1e-3, momentum=0.9, foreach=True),
+            lambda ps: torch.optim.SGD(ps, lr=1e-3, momentum=0.9, nesterov=True, foreach=True),
+        ),
     }
     print(f"one step, {len(shapes)} tensors, {n_params / 1e6:.1f}M parameters, foreach, {device}:")
     for name, (ours_f, ref_f) in pairs.items():
@@ -74,8 +80,10 @@ def bench_step(layers: int, hidden: int, repeats: int, device: torch.device) -> 
             t_ours.append(_best(ours.step, 1, device))
             t_ref.append(_best(ref.step, 1, device))
         mo, mr = statistics.median(t_ours), statistics.median(t_ref)
-        print(f"  {name}: {mo * 1e3:.2f} ms vs torch.optim.SGD {mr * 1e3:.2f} ms (medians of {repeats}); "
-              f"ratio {mo / mr:.3f}x (goal <= 1.1x)")
+        print(
+            f"  {name}: {mo * 1e3:.2f} ms vs torch.optim.SGD {mr * 1e3:.2f} ms (medians of {repeats}); "
+            f"ratio {mo / mr:.3f}x (goal <= 1.1x)"
+        )
 
 
 def main() -> None:

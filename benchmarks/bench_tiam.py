@@ -19,7 +19,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from beyondsgd.am import TIAM, TIAM_DEFAULTS, PlainAM, AM_DEFAULTS
+from beyondsgd.am import AM_DEFAULTS, TIAM, TIAM_DEFAULTS, PlainAM
 from beyondsgd.data import load_dataset
 from beyondsgd.models import create_model
 
@@ -28,7 +28,8 @@ def time_gradient(opt_name: str, data, iters: int) -> float:
     torch.manual_seed(0)
     model = create_model("mlp", data.input_shape, data.num_classes, widths=(100, 100))
     opt = {"sgd": lambda p: torch.optim.SGD(p, lr=0.5), "adam": lambda p: torch.optim.Adam(p, lr=1e-2)}[opt_name](
-        model.parameters())
+        model.parameters()
+    )
     for _ in range(2):  # warm-up
         opt.zero_grad()
         F.cross_entropy(model(data.X_train), data.y_train).backward()
@@ -62,16 +63,23 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     data = load_dataset(args.dataset)
-    print(f"{args.dataset}: {data.n_train} samples, MLP {data.input_shape} -> 100 -> 100 -> {data.num_classes}, "
-          f"torch {torch.__version__}, {args.threads} thread(s), {args.iters} iterations each")
+    print(
+        f"{args.dataset}: {data.n_train} samples, MLP {data.input_shape} -> 100 -> 100 -> {data.num_classes}, "
+        f"torch {torch.__version__}, {args.threads} thread(s), {args.iters} iterations each"
+    )
     sgd, adam = time_gradient("sgd", data, args.iters), time_gradient("adam", data, args.iters)
     for name, cls, defaults in (("tiam", TIAM, TIAM_DEFAULTS), ("am", PlainAM, AM_DEFAULTS)):
         t, split, redos = time_am(cls, defaults, data, args.iters)
-        print(f"{name}: {t * 1e3:.1f} ms per outer iteration = {t / sgd:.1f}x a full-batch SGD epoch "
-              f"({sgd * 1e3:.1f} ms), {t / adam:.1f}x a full-batch Adam epoch ({adam * 1e3:.1f} ms); "
-              f"safeguard redos {redos}")
-        inner = {"W": split.get("W.backtracking", 0.0), "a": split.get("a.backtracking", 0.0),
-                 "z_L": split.get("z_L.prox", 0.0)}
+        print(
+            f"{name}: {t * 1e3:.1f} ms per outer iteration = {t / sgd:.1f}x a full-batch SGD epoch "
+            f"({sgd * 1e3:.1f} ms), {t / adam:.1f}x a full-batch Adam epoch ({adam * 1e3:.1f} ms); "
+            f"safeguard redos {redos}"
+        )
+        inner = {
+            "W": split.get("W.backtracking", 0.0),
+            "a": split.get("a.backtracking", 0.0),
+            "z_L": split.get("z_L.prox", 0.0),
+        }
         parts = {
             "W (gradient, safeguard)": split.get("W", 0.0) - inner["W"],
             "W backtracking trials": inner["W"],

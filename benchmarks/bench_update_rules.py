@@ -26,19 +26,31 @@ def make_model(device: torch.device) -> nn.Module:
 
 CANDIDATES = {
     "torch Adam (foreach)": (lambda ps: torch.optim.Adam(ps, lr=1e-3, foreach=True), None),
-    "h_adam (foreach)": (lambda ps: RuleAdam(ps, rule="hybrid", gamma=0.5, lr=1e-3, eta_out=1e-3, foreach=True),
-                         "torch Adam (foreach)"),
-    "m_adam (foreach)": (lambda ps: RuleAdam(ps, rule="multiplicative", lr=1e-3, eta_out=1e-3, foreach=True),
-                         "torch Adam (foreach)"),
-    "additive adam (ours, foreach)": (lambda ps: RuleAdam(ps, rule="additive", lr=1e-3, eta_out=1e-3, foreach=True),
-                                      "torch Adam (foreach)"),
-    "h_adam (for-loop)": (lambda ps: RuleAdam(ps, rule="hybrid", gamma=0.5, lr=1e-3, eta_out=1e-3, foreach=False),
-                          "torch Adam (foreach)"),
+    "h_adam (foreach)": (
+        lambda ps: RuleAdam(ps, rule="hybrid", gamma=0.5, lr=1e-3, eta_out=1e-3, foreach=True),
+        "torch Adam (foreach)",
+    ),
+    "m_adam (foreach)": (
+        lambda ps: RuleAdam(ps, rule="multiplicative", lr=1e-3, eta_out=1e-3, foreach=True),
+        "torch Adam (foreach)",
+    ),
+    "additive adam (ours, foreach)": (
+        lambda ps: RuleAdam(ps, rule="additive", lr=1e-3, eta_out=1e-3, foreach=True),
+        "torch Adam (foreach)",
+    ),
+    "h_adam (for-loop)": (
+        lambda ps: RuleAdam(ps, rule="hybrid", gamma=0.5, lr=1e-3, eta_out=1e-3, foreach=False),
+        "torch Adam (foreach)",
+    ),
     "torch SGD momentum (foreach)": (lambda ps: torch.optim.SGD(ps, lr=0.01, momentum=0.9, foreach=True), None),
-    "m_sgd momentum (foreach)": (lambda ps: RuleSGD(ps, rule="multiplicative", lr=0.01, eta_out=0.01, momentum=0.9,
-                                                    foreach=True), "torch SGD momentum (foreach)"),
-    "h_sgd momentum (foreach)": (lambda ps: RuleSGD(ps, rule="hybrid", gamma=0.5, lr=0.01, eta_out=0.01,
-                                                    momentum=0.9, foreach=True), "torch SGD momentum (foreach)"),
+    "m_sgd momentum (foreach)": (
+        lambda ps: RuleSGD(ps, rule="multiplicative", lr=0.01, eta_out=0.01, momentum=0.9, foreach=True),
+        "torch SGD momentum (foreach)",
+    ),
+    "h_sgd momentum (foreach)": (
+        lambda ps: RuleSGD(ps, rule="hybrid", gamma=0.5, lr=0.01, eta_out=0.01, momentum=0.9, foreach=True),
+        "torch SGD momentum (foreach)",
+    ),
 }
 
 
@@ -72,8 +84,10 @@ def main() -> None:
                 torch.cuda.synchronize()
             times[name].append(time.perf_counter() - t)
     med = {k: statistics.median(v) for k, v in times.items()}
-    print(f"{n / 1e6:.1f}M parameters, device {device}, threads {torch.get_num_threads()}, "
-          f"torch {torch.__version__}, median of {args.rounds} rounds")
+    print(
+        f"{n / 1e6:.1f}M parameters, device {device}, threads {torch.get_num_threads()}, "
+        f"torch {torch.__version__}, median of {args.rounds} rounds"
+    )
     print(f"{'optimizer':34s} {'step ms':>9s} {'ratio':>7s}")
     for name, (_, ref) in CANDIDATES.items():
         ratio = f"{med[name] / med[ref]:.2f}x" if ref else "1.00x"

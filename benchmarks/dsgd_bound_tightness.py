@@ -42,8 +42,8 @@ def main() -> None:
                 t = torch.zeros((), dtype=torch.float64, requires_grad=True)
                 moved = {**params, **{n: params[n].detach() + t * u for n, u in zip(names, U)}}
                 loss = F.cross_entropy(torch.func.functional_call(net, moved, (X,)), y)
-                d1, = torch.autograd.grad(loss, t, create_graph=True)
-                d2, = torch.autograd.grad(d1, t)
+                (d1,) = torch.autograd.grad(loss, t, create_graph=True)
+                (d2,) = torch.autograd.grad(d1, t)
                 norm_sq = torch.linalg.matrix_norm(layer_matrix(U), ord=2) ** 2
                 worst = max(worst, float(d2.abs() / (kappas[i] * norm_sq)))
             print(f"{act:<10} {i + 1:>5} {float(kappas[i]):>10.3g} {worst:>32.4f}")

@@ -26,13 +26,21 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     data = load_dataset("digits")
-    grid = [("dsgd", {"norm": n, "lr": lr, "decay": d})
-            for n, lr, d in itertools.product(("frobenius", "spectral"), (0.5, 1.0), (0.5, 0.9))]
+    grid = [
+        ("dsgd", {"norm": n, "lr": lr, "decay": d})
+        for n, lr, d in itertools.product(("frobenius", "spectral"), (0.5, 1.0), (0.5, 0.9))
+    ]
     grid += [("sgd", {}), ("adam", {})]
     print(f"{'algorithm':<8} {'hyperparameters':<48} {'train loss':>10} {'test acc':>9} {'time [s]':>9}")
     for alg, hp in grid:
-        res = [run_experiment(Experiment(algorithm=alg, hyperparams=hp, epochs=args.epochs, batch_size=64,
-                                         seed=seed), data=data, progress=False) for seed in range(args.seeds)]
+        res = [
+            run_experiment(
+                Experiment(algorithm=alg, hyperparams=hp, epochs=args.epochs, batch_size=64, seed=seed),
+                data=data,
+                progress=False,
+            )
+            for seed in range(args.seeds)
+        ]
         loss = np.mean([r.final("train_loss") for r in res])
         acc = np.mean([r.final("test_accuracy") for r in res])
         t = np.mean([r.history[-1]["time_s"] for r in res])

@@ -56,19 +56,33 @@ def main() -> None:
     cases = [
         ("sgd (torch.optim, relu)", "relu", lambda net: torch.optim.SGD(net.parameters(), lr=0.05)),
         ("dsgd adaptive frobenius (relu)", "relu", lambda net: DSGD(layer_groups(net), norm="frobenius")),
-        ("dsgd adaptive frobenius foreach", "relu",
-         lambda net: DSGD(layer_groups(net), norm="frobenius", foreach=True)),
+        (
+            "dsgd adaptive frobenius foreach",
+            "relu",
+            lambda net: DSGD(layer_groups(net), norm="frobenius", foreach=True),
+        ),
         ("dsgd adaptive spectral (relu)", "relu", lambda net: DSGD(layer_groups(net), norm="spectral")),
         ("sgd (torch.optim, tanh)", "tanh", lambda net: torch.optim.SGD(net.parameters(), lr=0.05)),
-        ("dsgd bound frobenius (tanh)", "tanh",
-         lambda net: DSGD(layer_groups(net), mode="bound", norm="frobenius", input_bound=B)),
-        ("dsgd bound spectral (tanh)", "tanh",
-         lambda net: DSGD(layer_groups(net), mode="bound", norm="spectral", input_bound=B)),
-        ("dsgd bound frobenius + check", "tanh",
-         lambda net: DSGD(layer_groups(net), mode="bound", norm="frobenius", input_bound=B, check_decrease=True)),
+        (
+            "dsgd bound frobenius (tanh)",
+            "tanh",
+            lambda net: DSGD(layer_groups(net), mode="bound", norm="frobenius", input_bound=B),
+        ),
+        (
+            "dsgd bound spectral (tanh)",
+            "tanh",
+            lambda net: DSGD(layer_groups(net), mode="bound", norm="spectral", input_bound=B),
+        ),
+        (
+            "dsgd bound frobenius + check",
+            "tanh",
+            lambda net: DSGD(layer_groups(net), mode="bound", norm="frobenius", input_bound=B, check_decrease=True),
+        ),
     ]
-    print(f"MLP {args.inputs}-{'-'.join(map(str, args.widths))}-10, batch {args.batch}, "
-          f"{args.threads} thread(s), torch {torch.__version__}")
+    print(
+        f"MLP {args.inputs}-{'-'.join(map(str, args.widths))}-10, batch {args.batch}, "
+        f"{args.threads} thread(s), torch {torch.__version__}"
+    )
     print(f"{'optimizer':<34} {'ms/step':>8} {'x SGD':>7}")
     base = {}
     for name, act, make in cases:

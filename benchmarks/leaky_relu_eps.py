@@ -7,19 +7,37 @@ penalty and loss terms of F_eps.
 
     PYTHONPATH=src python benchmarks/leaky_relu_eps.py
 """
+
 import torch
 import torch.nn.functional as F
+
 torch.set_num_threads(1)
+from beyondsgd.am import AM_DEFAULTS, TIAM, TIAM_DEFAULTS, PlainAM
+from beyondsgd.bench.metrics import evaluate
 from beyondsgd.data import load_dataset
 from beyondsgd.models import create_model
-from beyondsgd.am import TIAM, PlainAM, TIAM_DEFAULTS, AM_DEFAULTS
-from beyondsgd.bench.metrics import evaluate
+
 d = load_dataset("digits")
-for label, kw in [("def", {}), ("eps.1", {"eps": 0.1}), ("dec.5", {"eps_decay": 0.5}), ("eps.1dec.5", {"eps": 0.1, "eps_decay": 0.5}), ("eps.01", {"eps": 0.01})]:
-  for cls, base in ((PlainAM, AM_DEFAULTS), (TIAM, TIAM_DEFAULTS)):
-    torch.manual_seed(0)
-    m = create_model("mlp", d.input_shape, 10, widths=(100, 100), activation="leaky_relu")
-    tr = cls(m, d.X_train, d.y_train, F.cross_entropy, **{**base, **kw})
-    for k in range(30): tr.train_step(None)
-    t = tr.objective_terms()
-    print(label, cls.__name__, round(evaluate(tr.module, d.X_test, d.y_test, F.cross_entropy, True)[1], 3), "zmin", round(float(min(z.min() for z in tr.z[:-1])), 1), round(t.penalty, 3), round(t.loss, 3))
+for label, kw in [
+    ("def", {}),
+    ("eps.1", {"eps": 0.1}),
+    ("dec.5", {"eps_decay": 0.5}),
+    ("eps.1dec.5", {"eps": 0.1, "eps_decay": 0.5}),
+    ("eps.01", {"eps": 0.01}),
+]:
+    for cls, base in ((PlainAM, AM_DEFAULTS), (TIAM, TIAM_DEFAULTS)):
+        torch.manual_seed(0)
+        m = create_model("mlp", d.input_shape, 10, widths=(100, 100), activation="leaky_relu")
+        tr = cls(m, d.X_train, d.y_train, F.cross_entropy, **{**base, **kw})
+        for _ in range(30):
+            tr.train_step(None)
+        t = tr.objective_terms()
+        print(
+            label,
+            cls.__name__,
+            round(evaluate(tr.module, d.X_test, d.y_test, F.cross_entropy, True)[1], 3),
+            "zmin",
+            round(float(min(z.min() for z in tr.z[:-1])), 1),
+            round(t.penalty, 3),
+            round(t.loss, 3),
+        )

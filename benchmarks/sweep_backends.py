@@ -27,8 +27,10 @@ def config(seeds: int) -> dict:
     prob = {"model": "mlp", "model_options": {"widths": [64]}, "epochs": 5, "batch_size": 32}
     return {
         "name": "bench",
-        "problems": [{"name": "digits", "dataset": "digits", **prob, "target": {"test_accuracy": 0.9}},
-                     {"name": "blobs", "dataset": "blobs", **prob, "target": {"test_accuracy": 0.8}}],
+        "problems": [
+            {"name": "digits", "dataset": "digits", **prob, "target": {"test_accuracy": 0.9}},
+            {"name": "blobs", "dataset": "blobs", **prob, "target": {"test_accuracy": 0.8}},
+        ],
         "algorithms": {"sgd": {}, "adam": {}},
         "seeds": seeds,
     }
@@ -41,10 +43,12 @@ def main() -> None:
     torch.set_num_threads(1)
     cfg = parse_config(config(args.runs_per_alg))
     cores = default_workers()
-    setups = [("in-process (--workers 1)", dict(workers=1, threads=1)),
-              (f"local pool (--workers {cores})", dict(workers=cores, threads=1))]
+    setups = [
+        ("in-process (--workers 1)", dict(workers=1, threads=1)),
+        (f"local pool (--workers {cores})", dict(workers=cores, threads=1)),
+    ]
     try:
-        import ray  # noqa: F401
+        import ray
 
         setups.append((f"ray, local instance ({cores} CPUs)", dict(backend="ray", threads=1)))
     except ImportError:

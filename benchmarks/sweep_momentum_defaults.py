@@ -26,8 +26,10 @@ def main() -> None:
     torch.set_num_threads(1)
     print("alg  lr     momentum  test_acc  train_loss")
     for alg, lr, mom in itertools.product(("hb", "nag"), LRS, MOMENTA):
-        res = [run_experiment(Experiment(algorithm=alg, hyperparams={"lr": lr, "momentum": mom}, seed=s,
-                                         device="cpu")) for s in SEEDS]
+        res = [
+            run_experiment(Experiment(algorithm=alg, hyperparams={"lr": lr, "momentum": mom}, seed=s, device="cpu"))
+            for s in SEEDS
+        ]
         acc = statistics.mean(r.history[-1]["test_accuracy"] for r in res)
         loss = statistics.mean(r.history[-1]["train_loss"] for r in res)
         print(f"{alg:<4} {lr:<6} {mom:<9} {acc:.4f}    {loss:.2e}", flush=True)

@@ -14,7 +14,19 @@ import torch
 from beyondsgd.bench import Experiment, run_experiment
 from beyondsgd.data import load_dataset
 
-NAMES = [("m_sgd", 1.0), ("h_sgd", 1.0), ("m_sgd", 10.0), ("h_sgd", 10.0), "m_adam", "h_adam", "m_rmsprop", "h_rmsprop", "m_adagrad", "h_adagrad", "madam"]
+NAMES = [
+    ("m_sgd", 1.0),
+    ("h_sgd", 1.0),
+    ("m_sgd", 10.0),
+    ("h_sgd", 10.0),
+    "m_adam",
+    "h_adam",
+    "m_rmsprop",
+    "h_rmsprop",
+    "m_adagrad",
+    "h_adagrad",
+    "madam",
+]
 GRID = [1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0]
 
 
@@ -26,10 +38,16 @@ def main() -> None:
         name, extra = (entry[0], {"eta_in": entry[1]}) if isinstance(entry, tuple) else (entry, {})
         cells = []
         for eta_out in GRID:
-            accs = [run_experiment(Experiment(algorithm=name, epochs=10, seed=s,
-                                              hyperparams={"eta_out": eta_out, **extra},
-                                              device="cpu"), data=data, progress=False).final("test_accuracy")
-                    for s in (0, 1)]
+            accs = [
+                run_experiment(
+                    Experiment(
+                        algorithm=name, epochs=10, seed=s, hyperparams={"eta_out": eta_out, **extra}, device="cpu"
+                    ),
+                    data=data,
+                    progress=False,
+                ).final("test_accuracy")
+                for s in (0, 1)
+            ]
             cells.append(sum(accs) / len(accs))
         label = f"{name} eta_in={extra['eta_in']:g}" if extra else name
         print(f"{label:18s} " + " ".join(f"{a:7.3f}" for a in cells), flush=True)

@@ -21,8 +21,11 @@ from beyondsgd.data import load_dataset
 def score(alg: str, hp: dict, data, seeds=(0, 1), iters: int = 20) -> float:
     accs = []
     for seed in seeds:
-        res = run_experiment(Experiment(algorithm=alg, hyperparams=hp, epochs=iters, batch_size="full",
-                                        seed=seed, device="cpu"), data=data, progress=False)
+        res = run_experiment(
+            Experiment(algorithm=alg, hyperparams=hp, epochs=iters, batch_size="full", seed=seed, device="cpu"),
+            data=data,
+            progress=False,
+        )
         accs.append(res.final("test_accuracy"))
     return sum(accs) / len(accs)
 
@@ -37,8 +40,18 @@ def main() -> None:
         print(f"{rows[-1][0]:.4f} am {hp}", flush=True)
     best = max(rows, key=lambda r: r[0])[2]
     print("stage 1 best:", best)
-    for p1, p2, p3 in ((0.5, 0.3, 0.3), (0.3, 0.0, 0.3), (0.5, 0.5, 0.5), (0.8, 0.5, 0.2), (0.5, 0.0, 0.0),
-                       (0.0, 0.0, 0.5), (0.9, 0.6, 0.3), (0.9, 0.3, 0.3), (0.9, 0.6, 0.0), (0.95, 0.7, 0.3)):
+    for p1, p2, p3 in (
+        (0.5, 0.3, 0.3),
+        (0.3, 0.0, 0.3),
+        (0.5, 0.5, 0.5),
+        (0.8, 0.5, 0.2),
+        (0.5, 0.0, 0.0),
+        (0.0, 0.0, 0.5),
+        (0.9, 0.6, 0.3),
+        (0.9, 0.3, 0.3),
+        (0.9, 0.6, 0.0),
+        (0.95, 0.7, 0.3),
+    ):
         hp = {**best, "p1": p1, "p2": p2, "p3": p3}
         print(f"{score('tiam', hp, data):.4f} tiam {hp}", flush=True)
     for scale in (0.5, 1.0):

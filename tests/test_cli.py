@@ -13,10 +13,17 @@ def test_compare_end_to_end(tmp_path, capsys):
     out = tmp_path / "cmp"
     rc = main(["compare", "--algorithms", "sgd,adam", "--out", str(out), "--set", "sgd.lr=0.1", *TINY])
     assert rc == 0
-    for name in ("results.csv", "summary.csv", "report.md", "curves_epoch.png", "curves_time.png",
-                 "runs/sgd-seed0.json", "runs/adam-seed1.json"):
+    for name in (
+        "results.csv",
+        "summary.csv",
+        "report.md",
+        "curves_epoch.png",
+        "curves_time.png",
+        "runs/sgd-seed0.json",
+        "runs/adam-seed1.json",
+    ):
         assert (out / name).is_file(), name
-    rows = list(csv.DictReader(open(out / "results.csv")))
+    rows = list(csv.DictReader((out / "results.csv").open()))
     required = {"algorithm", "seed", "epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "time_s"}
     assert required <= set(rows[0])
     assert len(rows) == 2 * 2 * 3  # algorithms x seeds x (initial + 2 epochs)
@@ -26,15 +33,18 @@ def test_compare_end_to_end(tmp_path, capsys):
     assert "report.md" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["compare", "--algorithms", "sgd,nope"], "unknown algorithm 'nope'"),
-    (["compare", "--algorithms", "sgd", "--set", "sgd.lr=-1"], "invalid lr=-1"),
-    (["compare", "--algorithms", "sgd", "--set", "adam.lr=1"], "not compared: adam"),
-    (["compare", "--dataset", "imagenet"], "unknown dataset"),
-    (["compare", "--seeds", "0"], "seeds=0"),
-    (["compare", "--algorithms", "sgd", "--model-option", "depth=3"], "bad option for model"),
-    (["reproduce", "nope"], "unknown reproduction 'nope'"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["compare", "--algorithms", "sgd,nope"], "unknown algorithm 'nope'"),
+        (["compare", "--algorithms", "sgd", "--set", "sgd.lr=-1"], "invalid lr=-1"),
+        (["compare", "--algorithms", "sgd", "--set", "adam.lr=1"], "not compared: adam"),
+        (["compare", "--dataset", "imagenet"], "unknown dataset"),
+        (["compare", "--seeds", "0"], "seeds=0"),
+        (["compare", "--algorithms", "sgd", "--model-option", "depth=3"], "bad option for model"),
+        (["reproduce", "nope"], "unknown reproduction 'nope'"),
+    ],
+)
 def test_bad_input_is_a_clear_error(args, needle, capsys, tmp_path):
     rc = main([*args, "--out", str(tmp_path / "x")] if args[0] == "compare" else args)
     assert rc == 2
@@ -63,7 +73,7 @@ def test_compare_checkpoints_and_resumes(tmp_path, capsys):
     first = (out / "results.csv").read_text()
     assert main(args) == 0  # finished runs come back from their checkpoints unchanged
     assert (out / "results.csv").read_text() == first
-    assert main([*args[:-len(TINY)], *TINY, "--checkpoint-every", "0"]) == 2
+    assert main([*args[: -len(TINY)], *TINY, "--checkpoint-every", "0"]) == 2
     assert "checkpoint_every=0" in capsys.readouterr().err
 
 

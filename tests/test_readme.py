@@ -14,8 +14,10 @@ def _quick_start_commands():
 
 def test_exactly_two_quick_start_commands():
     cmds = _quick_start_commands()
-    assert cmds == ['python -m pip install -e . && beyondsgd compare',
-                    'python -m pip install -e ".[test]" && python -m pytest']
+    assert cmds == [
+        "python -m pip install -e . && beyondsgd compare",
+        'python -m pip install -e ".[test]" && python -m pytest',
+    ]
 
 
 def test_ci_runs_the_readme_test_command_verbatim():

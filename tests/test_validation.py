@@ -15,8 +15,10 @@ from beyondsgd.validation import (
 )
 
 
-@pytest.mark.parametrize("value,ok", [(0.0, True), (1, True), (-1e-9, False), (math.nan, False), (math.inf, True),
-                                      ("0.1", False), (True, False)])
+@pytest.mark.parametrize(
+    "value,ok",
+    [(0.0, True), (1, True), (-1e-9, False), (math.nan, False), (math.inf, True), ("0.1", False), (True, False)],
+)
 def test_nonnegative(value, ok):
     assert NONNEGATIVE.allows(value) is ok
 

@@ -8,12 +8,13 @@ writes the results, the other ranks write nothing.
 from __future__ import annotations
 
 import argparse
-import os
 import ast
+import os
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
@@ -69,34 +70,66 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    common.add_argument("--dist-timeout", type=float, default=None, metavar="SECONDS",
-                        help="under torchrun: how long a rank waits for the others before failing "
-                             "(default: $BEYONDSGD_DIST_TIMEOUT, else 300)")
+    common.add_argument(
+        "--dist-timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="under torchrun: how long a rank waits for the others before failing "
+        "(default: $BEYONDSGD_DIST_TIMEOUT, else 300)",
+    )
 
     sub.add_parser("list", help="list algorithms, datasets, models and reproductions")
 
-    c = sub.add_parser("compare", parents=[common],
-                       help="run algorithms on one problem over several seeds and write a report")
+    c = sub.add_parser(
+        "compare", parents=[common], help="run algorithms on one problem over several seeds and write a report"
+    )
     c.add_argument("--dataset", default="digits", help="dataset name (default: digits)")
     c.add_argument("--model", default="mlp", help="model name (default: mlp)")
-    c.add_argument("--algorithms", default=None,
-                   help="comma-separated algorithm names (default: every registered algorithm)")
+    c.add_argument(
+        "--algorithms", default=None, help="comma-separated algorithm names (default: every registered algorithm)"
+    )
     c.add_argument("--seeds", type=int, default=3, help="number of seeds (default: 3)")
     c.add_argument("--epochs", type=int, default=20, help="epochs per run (default: 20)")
-    c.add_argument("--batch-size", type=_batch_size, default=None,
-                   help="batch size for every algorithm, or 'full' (default: each algorithm's preference, else 64)")
+    c.add_argument(
+        "--batch-size",
+        type=_batch_size,
+        default=None,
+        help="batch size for every algorithm, or 'full' (default: each algorithm's preference, else 64)",
+    )
     c.add_argument("--n-train", type=int, default=None, help="use a deterministic subsample of the training set")
     c.add_argument("--target-accuracy", type=float, default=0.9, help="accuracy for time-to-target (default: 0.9)")
-    c.add_argument("--set", dest="hp", action="append", default=[], metavar="ALG.NAME=VALUE",
-                   help="override a hyperparameter, e.g. --set sgd.lr=0.1 (repeatable)")
-    c.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE",
-                   help="model option, e.g. --model-option widths=(256,256) --model-option activation=tanh")
-    c.add_argument("--data-option", action="append", default=[], metavar="KEY=VALUE",
-                   help="dataset option, e.g. --data-option unit_norm=True")
+    c.add_argument(
+        "--set",
+        dest="hp",
+        action="append",
+        default=[],
+        metavar="ALG.NAME=VALUE",
+        help="override a hyperparameter, e.g. --set sgd.lr=0.1 (repeatable)",
+    )
+    c.add_argument(
+        "--model-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="model option, e.g. --model-option widths=(256,256) --model-option activation=tanh",
+    )
+    c.add_argument(
+        "--data-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="dataset option, e.g. --data-option unit_norm=True",
+    )
     c.add_argument("--out", default="compare-results", help="output folder (default: ./compare-results)")
     c.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
-    c.add_argument("--checkpoint-every", type=int, default=None, metavar="N",
-                   help="checkpoint each run every N epochs under OUT/checkpoints; rerunning resumes")
+    c.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=None,
+        metavar="N",
+        help="checkpoint each run every N epochs under OUT/checkpoints; rerunning resumes",
+    )
     c.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     r = sub.add_parser("reproduce", parents=[common], help="reproduce a paper's experiments")
@@ -105,9 +138,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default=None, help="output folder (default: ./reproduce-NAME)")
     r.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
     r.add_argument("--data-dir", default=None, help="where downloadable datasets are cached")
-    r.add_argument("--checkpoint-every", type=int, default=None, metavar="N",
-                   help="checkpoint each training run every N epochs under OUT/checkpoints; rerunning the same "
-                        "command resumes (reproductions whose runs go through the runner)")
+    r.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=None,
+        metavar="N",
+        help="checkpoint each training run every N epochs under OUT/checkpoints; rerunning the same "
+        "command resumes (reproductions whose runs go through the runner)",
+    )
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     s = sub.add_parser("sweep", help="tune algorithms on several problems, re-run the best over seeds, report")
@@ -116,15 +154,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default=None, help="sweep folder (default: ./sweep-NAME)")
     s.add_argument("--resume", action="store_true", help="continue the sweep in --out, skipping finished runs")
     s.add_argument("--retry-failed", action="store_true", help="with --resume: also re-run runs that failed")
-    s.add_argument("--backend", default="local", choices=("local", "ray"),
-                   help="local worker processes (default) or a Ray cluster")
+    s.add_argument(
+        "--backend", default="local", choices=("local", "ray"), help="local worker processes (default) or a Ray cluster"
+    )
     s.add_argument("--workers", type=int, default=None, help="local worker processes (default: one per core)")
-    s.add_argument("--threads-per-worker", type=int, default=None,
-                   help="torch threads per run (default: cores // workers)")
+    s.add_argument(
+        "--threads-per-worker", type=int, default=None, help="torch threads per run (default: cores // workers)"
+    )
     s.add_argument("--ray-address", default=None, help="Ray cluster address (default: start a local instance)")
     s.add_argument("--quiet", action="store_true", help="no line per finished run")
-    s.add_argument("--checkpoint-every", type=int, default=None, metavar="N",
-                   help="each run also checkpoints every N epochs under OUT/checkpoints; --resume continues it")
+    s.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=None,
+        metavar="N",
+        help="each run also checkpoints every N epochs under OUT/checkpoints; --resume continues it",
+    )
     s.add_argument("--no-report", action="store_true", help="only run; write the report later with `beyondsgd report`")
 
     rp = sub.add_parser("report", help="(re)write report.md and the self-contained report.html of a results folder")
@@ -202,22 +247,35 @@ def _cmd_reproduce(args: argparse.Namespace) -> None:
             from beyondsgd.bench.reproductions import available_reproductions
 
             able = [n for n in available_reproductions() if get_reproduction(n).checkpoints]
-            raise ValueError(f"reproduction {args.name!r} runs its own training loops and cannot resume from "
-                             f"checkpoints; --checkpoint-every works for: {', '.join(able)}")
+            raise ValueError(
+                f"reproduction {args.name!r} runs its own training loops and cannot resume from "
+                f"checkpoints; --checkpoint-every works for: {', '.join(able)}"
+            )
         if is_distributed():
-            raise ValueError("--checkpoint-every is not supported for reproduce under torchrun "
-                             "(the other ranks write to scratch folders); use it in a single process")
+            raise ValueError(
+                "--checkpoint-every is not supported for reproduce under torchrun "
+                "(the other ranks write to scratch folders); use it in a single process"
+            )
     if not is_main():
         # Every rank runs the reproduction (its runs are data-parallel); rank 0's files are the
         # result, the others' identical copies go to a scratch folder that is deleted.
         with tempfile.TemporaryDirectory(prefix=f"beyondsgd-rank{rank()}-") as scratch:
-            repro.run(ReproduceContext(out=Path(scratch), quick=args.quick, device=resolve_device(args.device),
-                                       progress=False, data_dir=Path(args.data_dir) if args.data_dir else None))
+            repro.run(
+                ReproduceContext(
+                    out=Path(scratch),
+                    quick=args.quick,
+                    device=resolve_device(args.device),
+                    progress=False,
+                    data_dir=Path(args.data_dir) if args.data_dir else None,
+                )
+            )
         return
     out = Path(args.out or f"reproduce-{args.name}")
     out.mkdir(parents=True, exist_ok=True)
     ctx = ReproduceContext(
-        out=out, quick=args.quick, device=resolve_device(args.device),
+        out=out,
+        quick=args.quick,
+        device=resolve_device(args.device),
         progress=not args.no_progress and sys.stderr.isatty(),
         data_dir=Path(args.data_dir) if args.data_dir else None,
         checkpoint_every=args.checkpoint_every,
@@ -245,10 +303,19 @@ def _cmd_sweep(args: argparse.Namespace) -> None:
     cfg = parse_config(suite_config(args.suite)) if args.suite else load_config(args.config)
     if args.retry_failed and not args.resume:
         raise ValueError("--retry-failed only makes sense with --resume")
-    out = run_sweep(cfg, args.out or f"sweep-{cfg.name}", backend=args.backend, workers=args.workers,
-                    threads=args.threads_per_worker, resume=args.resume, retry_failed=args.retry_failed,
-                    ray_address=args.ray_address, verbose=not args.quiet,
-                    report=not args.no_report, checkpoint_every=args.checkpoint_every)
+    out = run_sweep(
+        cfg,
+        args.out or f"sweep-{cfg.name}",
+        backend=args.backend,
+        workers=args.workers,
+        threads=args.threads_per_worker,
+        resume=args.resume,
+        retry_failed=args.retry_failed,
+        ray_address=args.ray_address,
+        verbose=not args.quiet,
+        report=not args.no_report,
+        checkpoint_every=args.checkpoint_every,
+    )
     wrote = f"wrote {out.report} and {out.report.with_suffix('.html')}" if out.report else f"results in {out.out}"
     print(f"{out.ran} run(s) executed, {out.skipped} already stored, {len(out.lost)} lost; {wrote}")
     if out.lost:
@@ -289,13 +356,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     owns_group = False  # leave a process group the caller created alone
     try:
         if args.command in ("sweep", "report") and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-            raise ValueError(f"'beyondsgd {args.command}' runs its own worker processes (--backend local|ray); "
-                             "launch it without torchrun")
+            raise ValueError(
+                f"'beyondsgd {args.command}' runs its own worker processes (--backend local|ray); "
+                "launch it without torchrun"
+            )
         if args.command in ("compare", "reproduce") and not dist.is_initialized():
             owns_group = dist.init_from_env(timeout_s=args.dist_timeout)
         if dist.is_distributed() and dist.is_main():
-            print(f"beyondsgd: data-parallel on {dist.world_size()} ranks ({torch.distributed.get_backend()})",
-                  file=sys.stderr)
+            print(
+                f"beyondsgd: data-parallel on {dist.world_size()} ranks ({torch.distributed.get_backend()})",
+                file=sys.stderr,
+            )
         if args.command == "list":
             _cmd_list()
         elif args.command == "compare":
@@ -315,15 +386,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"beyondsgd: error: {err}", file=sys.stderr)
         return 1
     except torch.distributed.DistError as err:  # raised inside DDP's backward, not by our collectives
-        print(f"beyondsgd: error: {_on_rank(err)} — a collective failed: another rank probably died "
-              "or timed out; look at the other ranks' output for the first error", file=sys.stderr)
+        print(
+            f"beyondsgd: error: {_on_rank(err)} — a collective failed: another rank probably died "
+            "or timed out; look at the other ranks' output for the first error",
+            file=sys.stderr,
+        )
         return 1
     except (ValueError, ImportError, DatasetUnavailableError) as err:
         print(f"beyondsgd: error: {_on_rank(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("beyondsgd: interrupted; files written so far are complete and kept"
-              + (" (continue with --resume)" if args.command == "sweep" else ""), file=sys.stderr)
+        print(
+            "beyondsgd: interrupted; files written so far are complete and kept"
+            + (" (continue with --resume)" if args.command == "sweep" else ""),
+            file=sys.stderr,
+        )
         return 130
     finally:
         if owns_group:

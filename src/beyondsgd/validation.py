@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 
 class Constraint:
@@ -117,7 +118,7 @@ class AnyOf(Constraint):
 # Ready-made constraints used across the package.
 NONNEGATIVE = Interval(0.0)
 POSITIVE = Interval(0.0, low_open=True)
-UNIT = Interval(0.0, 1.0)                      # [0, 1]
+UNIT = Interval(0.0, 1.0)  # [0, 1]
 UNIT_HALF_OPEN = Interval(0.0, 1.0, high_open=True)  # [0, 1)
 POSITIVE_INT = Interval(1, integer=True)
 NONNEGATIVE_INT = Interval(0, integer=True)

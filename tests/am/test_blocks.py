@@ -63,7 +63,10 @@ def test_cross_entropy_prox_meets_optimality_condition(rho):
 
 def test_squared_prox_closed_form():
     gen = torch.Generator().manual_seed(1)
-    v, y = torch.randn(20, 3, generator=gen, dtype=torch.float64), torch.randn(20, 3, generator=gen, dtype=torch.float64)
+    v, y = (
+        torch.randn(20, 3, generator=gen, dtype=torch.float64),
+        torch.randn(20, 3, generator=gen, dtype=torch.float64),
+    )
     loss, rho = Squared(), 0.7
     z = loss.prox(v, y, rho, start=v).requires_grad_(True)
     # sum_i R_i = N * mse_loss (mean over all entries) -> per-sample sum convention

@@ -1,4 +1,3 @@
-
 import pytest
 import torch
 
@@ -16,13 +15,20 @@ def test_registered_for_the_runner_with_full_batch():
 
 
 def test_runner_logs_objective_terms_and_bad_hyperparameter_fails_early():
-    exp = Experiment(algorithm="tiam", dataset="digits", epochs=3, batch_size="full", device="cpu",
-                     model_options={"widths": (16,)}, dataset_options={"n_train": 300})
+    exp = Experiment(
+        algorithm="tiam",
+        dataset="digits",
+        epochs=3,
+        batch_size="full",
+        device="cpu",
+        model_options={"widths": (16,)},
+        dataset_options={"n_train": 300},
+    )
     res = run_experiment(exp, progress=False)
     assert res.status == "ok" and len(res.history) == 4
     last = res.history[-1]
     assert last["am_objective"] == pytest.approx(last["am_loss"] + last["am_penalty"] + last["am_reg"])
-    assert last["am_eps"] == pytest.approx(0.8 ** 2)
+    assert last["am_eps"] == pytest.approx(0.8**2)
     assert last["test_accuracy"] > res.history[0]["test_accuracy"]
     with pytest.raises(ValueError, match="invalid eps_decay=0"):
         run_experiment(Experiment(algorithm="am", hyperparams={"eps_decay": 0}, device="cpu"), progress=False)
@@ -31,8 +37,15 @@ def test_runner_logs_objective_terms_and_bad_hyperparameter_fails_early():
 
 
 def test_compare_runs_tiam_and_am(tmp_path):
-    cfg = CompareConfig(algorithms=["tiam", "am"], seeds=1, epochs=2, out=tmp_path,
-                        dataset_options={"n_train": 200}, model_options={"widths": (16,)}, device="cpu")
+    cfg = CompareConfig(
+        algorithms=["tiam", "am"],
+        seeds=1,
+        epochs=2,
+        out=tmp_path,
+        dataset_options={"n_train": 200},
+        model_options={"widths": (16,)},
+        device="cpu",
+    )
     out = run_compare(cfg, progress=False)
     assert {r["algorithm"] for r in out.summary} == {"tiam", "am"}
     assert not out.failures

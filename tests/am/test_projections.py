@@ -1,6 +1,7 @@
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 from beyondsgd.am.projections import ELU, LeakyReLU, ReLU, activation_from_module
@@ -36,7 +37,7 @@ def test_projection_satisfies_box_exactly_and_is_nearest(act, seed, eps):
 def test_relu_set_is_half_line_when_a_is_small():
     a = torch.tensor([0.05, 2.0])
     p = ReLU().project(torch.tensor([-7.0, -7.0]), a, 0.1)
-    assert p[0] == -7.0          # a - eps <= 0: any z <= a + eps is feasible
+    assert p[0] == -7.0  # a - eps <= 0: any z <= a + eps is feasible
     assert p[1] == pytest.approx(1.9)
 
 

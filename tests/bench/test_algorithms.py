@@ -7,10 +7,18 @@ from beyondsgd.bench import Experiment, make_trainer, run_experiment
 CE = nn.functional.cross_entropy
 
 
-@pytest.mark.parametrize("model,X,y,needle", [
-    (nn.Sequential(nn.Flatten(), nn.Linear(10, 3)), torch.randn(4, 12), torch.zeros(4, dtype=torch.long), "inputs of shape (12,)"),
-    (nn.Sequential(nn.Flatten(), nn.Linear(12, 3)), torch.randn(4, 12), torch.full((4,), 5), "targets of shape ()"),
-])
+@pytest.mark.parametrize(
+    "model,X,y,needle",
+    [
+        (
+            nn.Sequential(nn.Flatten(), nn.Linear(10, 3)),
+            torch.randn(4, 12),
+            torch.zeros(4, dtype=torch.long),
+            "inputs of shape (12,)",
+        ),
+        (nn.Sequential(nn.Flatten(), nn.Linear(12, 3)), torch.randn(4, 12), torch.full((4,), 5), "targets of shape ()"),
+    ],
+)
 def test_model_that_does_not_fit_the_data_is_a_clear_error(model, X, y, needle):
     with pytest.raises(ValueError, match="does not fit the data") as info:
         make_trainer("sgd", model, X, y, CE)

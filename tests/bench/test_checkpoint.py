@@ -6,8 +6,16 @@ from beyondsgd.bench.checkpoint import load_checkpoint, save_checkpoint
 
 
 def exp(**kw):
-    base = dict(algorithm="adam", dataset="digits", epochs=4, batch_size=100, seed=1,
-                model_options={"widths": (16,)}, dataset_options={"n_train": 300}, device="cpu")
+    base = dict(
+        algorithm="adam",
+        dataset="digits",
+        epochs=4,
+        batch_size=100,
+        seed=1,
+        model_options={"widths": (16,)},
+        dataset_options={"n_train": 300},
+        device="cpu",
+    )
     base.update(kw)
     return Experiment(**base)
 
@@ -31,10 +39,13 @@ def assert_same_state(a, b):
         assert a == b
 
 
-@pytest.mark.parametrize("algorithm,hp,interrupt_at", [
-    ("adam", {"lr": 1e-2}, 7),          # mid-epoch (3 steps/epoch), after the checkpoint of epoch 2
-    ("sgd", {"lr": 0.05, "momentum": 0.9}, 4),
-])
+@pytest.mark.parametrize(
+    "algorithm,hp,interrupt_at",
+    [
+        ("adam", {"lr": 1e-2}, 7),  # mid-epoch (3 steps/epoch), after the checkpoint of epoch 2
+        ("sgd", {"lr": 0.05, "momentum": 0.9}, 4),
+    ],
+)
 def test_interrupted_run_resumes_identically(tmp_path, monkeypatch, algorithm, hp, interrupt_at):
     e = exp(algorithm=algorithm, hyperparams=hp)
     full = run_experiment(e, progress=False, checkpoint=tmp_path / "full.pt")
@@ -114,7 +125,9 @@ def test_every_algorithm_resumes_bit_identically(tmp_path, monkeypatch, algorith
     monkeypatch.setattr(BatchSampler, "next", original)
     resumed = run_experiment(e, progress=False, checkpoint=tmp_path / "part.pt")
     assert strip_time(resumed.history) == strip_time(full.history)
-    assert_same_state(load_checkpoint(tmp_path / "full.pt")["trainer"], load_checkpoint(tmp_path / "part.pt")["trainer"])
+    assert_same_state(
+        load_checkpoint(tmp_path / "full.pt")["trainer"], load_checkpoint(tmp_path / "part.pt")["trainer"]
+    )
 
 
 def test_checkpoint_of_other_data_is_refused(tmp_path):
@@ -131,8 +144,18 @@ def test_reproduce_checkpoints_resume_and_refusals(tmp_path, monkeypatch, capsys
     from beyondsgd.bench import runner
     from beyondsgd.cli import main
 
-    args = ["reproduce", "tiam", "--quick", "--out", str(tmp_path / "r"), "--checkpoint-every", "1",
-            "--no-progress", "--threads", "1"]
+    args = [
+        "reproduce",
+        "tiam",
+        "--quick",
+        "--out",
+        str(tmp_path / "r"),
+        "--checkpoint-every",
+        "1",
+        "--no-progress",
+        "--threads",
+        "1",
+    ]
     calls = {"n": 0}
     original = runner.BatchSampler.next
 

@@ -10,8 +10,10 @@ from beyondsgd.bench.html import markdown_to_html, write_html_report
 from beyondsgd.bench.io import write_atomic
 
 # A 1x1 PNG.
-PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
-                    "1f15c4890000000d49444154789c6360f8cfc0f01f0005000201e221bc330000000049454e44ae426082")
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360f8cfc0f01f0005000201e221bc330000000049454e44ae426082"
+)
 
 MD = """# Title *here*
 
@@ -60,18 +62,31 @@ def _browser() -> str | None:
 
 
 # Appended to a copy of the page: after load, count images that failed to decode.
-_PROBE = ("<script>window.addEventListener('load',()=>{const im=[...document.images];"
-          "document.body.setAttribute('data-images',im.length);"
-          "document.body.setAttribute('data-broken',im.filter(i=>!i.complete||i.naturalWidth===0).length);});</script>")
+_PROBE = (
+    "<script>window.addEventListener('load',()=>{const im=[...document.images];"
+    "document.body.setAttribute('data-images',im.length);"
+    "document.body.setAttribute('data-broken',im.filter(i=>!i.complete||i.naturalWidth===0).length);});</script>"
+)
 
 
 def _broken_images(browser: str, page_path) -> tuple[int, int]:
     probe = page_path.with_name("probe.html")
     probe.write_text(page_path.read_text().replace("</body>", _PROBE + "</body>"))
     proc = subprocess.run(
-        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-         "--virtual-time-budget=5000", "--dump-dom", probe.as_uri()],
-        capture_output=True, text=True, timeout=120)
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+            probe.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     m = re.search(r'data-images="(\d+)"\s+data-broken="(\d+)"', proc.stdout)
     assert m, f"no probe result from the browser: {proc.stderr[-1500:]}"
     return int(m.group(1)), int(m.group(2))
@@ -83,8 +98,19 @@ def test_report_has_no_broken_image_in_headless_chromium(tmp_path):
         pytest.skip("no Chromium/Chrome found (Debian: apt-get install chromium; .ci/run installs it)")
     from beyondsgd.bench.plots import plot_metric_grid
 
-    rows = [{"algorithm": a, "seed": 0, "step": s, "epoch": s, "train_loss": 1.0 / (s + 1), "test_loss": 1.2 / (s + 1),
-             "test_accuracy": s / 4} for a in ("sgd", "adam") for s in range(4)]
+    rows = [
+        {
+            "algorithm": a,
+            "seed": 0,
+            "step": s,
+            "epoch": s,
+            "train_loss": 1.0 / (s + 1),
+            "test_loss": 1.2 / (s + 1),
+            "test_accuracy": s / 4,
+        }
+        for a in ("sgd", "adam")
+        for s in range(4)
+    ]
     plot_metric_grid(rows, tmp_path / "curves.png", "epoch")
     write_atomic(tmp_path / "report.md", "# r\n\n![curves](curves.png)\n\n![tiny](tiny.png)\n")
     (tmp_path / "tiny.png").write_bytes(PNG)

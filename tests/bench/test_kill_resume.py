@@ -8,15 +8,35 @@ import sys
 import time
 from pathlib import Path
 
-ARGS = ["compare", "--algorithms", "sgd,adam", "--seeds", "2", "--epochs", "25", "--n-train", "600",
-        "--model-option", "widths=(32,)", "--no-progress", "--checkpoint-every", "1", "--threads", "1"]
+ARGS = [
+    "compare",
+    "--algorithms",
+    "sgd,adam",
+    "--seeds",
+    "2",
+    "--epochs",
+    "25",
+    "--n-train",
+    "600",
+    "--model-option",
+    "widths=(32,)",
+    "--no-progress",
+    "--checkpoint-every",
+    "1",
+    "--threads",
+    "1",
+]
 KILLS = 3
 
 
 def _run(out: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-m", "beyondsgd", *ARGS, "--out", str(out)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    return subprocess.Popen(
+        [sys.executable, "-m", "beyondsgd", *ARGS, "--out", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
 
 
 def _checkpoint_mtimes(out: Path) -> dict[str, int]:
@@ -52,4 +72,5 @@ def test_kill_9_and_resume_loses_and_duplicates_nothing(tmp_path):
 
     assert _rows_without_time(out / "results.csv") == _rows_without_time(tmp_path / "ref" / "results.csv")
     assert sorted(p.name for p in (out / "runs").glob("*.json")) == sorted(
-        p.name for p in (tmp_path / "ref" / "runs").glob("*.json"))
+        p.name for p in (tmp_path / "ref" / "runs").glob("*.json")
+    )

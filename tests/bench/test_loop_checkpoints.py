@@ -50,10 +50,13 @@ def test_momentum_loop_resumes_identically(tmp_path, monkeypatch, method, cls):
         LoopCheckpoint(path, {"method": "gd"}).resume()
 
 
-@pytest.mark.parametrize("activation,mode,batch,label,options", [
-    ("tanh", "bound", None, "dsgd", {"mode": "bound", "norm": "frobenius"}),
-    ("relu", "adaptive", 16, "dsgd_random", {"mode": "adaptive", "norm": "frobenius", "selection": "random"}),
-])
+@pytest.mark.parametrize(
+    "activation,mode,batch,label,options",
+    [
+        ("tanh", "bound", None, "dsgd", {"mode": "bound", "norm": "frobenius"}),
+        ("relu", "adaptive", 16, "dsgd_random", {"mode": "adaptive", "norm": "frobenius", "selection": "random"}),
+    ],
+)
 def test_dsgd_loop_resumes_identically(tmp_path, monkeypatch, activation, mode, batch, label, options):
     setting = repro_dsgd.Setting("t", "digits", activation, mode, batch, 12, 2)
     problem = repro_dsgd._Problem(setting, load_dataset("digits", n_train=60, unit_norm=True), CPU)

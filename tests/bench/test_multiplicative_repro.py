@@ -5,15 +5,17 @@ import csv
 import pytest
 import torch
 
+from beyondsgd.bench import problems
 from beyondsgd.bench.reproductions import ReproduceContext, get_reproduction
 from beyondsgd.bench.reproductions import multiplicative as repro
-from beyondsgd.bench import problems
 
 
 def test_robustness_summary_counts_cells_near_the_best():
-    rows = [{"base": "sgd", "rule": r, "test_accuracy": a, "step": 0.1, "init_scale": c}
-            for r, accs in (("A", [0.905, 0.5]), ("M", [0.895, 0.885]), ("H", [float("nan"), 0.91]))
-            for a, c in zip(accs, (1.0, 3.0))]
+    rows = [
+        {"base": "sgd", "rule": r, "test_accuracy": a, "step": 0.1, "init_scale": c}
+        for r, accs in (("A", [0.905, 0.5]), ("M", [0.895, 0.885]), ("H", [float("nan"), 0.91]))
+        for a, c in zip(accs, (1.0, 3.0))
+    ]
     s = {x["rule"]: x for x in repro.robustness_summary(rows)}
     assert s["A"]["fraction_within_1pt"] == 1 / 2 and s["M"]["fraction_within_1pt"] == 0.0
     assert s["H"]["fraction_within_1pt"] == 1 / 2 and s["H"]["worst"] == 0.0  # diverged counts as 0
@@ -40,11 +42,25 @@ def test_quick_reproduction_writes_report(tmp_path, monkeypatch):
     ctx = ReproduceContext(out=tmp_path, quick=True, device=torch.device("cpu"), progress=False)
     report = get_reproduction("multiplicative").run(ctx)
     text = report.read_text()
-    for needle in ("## Verdict", "## 1. Test functions", "## 2. Image classification", "## 3. Robustness",
-                   "robustness.png", "problems.png"):
+    for needle in (
+        "## Verdict",
+        "## 1. Test functions",
+        "## 2. Image classification",
+        "## 3. Robustness",
+        "robustness.png",
+        "problems.png",
+    ):
         assert needle in text
-    for name in ("problems.png", "robustness.png", "images_digits-mlp_epoch.png", "images_digits-mlp_time_s.png",
-                 "problems.csv", "images.csv", "robustness.csv", "summary.json"):
+    for name in (
+        "problems.png",
+        "robustness.png",
+        "images_digits-mlp_epoch.png",
+        "images_digits-mlp_time_s.png",
+        "problems.csv",
+        "images.csv",
+        "robustness.csv",
+        "summary.json",
+    ):
         assert (tmp_path / name).stat().st_size > 0
     with open(tmp_path / "problems.csv") as fh:
         rows = list(csv.DictReader(fh))

@@ -10,9 +10,9 @@ from beyondsgd.bench.profiles import performance_ratios, profile, profile_area
 # Costs (e.g. seconds to target) of algorithms A, B, C on problems p1..p4.
 COSTS = {
     "p1": {"A": 1.0, "B": 2.0, "C": 4.0},
-    "p2": {"A": 3.0, "B": 1.5, "C": math.inf},   # C never reaches the target
-    "p3": {"A": 10.0, "B": 10.0, "C": 20.0},     # tie for best
-    "p4": {"A": math.nan, "B": math.inf},         # nobody solves p4; C missing
+    "p2": {"A": 3.0, "B": 1.5, "C": math.inf},  # C never reaches the target
+    "p3": {"A": 10.0, "B": 10.0, "C": 20.0},  # tie for best
+    "p4": {"A": math.nan, "B": math.inf},  # nobody solves p4; C missing
 }
 # Ratios by hand:       A     B     C
 #   p1                  1     2     4

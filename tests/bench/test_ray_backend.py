@@ -10,9 +10,18 @@ from beyondsgd.bench.sweep_run import run_sweep  # noqa: E402
 
 CONFIG = {
     "name": "ray-test",
-    "problems": [{"name": "b", "dataset": "blobs", "model": "mlp", "model_options": {"widths": [8]},
-                  "dataset_options": {"n_train": 200}, "epochs": 2, "batch_size": 50,
-                  "target": {"test_accuracy": 0.5}}],
+    "problems": [
+        {
+            "name": "b",
+            "dataset": "blobs",
+            "model": "mlp",
+            "model_options": {"widths": [8]},
+            "dataset_options": {"n_train": 200},
+            "epochs": 2,
+            "batch_size": 50,
+            "target": {"test_accuracy": 0.5},
+        }
+    ],
     "algorithms": {"sgd": {"lr": [0.05, 0.5]}, "adam": {}},
     "seeds": 2,
 }
@@ -40,6 +49,8 @@ def test_sweep_on_local_ray_matches_in_process(local_ray, tmp_path):
         other = RunStore(tmp_path / "local").get(key)
         for h, g in zip(rec["result"]["history"], other["result"]["history"], strict=True):
             assert h["step"] == g["step"]
-            assert (h["train_loss"], h["test_accuracy"]) == pytest.approx((g["train_loss"], g["test_accuracy"]), rel=1e-5)
+            assert (h["train_loss"], h["test_accuracy"]) == pytest.approx(
+                (g["train_loss"], g["test_accuracy"]), rel=1e-5
+            )
     meta = store.read_meta()
     assert meta["sessions"][0]["backend"] == "ray"

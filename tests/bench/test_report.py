@@ -6,15 +6,28 @@ from beyondsgd.bench.report import markdown_table, summarize
 
 def run(alg, seed, accs, status="ok", times=None):
     times = times or [float(i) for i in range(len(accs))]
-    hist = [{"epoch": i, "step": i, "test_accuracy": a, "train_loss": 1.0 / (i + 1), "time_s": t}
-            for i, (a, t) in enumerate(zip(accs, times))]
-    return RunResult(Experiment(algorithm=alg, seed=seed), {"lr": 0.1}, hist, status=status,
-                     diverged_step=None if status == "ok" else 3)
+    hist = [
+        {"epoch": i, "step": i, "test_accuracy": a, "train_loss": 1.0 / (i + 1), "time_s": t}
+        for i, (a, t) in enumerate(zip(accs, times))
+    ]
+    return RunResult(
+        Experiment(algorithm=alg, seed=seed),
+        {"lr": 0.1},
+        hist,
+        status=status,
+        diverged_step=None if status == "ok" else 3,
+    )
 
 
 def test_summary_statistics_by_hand():
-    rows = summarize([run("a", 0, [0.1, 0.5, 0.8]), run("a", 1, [0.1, 0.7, 0.9]),
-                      run("b", 0, [0.1, 0.95, math.nan], status="diverged")], target_accuracy=0.75)
+    rows = summarize(
+        [
+            run("a", 0, [0.1, 0.5, 0.8]),
+            run("a", 1, [0.1, 0.7, 0.9]),
+            run("b", 0, [0.1, 0.95, math.nan], status="diverged"),
+        ],
+        target_accuracy=0.75,
+    )
     a, b = rows  # sorted by final accuracy, diverged-only algorithms last
     assert a["algorithm"] == "a" and b["algorithm"] == "b"
     assert a["final_test_accuracy_mean"] == math.fsum([0.8, 0.9]) / 2

@@ -24,7 +24,7 @@ def test_tiny_reproduction_writes_report_plots_and_data(tmp_path, monkeypatch):
     assert "stand-in digits" in text and "Did NAG beat HB" in text
     for name in ("loss_curves.png", "ode_curves.png", "weight_change.png", "results.csv", "curves.csv"):
         assert (tmp_path / name).stat().st_size > 0
-    rows = list(csv.DictReader(open(tmp_path / "results.csv")))
+    rows = list(csv.DictReader((tmp_path / "results.csv").open()))
     assert {r["method"] for r in rows} == {"gd", "hb", "nag"} and len(rows) == 6
     for r in rows:  # every method trains, and momentum at the tuned parameters beats GD
         assert float(r["final_loss_rel"]) < 0.1

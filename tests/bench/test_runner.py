@@ -34,8 +34,15 @@ def _poison_registered():
 
 
 def small(**kw):
-    base = dict(dataset="digits", epochs=2, batch_size=128, seed=0, model_options={"widths": (16,)},
-                dataset_options={"n_train": 300}, device="cpu")
+    base = dict(
+        dataset="digits",
+        epochs=2,
+        batch_size=128,
+        seed=0,
+        model_options={"widths": (16,)},
+        dataset_options={"n_train": 300},
+        device="cpu",
+    )
     base.update(kw)
     return Experiment(**base)
 
@@ -84,13 +91,16 @@ def test_iteration_budget_and_full_batch():
     assert [r["epoch"] for r in res.history] == [0, 3, 6, 7]  # full batch: one step per epoch
 
 
-@pytest.mark.parametrize("field,value,needle", [
-    ("epochs", -1, "epochs=-1"),
-    ("batch_size", 0, "batch_size=0"),
-    ("eval_every", 0, "eval_every=0"),
-    ("algorithm", "nope", "unknown algorithm 'nope'"),
-    ("model", "nope", "unknown model 'nope'"),
-])
+@pytest.mark.parametrize(
+    "field,value,needle",
+    [
+        ("epochs", -1, "epochs=-1"),
+        ("batch_size", 0, "batch_size=0"),
+        ("eval_every", 0, "eval_every=0"),
+        ("algorithm", "nope", "unknown algorithm 'nope'"),
+        ("model", "nope", "unknown model 'nope'"),
+    ],
+)
 def test_bad_experiment_fields(field, value, needle):
     with pytest.raises(ValueError, match=needle):
         run_experiment(small(**{field: value}), progress=False)
@@ -101,18 +111,28 @@ def test_bad_hyperparameter_raises_before_training():
         run_experiment(small(algorithm="sgd", hyperparams={"lr": -1}), progress=False)
 
 
-@pytest.mark.parametrize("corrupt,needle", [
-    (lambda d: d.X_train.__setitem__((0, 0), math.nan), "X_train of dataset 'digits' contains NaN"),
-    (lambda d: d.X_test.__setitem__((1, 0), math.inf), "X_test of dataset 'digits' contains NaN or infinite"),
-    (lambda d: d.y_train.__setitem__(0, 10), r"labels in \[0, 10\], expected class ids in \[0, 9\]"),
-    (lambda d: d.y_test.__setitem__(0, -1), r"y_test of dataset 'digits' has labels in \[-1,"),
-])
+@pytest.mark.parametrize(
+    "corrupt,needle",
+    [
+        (lambda d: d.X_train.__setitem__((0, 0), math.nan), "X_train of dataset 'digits' contains NaN"),
+        (lambda d: d.X_test.__setitem__((1, 0), math.inf), "X_test of dataset 'digits' contains NaN or infinite"),
+        (lambda d: d.y_train.__setitem__(0, 10), r"labels in \[0, 10\], expected class ids in \[0, 9\]"),
+        (lambda d: d.y_test.__setitem__(0, -1), r"y_test of dataset 'digits' has labels in \[-1,"),
+    ],
+)
 def test_bad_data_is_refused_before_training(corrupt, needle):
     from beyondsgd.data import load_dataset
 
     data = load_dataset("digits", n_train=50, n_test=20)
-    data = type(data)(**{**data.__dict__, "X_train": data.X_train.clone(), "X_test": data.X_test.clone(),
-                         "y_train": data.y_train.clone(), "y_test": data.y_test.clone()})
+    data = type(data)(
+        **{
+            **data.__dict__,
+            "X_train": data.X_train.clone(),
+            "X_test": data.X_test.clone(),
+            "y_train": data.y_train.clone(),
+            "y_test": data.y_test.clone(),
+        }
+    )
     corrupt(data)
     with pytest.raises(ValueError, match=needle):
         run_experiment(small(algorithm="sgd"), data=data, progress=False)

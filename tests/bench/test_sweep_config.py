@@ -1,10 +1,15 @@
 """Sweep configs: clear errors for bad input, deterministic search spaces."""
 
-
 import pytest
 
 from beyondsgd.bench.sweep import (
-    ConfigError, Dim, final_tasks, load_config, parse_config, trials, tuning_tasks,
+    ConfigError,
+    Dim,
+    final_tasks,
+    load_config,
+    parse_config,
+    trials,
+    tuning_tasks,
 )
 
 PROBLEM = {"name": "d", "dataset": "digits", "epochs": 1}
@@ -16,34 +21,39 @@ def cfg(**kw):
     return base
 
 
-@pytest.mark.parametrize("raw,needle", [
-    ({}, "problems: expected a non-empty list"),
-    (cfg(problems=[]), "problems: expected a non-empty list"),
-    (cfg(problems=[{"model": "mlp"}]), "problems[0]: missing 'dataset'"),
-    (cfg(problems=[{"dataset": "imagenet"}]), "problems[0].dataset: unknown dataset 'imagenet'"),
-    (cfg(problems=[{"dataset": "digits", "model": "resnet"}]), "problems[0].model: unknown model 'resnet'"),
-    (cfg(problems=[{"dataset": "digits", "epochs": 0}]), "problems[0].epochs: expected an integer >= 1, got 0"),
-    (cfg(problems=[{"dataset": "digits", "batch_size": -3}]), "problems[0].batch_size"),
-    (cfg(problems=[{"dataset": "digits", "target": {"f1": 0.9}}]), "problems[0].target: unknown metric 'f1'"),
-    (cfg(problems=[{"dataset": "digits", "epoch": 3}]), "problems[0]: unknown key(s) epoch"),
-    (cfg(problems=[PROBLEM, PROBLEM]), "duplicate problem name(s) d"),
-    (cfg(algorithms={"nope": {}}), "algorithms.nope: unknown algorithm 'nope'"),
-    (cfg(algorithms={"sgd": {"lr": [0.1, -1.0]}}), "algorithms.sgd.lr: invalid lr=-1.0"),
-    (cfg(algorithms={"sgd": {"lrr": [0.1]}}), "unknown hyperparameter 'lrr'"),
-    (cfg(algorithms={"sgd": {"lr": {"log_uniform": [0.0, 1.0]}}}), "bounds must be > 0"),
-    (cfg(algorithms={"sgd": {"lr": {"log_uniform": [1.0, 0.1]}}}), "low < high"),
-    (cfg(algorithms={"sgd": {"lr": {"normal": [0, 1]}}}), "unknown search kind 'normal'"),
-    (cfg(algorithms={"sgd": {"lr": {"grid": []}}}), "non-empty list"),
-    (cfg(algorithms={"sgd": {"lr": {"log_uniform": [1e-3, 1.0]}}}, search={"method": "grid"}),
-     "method=grid cannot enumerate continuous dimensions ['lr']"),
-    (cfg(search={"method": "bayes"}), "search.method: expected auto, grid or random"),
-    (cfg(search={"trials": 0}), "search.trials: expected an integer >= 1"),
-    (cfg(search={"validation_fraction": 1.5}), "search.validation_fraction"),
-    (cfg(search={"budget": 3}), "search: unknown key(s) budget"),
-    (cfg(seeds=0), "seeds: expected an integer >= 1"),
-    (cfg(seed=3), "config: unknown key(s) seed"),
-    (cfg(algorithms={}), "no algorithm to run"),
-])
+@pytest.mark.parametrize(
+    "raw,needle",
+    [
+        ({}, "problems: expected a non-empty list"),
+        (cfg(problems=[]), "problems: expected a non-empty list"),
+        (cfg(problems=[{"model": "mlp"}]), "problems[0]: missing 'dataset'"),
+        (cfg(problems=[{"dataset": "imagenet"}]), "problems[0].dataset: unknown dataset 'imagenet'"),
+        (cfg(problems=[{"dataset": "digits", "model": "resnet"}]), "problems[0].model: unknown model 'resnet'"),
+        (cfg(problems=[{"dataset": "digits", "epochs": 0}]), "problems[0].epochs: expected an integer >= 1, got 0"),
+        (cfg(problems=[{"dataset": "digits", "batch_size": -3}]), "problems[0].batch_size"),
+        (cfg(problems=[{"dataset": "digits", "target": {"f1": 0.9}}]), "problems[0].target: unknown metric 'f1'"),
+        (cfg(problems=[{"dataset": "digits", "epoch": 3}]), "problems[0]: unknown key(s) epoch"),
+        (cfg(problems=[PROBLEM, PROBLEM]), "duplicate problem name(s) d"),
+        (cfg(algorithms={"nope": {}}), "algorithms.nope: unknown algorithm 'nope'"),
+        (cfg(algorithms={"sgd": {"lr": [0.1, -1.0]}}), "algorithms.sgd.lr: invalid lr=-1.0"),
+        (cfg(algorithms={"sgd": {"lrr": [0.1]}}), "unknown hyperparameter 'lrr'"),
+        (cfg(algorithms={"sgd": {"lr": {"log_uniform": [0.0, 1.0]}}}), "bounds must be > 0"),
+        (cfg(algorithms={"sgd": {"lr": {"log_uniform": [1.0, 0.1]}}}), "low < high"),
+        (cfg(algorithms={"sgd": {"lr": {"normal": [0, 1]}}}), "unknown search kind 'normal'"),
+        (cfg(algorithms={"sgd": {"lr": {"grid": []}}}), "non-empty list"),
+        (
+            cfg(algorithms={"sgd": {"lr": {"log_uniform": [1e-3, 1.0]}}}, search={"method": "grid"}),
+            "method=grid cannot enumerate continuous dimensions ['lr']",
+        ),
+        (cfg(search={"method": "bayes"}), "search.method: expected auto, grid or random"),
+        (cfg(search={"trials": 0}), "search.trials: expected an integer >= 1"),
+        (cfg(search={"validation_fraction": 1.5}), "search.validation_fraction"),
+        (cfg(search={"budget": 3}), "search: unknown key(s) budget"),
+        (cfg(seeds=0), "seeds: expected an integer >= 1"),
+        (cfg(seed=3), "config: unknown key(s) seed"),
+        (cfg(algorithms={}), "no algorithm to run"),
+    ],
+)
 def test_config_errors_name_the_entry(raw, needle):
     with pytest.raises(ConfigError) as err:
         parse_config(raw)
@@ -67,8 +77,11 @@ def test_families_all_includes_every_algorithm_with_auto_lr_grid():
 def test_grid_and_random_trials():
     space = {"lr": Dim("grid", (0.1, 0.01)), "momentum": Dim("grid", (0.0, 0.9))}
     assert trials(space, "grid", 1, 0) == [
-        {"lr": 0.1, "momentum": 0.0}, {"lr": 0.1, "momentum": 0.9},
-        {"lr": 0.01, "momentum": 0.0}, {"lr": 0.01, "momentum": 0.9}]
+        {"lr": 0.1, "momentum": 0.0},
+        {"lr": 0.1, "momentum": 0.9},
+        {"lr": 0.01, "momentum": 0.0},
+        {"lr": 0.01, "momentum": 0.9},
+    ]
     assert len(trials(space, "auto", 4, 0)) == 4  # small discrete space: enumerated
     cont = {"lr": Dim("log_uniform", (), 1e-4, 1.0)}
     a, b = trials(cont, "random", 50, 7), trials(cont, "random", 50, 7)
@@ -82,11 +95,15 @@ def test_grid_and_random_trials():
 
 def test_yaml_and_toml_files_and_plan(tmp_path):
     y = tmp_path / "s.yaml"
-    y.write_text("problems:\n  - {dataset: digits, epochs: 1}\nalgorithms:\n  sgd: {lr: [0.01, 0.1]}\n"
-                 "  adam: {betas: [[0.9, 0.999]]}\nseeds: 2\n")
+    y.write_text(
+        "problems:\n  - {dataset: digits, epochs: 1}\nalgorithms:\n  sgd: {lr: [0.01, 0.1]}\n"
+        "  adam: {betas: [[0.9, 0.999]]}\nseeds: 2\n"
+    )
     t = tmp_path / "s.toml"
-    t.write_text('seeds = 2\nalgorithms = {sgd = {lr = [0.01, 0.1]}, adam = {betas = [[0.9, 0.999]]}}\n'
-                 '[[problems]]\ndataset = "digits"\nepochs = 1\n')
+    t.write_text(
+        "seeds = 2\nalgorithms = {sgd = {lr = [0.01, 0.1]}, adam = {betas = [[0.9, 0.999]]}}\n"
+        '[[problems]]\ndataset = "digits"\nepochs = 1\n'
+    )
     a, b = load_config(y), load_config(t)
     assert a.fingerprint() == b.fingerprint()
     assert a.spaces["adam"]["betas"].values == ((0.9, 0.999),)  # nested lists become tuples

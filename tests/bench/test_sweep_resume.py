@@ -8,7 +8,6 @@ import sys
 import time
 from pathlib import Path
 
-
 from beyondsgd.bench.store import RunStore
 from beyondsgd.bench.sweep import final_tasks, load_config, tuning_tasks
 from beyondsgd.cli import main
@@ -41,9 +40,12 @@ def test_kill_mid_sweep_then_resume(tmp_path, capsys):
     out = tmp_path / "sw"
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "beyondsgd", "sweep", str(cfg_path), "--out", str(out),
-         "--workers", "2", "--quiet"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+        [sys.executable, "-m", "beyondsgd", "sweep", str(cfg_path), "--out", str(out), "--workers", "2", "--quiet"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline and proc.poll() is None:
@@ -68,10 +70,10 @@ def test_kill_mid_sweep_then_resume(tmp_path, capsys):
     msg = capsys.readouterr().out
     store = RunStore(out)
     planned = _planned_keys(cfg_path, store)
-    assert store.keys() == planned                        # none lost, none extra
+    assert store.keys() == planned  # none lost, none extra
     assert f"{len(stored_before)} already stored" in msg  # finished runs were skipped, not re-run
     assert f"{len(planned) - len(stored_before)} run(s) executed" in msg
-    for name, data in stored_before.items():              # and left untouched
+    for name, data in stored_before.items():  # and left untouched
         assert (out / "runs" / name).read_bytes() == data
     assert not list((out / "runs").glob(".*.tmp"))
     records = [json.loads(p.read_text()) for p in (out / "runs").glob("*.json")]
@@ -82,7 +84,9 @@ def test_kill_mid_sweep_then_resume(tmp_path, capsys):
     assert (out / "report.html").is_file()
 
     # Resuming a finished sweep runs nothing; a changed config is refused.
-    assert main(["sweep", str(cfg_path), "--out", str(out), "--resume", "--workers", "1", "--quiet", "--no-report"]) == 0
+    assert (
+        main(["sweep", str(cfg_path), "--out", str(out), "--resume", "--workers", "1", "--quiet", "--no-report"]) == 0
+    )
     assert "0 run(s) executed" in capsys.readouterr().out
     cfg_path.write_text(CONFIG.replace("seeds: 2", "seeds: 3"))
     assert main(["sweep", str(cfg_path), "--out", str(out), "--resume"]) == 2
@@ -105,14 +109,31 @@ def test_sweep_checkpoints_each_run_and_results_match_a_sweep_without(tmp_path, 
     cfg_path.write_text(CONFIG)
     plain, ckpt = tmp_path / "plain", tmp_path / "ckpt"
     assert main(["sweep", str(cfg_path), "--out", str(plain), "--workers", "1", "--quiet", "--no-report"]) == 0
-    assert main(["sweep", str(cfg_path), "--out", str(ckpt), "--workers", "1", "--quiet", "--no-report",
-                 "--checkpoint-every", "1"]) == 0
+    assert (
+        main(
+            [
+                "sweep",
+                str(cfg_path),
+                "--out",
+                str(ckpt),
+                "--workers",
+                "1",
+                "--quiet",
+                "--no-report",
+                "--checkpoint-every",
+                "1",
+            ]
+        )
+        == 0
+    )
     keys = RunStore(ckpt).keys()
     assert {p.stem for p in (ckpt / "checkpoints").glob("*.pt")} == keys
 
     def histories(out):
-        return {r["key"]: [{k: v for k, v in row.items() if k != "time_s"} for row in r["result"]["history"]]
-                for r in RunStore(out).records()}
+        return {
+            r["key"]: [{k: v for k, v in row.items() if k != "time_s"} for row in r["result"]["history"]]
+            for r in RunStore(out).records()
+        }
 
     assert histories(ckpt) == histories(plain)
     assert main(["sweep", str(cfg_path), "--out", str(tmp_path / "x"), "--checkpoint-every", "0"]) == 2

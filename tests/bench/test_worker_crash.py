@@ -10,8 +10,17 @@ from beyondsgd.bench.store import RunStore
 from beyondsgd.bench.sweep import final_tasks, parse_config
 
 CONFIG = {
-    "problems": [{"name": "d", "dataset": "digits", "model": "mlp", "model_options": {"widths": [16]},
-                  "dataset_options": {"n_train": 300}, "epochs": 6, "batch_size": 32}],
+    "problems": [
+        {
+            "name": "d",
+            "dataset": "digits",
+            "model": "mlp",
+            "model_options": {"widths": [16]},
+            "dataset_options": {"n_train": 300},
+            "epochs": 6,
+            "batch_size": 32,
+        }
+    ],
     "algorithms": {"sgd": {}},
     "seeds": 4,
 }

@@ -19,8 +19,14 @@ import pytest
 
 from beyondsgd.data import sources
 
-_IDX_CODES = {np.dtype("u1"): 0x08, np.dtype("i1"): 0x09, np.dtype("i2"): 0x0B,
-              np.dtype("i4"): 0x0C, np.dtype("f4"): 0x0D, np.dtype("f8"): 0x0E}
+_IDX_CODES = {
+    np.dtype("u1"): 0x08,
+    np.dtype("i1"): 0x09,
+    np.dtype("i2"): 0x0B,
+    np.dtype("i4"): 0x0C,
+    np.dtype("f4"): 0x0D,
+    np.dtype("f8"): 0x0E,
+}
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
@@ -35,8 +41,10 @@ def cifar_tar_bytes(batches: dict[str, tuple[np.ndarray, list[int]]], extra: dic
     """A cifar-10-python.tar.gz lookalike: each batch a pickled {b"data", b"labels"} dict."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        members = {name: pickle.dumps({b"data": data, b"labels": labels, b"batch_label": name.encode()}, protocol=2)
-                   for name, (data, labels) in batches.items()}
+        members = {
+            name: pickle.dumps({b"data": data, b"labels": labels, b"batch_label": name.encode()}, protocol=2)
+            for name, (data, labels) in batches.items()
+        }
         members.update(extra or {})
         for name, payload in members.items():
             info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")

@@ -15,8 +15,12 @@ ALL = ["blobs", "cifar10", "digits", "fashion-mnist", "mnist", "mnist1d", "mnist
 
 def test_exports():
     assert set(data_pkg.__all__) == {
-        "Dataset", "load_dataset", "available_datasets", "dataset_description",
-        "DatasetUnavailableError", "default_data_dir",
+        "Dataset",
+        "load_dataset",
+        "available_datasets",
+        "dataset_description",
+        "DatasetUnavailableError",
+        "default_data_dir",
     }
     assert issubclass(data_pkg.DatasetUnavailableError, RuntimeError)
 

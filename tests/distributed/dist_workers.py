@@ -119,11 +119,15 @@ def equivalence(cases: list[tuple[str, dict]]) -> dict:
         key = name + (f" {hp}" if hp else "")
         try:
             params, state, losses, moved = _run(name, hp, X, y, distributed=True)
-            replicated = {k: dist.same_on_all_ranks(v) for k, v in
-                          (("params", params), ("state", state), ("losses", losses))}
+            replicated = {
+                k: dist.same_on_all_ranks(v) for k, v in (("params", params), ("state", state), ("losses", losses))
+            }
             ref_params, ref_state, ref_losses, _ = _run(name, hp, X, y, distributed=False)
-            diff = {"params": _maxabs(params, ref_params), "state": _maxabs(state, ref_state),
-                    "losses": _maxabs(losses, ref_losses)}
+            diff = {
+                "params": _maxabs(params, ref_params),
+                "state": _maxabs(state, ref_state),
+                "losses": _maxabs(losses, ref_losses),
+            }
             out[key] = {"replicated": replicated, "diff": diff, "moved": moved, "state_size": state.numel()}
         except Exception as err:  # report per optimizer; keep the ranks in step for the next one
             out[key] = {"error": f"{type(err).__name__}: {err}"}
@@ -181,8 +185,11 @@ def cli_compare(out_root: str, argv: list[str]) -> int:
 
 def all_checks(cases: list[tuple[str, dict]], out_root: str, cli_argv: list[str]) -> dict:
     """Everything that needs a healthy 2-rank group, in one spawn (starting processes is the slow part)."""
-    return {"equivalence": equivalence(cases), "sharded": sharded_refusal(),
-            "cli_code": cli_compare(out_root, cli_argv)}
+    return {
+        "equivalence": equivalence(cases),
+        "sharded": sharded_refusal(),
+        "cli_code": cli_compare(out_root, cli_argv),
+    }
 
 
 # Shared by the test modules (imported from here, not from conftest: several test folders
@@ -197,5 +204,21 @@ CASES = [(name, {}) for name in optim.available()] + [
 ]
 
 #: A small data-parallel ``beyondsgd compare`` (batch 45 on 150 samples: uneven shards).
-CLI_ARGS = ["compare", "--algorithms", "sgd,adam", "--seeds", "1", "--epochs", "1", "--n-train", "150",
-            "--batch-size", "45", "--model-option", "widths=(16,)", "--no-progress", "--threads", "1"]
+CLI_ARGS = [
+    "compare",
+    "--algorithms",
+    "sgd,adam",
+    "--seeds",
+    "1",
+    "--epochs",
+    "1",
+    "--n-train",
+    "150",
+    "--batch-size",
+    "45",
+    "--model-option",
+    "widths=(16,)",
+    "--no-progress",
+    "--threads",
+    "1",
+]

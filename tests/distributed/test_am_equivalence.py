@@ -6,10 +6,10 @@ leaky ReLU, ELU; full batch and mini-batches of odd sizes and of one sample),
 checkpoint/resume across ranks, and the runner; the tests check each result.
 """
 
+import am_workers
 import pytest
 import torch
 
-import am_workers
 from beyondsgd.bench import Experiment, run_experiment
 from beyondsgd.distributed import run_local
 
@@ -24,7 +24,7 @@ def results(tmp_path_factory):
 
 @pytest.mark.parametrize("cfg", list(am_workers.CONFIGS))
 def test_two_ranks_equal_one_rank(results, cfg):
-    for rank, res in enumerate(results):
+    for res in results:
         r = res["equivalence"][cfg]
         # W, b, previous iterates, backtracking thetas, counters, eps, losses and logged terms:
         # bitwise identical on both ranks (all decisions were taken on all-reduced sums).

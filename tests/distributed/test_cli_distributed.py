@@ -7,11 +7,11 @@ import subprocess
 import sys
 
 import pytest
+from dist_workers import CLI_ARGS as ARGS
 
 from beyondsgd.cli import main
 from beyondsgd.distributed import free_port
 
-from dist_workers import CLI_ARGS as ARGS
 COLUMNS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy")
 
 
@@ -38,15 +38,42 @@ def test_compare_on_two_ranks_matches_one_rank_and_only_rank0_writes(two_rank_re
     _assert_same_curves(_rows(root / "out-rank0" / "results.csv"), _rows(tmp_path / "single" / "results.csv"))
 
 
-@pytest.mark.skipif(shutil.which("torchrun", path=os.path.dirname(sys.executable)) is None
-                    and shutil.which("torchrun") is None, reason="torchrun not installed")
+@pytest.mark.skipif(
+    shutil.which("torchrun", path=os.path.dirname(sys.executable)) is None and shutil.which("torchrun") is None,
+    reason="torchrun not installed",
+)
 def test_torchrun_launch(tmp_path):
     torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable)) or shutil.which("torchrun")
-    env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-    cmd = [torchrun, "--nproc_per_node=2", "--master_addr=127.0.0.1", f"--master_port={free_port()}",
-           "-m", "beyondsgd", "compare", "--algorithms", "sgd", "--seeds", "1", "--epochs", "1",
-           "--n-train", "100", "--model-option", "widths=(8,)", "--no-progress", "--dist-timeout", "60", "--out", str(tmp_path / "tr")]
+    env = {
+        **os.environ,
+        "GLOO_SOCKET_IFNAME": "lo",
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
+    }
+    cmd = [
+        torchrun,
+        "--nproc_per_node=2",
+        "--master_addr=127.0.0.1",
+        f"--master_port={free_port()}",
+        "-m",
+        "beyondsgd",
+        "compare",
+        "--algorithms",
+        "sgd",
+        "--seeds",
+        "1",
+        "--epochs",
+        "1",
+        "--n-train",
+        "100",
+        "--model-option",
+        "widths=(8,)",
+        "--no-progress",
+        "--dist-timeout",
+        "60",
+        "--out",
+        str(tmp_path / "tr"),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "data-parallel on 2 ranks (gloo)" in proc.stderr

@@ -5,9 +5,8 @@ whose decisions come from the closure's loss); the tests then check each result.
 The registry is read at collection time, so optimizers added later are covered.
 """
 
-import pytest
-
 import dist_workers
+import pytest
 from dist_workers import CASES
 
 KEYS = [name + (f" {hp}" if hp else "") for name, hp in CASES]

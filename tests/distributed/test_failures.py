@@ -2,11 +2,10 @@
 
 import re
 
+import dist_workers
 import pytest
 
 from beyondsgd.distributed import run_local
-
-import dist_workers
 
 TIMEOUT_S = 3.0  # the process group's collective timeout in these tests
 
@@ -17,10 +16,13 @@ def _failed_after(msg: str) -> float:
     return float(match.group(1))
 
 
-@pytest.mark.parametrize("worker,args", [
-    (dist_workers.die_or_reduce, ()),           # rank 1 exits
-    (dist_workers.stall_or_reduce, (4.5,)),     # rank 1 alive but never joins the all-reduce
-])
+@pytest.mark.parametrize(
+    "worker,args",
+    [
+        (dist_workers.die_or_reduce, ()),  # rank 1 exits
+        (dist_workers.stall_or_reduce, (4.5,)),  # rank 1 alive but never joins the all-reduce
+    ],
+)
 def test_survivor_fails_with_a_clear_message_within_the_timeout(worker, args):
     with pytest.raises(RuntimeError) as info:
         run_local(worker, 2, args=args, timeout_s=90, collective_timeout_s=TIMEOUT_S)

@@ -15,6 +15,7 @@ def as_rank(monkeypatch):
         monkeypatch.setattr(context, "is_initialized", lambda: True)
         monkeypatch.setattr(context.dist, "get_rank", lambda: r)
         monkeypatch.setattr(context.dist, "get_world_size", lambda: w)
+
     return set_rank
 
 

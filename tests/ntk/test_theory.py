@@ -48,17 +48,21 @@ def _train(A, y, w0, opt_cls, steps, **kw):
     return np.array(seen), np.array(iterate)
 
 
-@pytest.mark.parametrize("method,schedule", [("gd", "constant"), ("hb", "constant"), ("nag", "constant"),
-                                             ("hb", "convex"), ("nag", "convex")])
+@pytest.mark.parametrize(
+    "method,schedule",
+    [("gd", "constant"), ("hb", "constant"), ("nag", "constant"), ("hb", "convex"), ("nag", "convex")],
+)
 def test_prediction_matches_a_run_on_a_quadratic(method, schedule):
     A, y, w0 = _least_squares(seed=1)
     sp = spectrum(A @ A.T)
     eta, beta = tuned_parameters("nag" if method == "gd" else method, sp.lambda_min, sp.lambda_max)
     if schedule == "convex":
-        beta = lambda k: max(0.0, (k - 1) / (k + 2))
+
+        def beta(k):
+            return max(0.0, (k - 1) / (k + 2))
+
     cls = Nesterov if method == "nag" else HeavyBall
-    kw = dict(lr=eta, momentum=0.0 if method == "gd" else (0.5 if callable(beta) else beta),
-              momentum_schedule=schedule)
+    kw = dict(lr=eta, momentum=0.0 if method == "gd" else (0.5 if callable(beta) else beta), momentum_schedule=schedule)
     seen, iterate = _train(A, y, w0, cls, 60, **kw)
     xi0 = (A @ w0 - y).numpy()
     pred_seen = predict_loss(method, eta, beta, sp.eigenvalues, sp.eigenvectors, xi0, 60, at="lookahead")
@@ -89,8 +93,8 @@ def test_common_tuning_rates_slow_mode_equal_fast_modes_favor_nag():
     assert beta == pytest.approx((1 - q) / (1 + q))
     h = np.array([mu, L])
     hb, nag = mode_rates("hb", eta, beta, h), mode_rates("nag", eta, beta, h)
-    assert nag[0] == pytest.approx(1 - q, rel=1e-6)         # critically damped slowest mode
-    assert hb[0] == pytest.approx(1 - q, abs=2 * q ** 2)    # nearly the same for HB
+    assert nag[0] == pytest.approx(1 - q, rel=1e-6)  # critically damped slowest mode
+    assert hb[0] == pytest.approx(1 - q, abs=2 * q**2)  # nearly the same for HB
     assert hb[1] == pytest.approx(math.sqrt(beta)) and nag[1] == pytest.approx(0.0, abs=1e-12)
 
 
@@ -116,19 +120,20 @@ def test_tuned_parameters_validate():
 
 
 def test_anchor_bounds_and_measurements():
-    assert gd_bound_du(3, 0.5, 0.4)[()] == pytest.approx(0.9 ** 3)
-    assert hb_bound_wang(2, 1.0, 0.16, c=0.25)[()] == pytest.approx(0.9 ** 2)
+    assert gd_bound_du(3, 0.5, 0.4)[()] == pytest.approx(0.9**3)
+    assert hb_bound_wang(2, 1.0, 0.16, c=0.25)[()] == pytest.approx(0.9**2)
     losses = 3.0 * 0.8 ** (2 * np.arange(50))
     assert measured_rate(losses) == pytest.approx(0.8)
-    assert iterations_to(losses, 3.0 * 0.8 ** 20) == 10 and iterations_to(losses, 0.0) is None
+    assert iterations_to(losses, 3.0 * 0.8**20) == 10 and iterations_to(losses, 0.0) is None
 
 
 def test_multi_output_residuals_evolve_column_by_column():
     h = np.array([0.1, 0.5, 1.2])
     C = np.arange(6.0).reshape(3, 2) - 2.0
     from beyondsgd.ntk import predict_modes
+
     both = predict_modes("nag", 0.5, 0.7, h, C, 20)
     for j in range(2):
         np.testing.assert_allclose(both[:, :, j], predict_modes("nag", 0.5, 0.7, h, C[:, j], 20))
     V = np.eye(3)
-    assert predict_loss("hb", 0.5, 0.7, h, V, C, 20)[0] == pytest.approx(0.5 * (C ** 2).sum())
+    assert predict_loss("hb", 0.5, 0.7, h, V, C, 20)[0] == pytest.approx(0.5 * (C**2).sum())

@@ -41,6 +41,7 @@ def _closure(opt, net, X, y):
         loss = F.cross_entropy(net(X), y)
         loss.backward()
         return loss
+
     return closure
 
 
@@ -76,8 +77,8 @@ def test_spectral_dual_map_is_a_duality_map(shape):
     nuc = torch.linalg.matrix_norm(G, ord="nuc")
     rho = norm.dual_map(G)
     assert torch.allclose(norm.dual_norm(G), nuc)
-    assert torch.allclose((G * rho).sum(), nuc**2)                          # <G, rho(G)> = ||G||_*^2
-    assert torch.allclose(torch.linalg.matrix_norm(rho, ord=2), nuc)         # ||rho(G)|| = ||G||_*
+    assert torch.allclose((G * rho).sum(), nuc**2)  # <G, rho(G)> = ||G||_*^2
+    assert torch.allclose(torch.linalg.matrix_norm(rho, ord=2), nuc)  # ||rho(G)|| = ||G||_*
     # The dual norm is the max of <G, U> over the spectral unit ball: rho/||rho|| attains it.
     for _ in range(20):
         U = torch.randn(*shape, dtype=torch.float64)
@@ -85,13 +86,19 @@ def test_spectral_dual_map_is_a_duality_map(shape):
 
 
 @settings(max_examples=40, deadline=None)
-@given(rows=st.integers(1, 9), cols=st.integers(1, 9), rank=st.integers(1, 9), seed=st.integers(0, 2**31 - 1),
-       name=st.sampled_from(sorted(BASE_NORMS)))
+@given(
+    rows=st.integers(1, 9),
+    cols=st.integers(1, 9),
+    rank=st.integers(1, 9),
+    seed=st.integers(0, 2**31 - 1),
+    name=st.sampled_from(sorted(BASE_NORMS)),
+)
 def test_duality_map_property(rows, cols, rank, seed, name):
     """<G, rho(G)> = |||G|||_*^2 and |||rho(G)||| = |||G|||_* for any shape and rank (low rank included)."""
     gen = torch.Generator().manual_seed(seed)
-    G = torch.randn(rows, rank, generator=gen, dtype=torch.float64) @ torch.randn(rank, cols, generator=gen,
-                                                                                   dtype=torch.float64)
+    G = torch.randn(rows, rank, generator=gen, dtype=torch.float64) @ torch.randn(
+        rank, cols, generator=gen, dtype=torch.float64
+    )
     norm = BASE_NORMS[name]
     rho, dual = norm.dual_map(G), norm.dual_norm(G)
     assert torch.allclose((G * rho).sum(), dual**2, rtol=1e-9)
@@ -116,8 +123,8 @@ def test_layer_matrix_round_trip():
 def test_activation_constants_match_their_definition():
     z = torch.linspace(-12, 12, 200001, dtype=torch.float64, requires_grad=True)
     for name, fn in (("tanh", torch.tanh), ("sigmoid", torch.sigmoid), ("softplus", F.softplus)):
-        d1, = torch.autograd.grad(fn(z).sum(), z, create_graph=True)
-        d2, = torch.autograd.grad(d1.sum(), z)
+        (d1,) = torch.autograd.grad(fn(z).sum(), z, create_graph=True)
+        (d2,) = torch.autograd.grad(d1.sum(), z)
         b = ACTIVATION_BOUNDS[name]
         assert d1.abs().max() <= b.lipschitz + 1e-12 and d1.abs().max() > 0.99 * b.lipschitz
         assert d2.abs().max() <= b.curvature + 1e-9 and d2.abs().max() > 0.99 * b.curvature
@@ -148,8 +155,8 @@ def test_curvature_bound_dominates_second_derivative(activation):
             names = [n for n, p in params.items() if any(p is q for q in g["params"])]
             moved = {**params, **{n: o + t * u for n, o, u in zip(names, orig, U)}}
             loss = F.cross_entropy(torch.func.functional_call(net, moved, (X,)), y)
-            d1, = torch.autograd.grad(loss, t, create_graph=True)
-            d2, = torch.autograd.grad(d1, t)
+            (d1,) = torch.autograd.grad(loss, t, create_graph=True)
+            (d2,) = torch.autograd.grad(d1, t)
             norm_sq = torch.linalg.matrix_norm(layer_matrix(U), ord=2) ** 2
             assert d2.abs() <= kappa * norm_sq, (activation, i, trial)
 
@@ -174,8 +181,9 @@ def test_exactly_one_layer_changes_per_step(digits, mode, act, selection):
     for _ in range(6):
         before = [[p.detach().clone() for p in g["params"]] for g in opt.param_groups]
         opt.step(closure)
-        changed = [any(not torch.equal(p, q) for p, q in zip(g["params"], old))
-                   for g, old in zip(opt.param_groups, before)]
+        changed = [
+            any(not torch.equal(p, q) for p, q in zip(g["params"], old)) for g, old in zip(opt.param_groups, before)
+        ]
         assert changed == [j == opt.last_step["layer"] for j in range(len(changed))]
 
 
@@ -190,8 +198,10 @@ def test_greedy_choice_maximizes_the_score(digits, norm):
         # Scores recomputed here from the definition, before the step.
         closure()
         kappas = layer_curvature_bounds([g["params"] for g in opt.param_groups], ["tanh", "tanh"], B)
-        expected = [float(BASE_NORMS[norm].dual_norm(layer_matrix([p.grad for p in g["params"]])) ** 2 / (2 * k))
-                    for g, k in zip(opt.param_groups, kappas)]
+        expected = [
+            float(BASE_NORMS[norm].dual_norm(layer_matrix([p.grad for p in g["params"]])) ** 2 / (2 * k))
+            for g, k in zip(opt.param_groups, kappas)
+        ]
         opt.step(closure)
         ls = opt.last_step
         assert ls["scores"] == pytest.approx(expected, rel=1e-10)
@@ -225,8 +235,13 @@ def test_bound_mode_flags_a_violated_assumption(digits):
     X, y = digits
     net = _net("tanh")
     # Wrong assumptions (a much too small input bound and loss derivative bounds): far too long steps.
-    opt = DSGD(layer_groups(net), mode="bound", input_bound=1e-2 * input_bound(X), loss_bounds=(1e-3, 1e-3),
-               check_decrease=True)
+    opt = DSGD(
+        layer_groups(net),
+        mode="bound",
+        input_bound=1e-2 * input_bound(X),
+        loss_bounds=(1e-3, 1e-3),
+        check_decrease=True,
+    )
     closure = _closure(opt, net, X, y)
     with pytest.warns(RuntimeWarning, match="input_bound"):
         for _ in range(5):
@@ -275,12 +290,15 @@ def _run(opt, net, X, y, n):
     return [(float(opt.step(closure).detach()), opt.last_step["layer"]) for _ in range(n)]
 
 
-@pytest.mark.parametrize("name,hp", [
-    ("dsgd", {}),                                  # adaptive: per-layer constants in the state
-    ("dsgd_random", {}),                           # the generator state
-    ("dsgd_cyclic", {"mode": "adaptive"}),
-    ("dsgd", {"score_batch": "previous"}),         # previous scores
-])
+@pytest.mark.parametrize(
+    "name,hp",
+    [
+        ("dsgd", {}),  # adaptive: per-layer constants in the state
+        ("dsgd_random", {}),  # the generator state
+        ("dsgd_cyclic", {"mode": "adaptive"}),
+        ("dsgd", {"score_batch": "previous"}),  # previous scores
+    ],
+)
 def test_state_dict_round_trip(digits, name, hp):
     X, y = digits
     net = _net("relu")
@@ -343,6 +361,7 @@ def test_maximize_equals_minimizing_the_negation(digits):
             loss = sign * F.cross_entropy(net(X), y)
             loss.backward()
             return loss
+
         for _ in range(5):
             opt.step(closure)
         finals.append([p.detach().clone() for p in net.parameters()])
@@ -438,7 +457,7 @@ def test_cached_operator_norms_follow_external_changes(digits):
     opt = DSGD(layer_groups(net), mode="bound", input_bound=B)
     opt.step(_closure(opt, net, X, y))
     with torch.no_grad():
-        net[-1].weight.mul_(3.0)                       # changed behind the optimizer's back
+        net[-1].weight.mul_(3.0)  # changed behind the optimizer's back
     net.load_state_dict({k: v * 0.5 for k, v in net.state_dict().items()})
     fresh = layer_curvature_bounds([g["params"] for g in opt.param_groups], ["tanh", "tanh"], B)
     assert torch.allclose(opt._kappas(), fresh, rtol=1e-12)
@@ -455,7 +474,7 @@ def test_random_choice_follows_seed_or_global_generator(digits):
         return [layer for _, layer in _run(opt, net, X, y, 12)]
 
     assert layers(seed=3) == layers(seed=3)
-    assert layers(global_seed=7) == layers(global_seed=7)   # seed=None: torch.manual_seed governs it
+    assert layers(global_seed=7) == layers(global_seed=7)  # seed=None: torch.manual_seed governs it
     assert layers(global_seed=7) != layers(global_seed=8)
     assert len(set(layers(seed=3))) > 1
 
@@ -489,8 +508,13 @@ def test_nonfinite_gradient_is_reported_as_divergence_not_an_svd_error(norm):
     # instead of the runner recording a divergence.
     from beyondsgd.bench import Experiment, run_experiment
 
-    exp = Experiment(algorithm="dsgd", hyperparams={"lr": 100.0, "norm": norm}, epochs=3,
-                     dataset_options={"n_train": 300}, device="cpu")
+    exp = Experiment(
+        algorithm="dsgd",
+        hyperparams={"lr": 100.0, "norm": norm},
+        epochs=3,
+        dataset_options={"n_train": 300},
+        device="cpu",
+    )
     res = run_experiment(exp, progress=False)
     assert res.status == "diverged" and res.diverged_step is not None
 

@@ -23,7 +23,7 @@ def _problem(seed: int):
     b0 = torch.randn(3, generator=g, dtype=torch.float64)
 
     def loss_fn(w, b):
-        return 0.5 * ((torch.tanh(X @ w) * b.sum() - y) ** 2).mean() + 0.1 * (b ** 2).sum()
+        return 0.5 * ((torch.tanh(X @ w) * b.sum() - y) ** 2).mean() + 0.1 * (b**2).sum()
 
     return w0, b0, loss_fn
 
@@ -36,11 +36,13 @@ def _run(make_opt, seed, steps=25, groups=False, scheduler=None):
     sched = scheduler(opt) if scheduler else None
     traj = []
     for _ in range(steps):
+
         def closure():
             opt.zero_grad()
             loss = loss_fn(w, b)
             loss.backward()
             return loss
+
         opt.step(closure)
         if sched:
             sched.step()
@@ -58,8 +60,9 @@ def test_equals_torch_sgd_under_the_mapping(name, seed):
     wd = [0.0, 0.05][seed % 2]
     groups = seed % 3 == 0
     ours = _run(lambda p: cls(p, lr=lr, momentum=mu, weight_decay=wd), seed, groups=groups)
-    ref = _run(lambda p: torch.optim.SGD(p, lr=lr, momentum=mu, weight_decay=wd, nesterov=nesterov), seed,
-               groups=groups)
+    ref = _run(
+        lambda p: torch.optim.SGD(p, lr=lr, momentum=mu, weight_decay=wd, nesterov=nesterov), seed, groups=groups
+    )
     assert torch.isfinite(ref).all()
     torch.testing.assert_close(ours, ref, rtol=1e-10, atol=1e-12)
 
@@ -114,6 +117,7 @@ def test_constant_momentum_matches_papers_form(name):
 
 def test_scheduler_mapping_differs_from_torch_by_lr_ratio():
     """With a changing lr, HB keeps beta; torch SGD's effective momentum is mu * lr_k / lr_{k-1}."""
+
     def sched(opt):
         return torch.optim.lr_scheduler.StepLR(opt, step_size=4, gamma=0.5)
 
@@ -180,7 +184,7 @@ def test_closure_returns_loss_and_nag_iterates():
 
     def closure():
         opt.zero_grad()
-        loss = (w ** 2).sum()
+        loss = (w**2).sum()
         loss.backward()
         return loss
 
@@ -203,13 +207,16 @@ def test_params_without_grad_are_skipped():
 
 
 @pytest.mark.parametrize("name", ["hb", "nag"])
-@pytest.mark.parametrize("hp,needle", [
-    ({"lr": -0.1}, "lr=-0.1"),
-    ({"momentum": 1.0}, "momentum=1.0"),
-    ({"momentum_schedule": "linear"}, "momentum_schedule='linear'"),
-    ({"weight_decay": float("nan")}, "weight_decay=nan"),
-    ({"nesterov": True}, "unknown hyperparameter 'nesterov'"),
-])
+@pytest.mark.parametrize(
+    "hp,needle",
+    [
+        ({"lr": -0.1}, "lr=-0.1"),
+        ({"momentum": 1.0}, "momentum=1.0"),
+        ({"momentum_schedule": "linear"}, "momentum_schedule='linear'"),
+        ({"weight_decay": float("nan")}, "weight_decay=nan"),
+        ({"nesterov": True}, "unknown hyperparameter 'nesterov'"),
+    ],
+)
 def test_bad_hyperparameters(name, hp, needle):
     p = [torch.zeros(1, requires_grad=True)]
     with pytest.raises(ValueError, match=needle):

@@ -23,8 +23,11 @@ BASES = [
     (RuleRMSprop, torch.optim.RMSprop, {"lr": 0.01, "momentum": 0.5, "weight_decay": 0.01}),
     (RuleRMSprop, torch.optim.RMSprop, {"lr": 0.01, "centered": True, "momentum": 0.3, "maximize": True}),
     (RuleAdagrad, torch.optim.Adagrad, {"lr": 0.1}),
-    (RuleAdagrad, torch.optim.Adagrad, {"lr": 0.1, "lr_decay": 0.05, "initial_accumulator_value": 0.1,
-                                        "weight_decay": 0.01}),
+    (
+        RuleAdagrad,
+        torch.optim.Adagrad,
+        {"lr": 0.1, "lr_decay": 0.05, "initial_accumulator_value": 0.1, "weight_decay": 0.01},
+    ),
 ]
 IDS = [f"{c.__name__}-{'-'.join(k for k in o if k != 'lr') or 'plain'}" for c, _, o in BASES]
 
@@ -41,11 +44,13 @@ _Y = torch.randint(0, 3, (32,), generator=torch.Generator().manual_seed(2))
 def _train(model, opt, steps, sched=None):
     losses = []
     for _ in range(steps):
+
         def closure():
             opt.zero_grad()
             loss = nn.functional.cross_entropy(model(_X), _Y)
             loss.backward()
             return loss
+
         losses.append(float(opt.step(closure).detach()))
         if sched is not None:
             sched.step()
@@ -104,24 +109,30 @@ def test_nested_state_dict_with_schedulers_restores_exactly():
     g_s = schedules.HoldThenDecay(opt, "gamma", hold=1, factor=0.5)
     for _ in range(3):
         _train(a, opt, 2)
-        lr_s.step(); g_s.step()
-    blob = copy.deepcopy({"model": a.state_dict(), "opt": opt.state_dict(), "lr": lr_s.state_dict(),
-                          "gamma": g_s.state_dict()})
+        lr_s.step()
+        g_s.step()
+    blob = copy.deepcopy(
+        {"model": a.state_dict(), "opt": opt.state_dict(), "lr": lr_s.state_dict(), "gamma": g_s.state_dict()}
+    )
     for _ in range(3):
         _train(a, opt, 2)
-        lr_s.step(); g_s.step()
+        lr_s.step()
+        g_s.step()
 
     b = _model(seed=5)
     opt2 = RuleAdam(b.parameters(), rule="hybrid", lr=0.01, eta_out=0.01, gamma=1.0)
     lr_s2 = torch.optim.lr_scheduler.StepLR(opt2, step_size=2, gamma=0.5)
     g_s2 = schedules.HoldThenDecay(opt2, "gamma", hold=1, factor=0.5)
-    b.load_state_dict(blob["model"]); opt2.load_state_dict(blob["opt"])
-    lr_s2.load_state_dict(blob["lr"]); g_s2.load_state_dict(blob["gamma"])
+    b.load_state_dict(blob["model"])
+    opt2.load_state_dict(blob["opt"])
+    lr_s2.load_state_dict(blob["lr"])
+    g_s2.load_state_dict(blob["gamma"])
     for _ in range(3):
         _train(b, opt2, 2)
-        lr_s2.step(); g_s2.step()
+        lr_s2.step()
+        g_s2.step()
     assert torch.equal(_flat(a), _flat(b))
-    assert opt2.param_groups[0]["gamma"] == opt.param_groups[0]["gamma"] == 0.5 ** 5
+    assert opt2.param_groups[0]["gamma"] == opt.param_groups[0]["gamma"] == 0.5**5
 
 
 @pytest.mark.parametrize("rule", ["additive", "hybrid", "multiplicative"])
@@ -129,7 +140,7 @@ def test_lr_scheduler_changes_the_step(rule):
     a, b = _model(), _model()
     oa = RuleSGD(a.parameters(), rule=rule, gamma=0.5, lr=0.1, eta_out=0.1)
     ob = RuleSGD(b.parameters(), rule=rule, gamma=0.5, lr=0.1, eta_out=0.1)
-    sched = torch.optim.lr_scheduler.LambdaLR(ob, lambda epoch: 0.1 ** epoch)
+    sched = torch.optim.lr_scheduler.LambdaLR(ob, lambda epoch: 0.1**epoch)
     _train(a, oa, 1)
     _train(b, ob, 1, sched)
     assert torch.equal(_flat(a), _flat(b))  # the first step is unchanged
@@ -162,8 +173,9 @@ def test_per_group_rules_and_zero_warning():
         RuleSGD(m.parameters(), rule="hybrid", gamma=1.0, lr=0.1, eta_out=0.1)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        opt = RuleSGD([{"params": weights}, {"params": biases, "rule": "additive"}],
-                      rule="multiplicative", lr=0.1, eta_out=0.1)
+        opt = RuleSGD(
+            [{"params": weights}, {"params": biases, "rule": "additive"}], rule="multiplicative", lr=0.1, eta_out=0.1
+        )
     _train(m, opt, 3)
     assert (m[0].bias != 0).all()  # the additive group moved the zero biases
 
@@ -207,7 +219,7 @@ def test_adam_bias_correction_inside_vs_outside():
     _train(b, RuleAdam(b.parameters(), bias_correction="inside", **kw), 1)
     p0 = _flat(_model())
     # Step 1 (m = 0.1 g): outside, 0.01/0.1 * tanh(m/denom); inside, 0.01 * tanh(m/(0.1 denom)).
-    assert (( _flat(a) - p0).abs().max() > (_flat(b) - p0).abs().max())
+    assert (_flat(a) - p0).abs().max() > (_flat(b) - p0).abs().max()
 
 
 def test_madam_matches_its_algorithm():
@@ -222,19 +234,22 @@ def test_madam_matches_its_algorithm():
         p.grad = g.clone()
         opt.step()
         v = 0.999 * v + 0.001 * g * g
-        gn = (g / ((v / (1 - 0.999 ** t)).sqrt() + 1e-8)).clamp(-10, 10)
+        gn = (g / ((v / (1 - 0.999**t)).sqrt() + 1e-8)).clamp(-10, 10)
         q = (q * torch.exp(-0.05 * gn * q.sign())).clamp(-bound, bound)
     torch.testing.assert_close(p.detach(), q, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("kwargs,needle", [
-    ({"gamma": 1.5}, "gamma=1.5"),
-    ({"eta_in": 0.0}, "eta_in=0.0"),
-    ({"eta_out": -1.0}, "eta_out=-1.0"),
-    ({"rule": "mult"}, "rule='mult'"),
-    ({"momentum": 0.0, "nesterov": True}, "Nesterov needs momentum > 0"),
-    ({"betas": (0.9, 1.0)}, "unknown hyperparameter 'betas'"),
-])
+@pytest.mark.parametrize(
+    "kwargs,needle",
+    [
+        ({"gamma": 1.5}, "gamma=1.5"),
+        ({"eta_in": 0.0}, "eta_in=0.0"),
+        ({"eta_out": -1.0}, "eta_out=-1.0"),
+        ({"rule": "mult"}, "rule='mult'"),
+        ({"momentum": 0.0, "nesterov": True}, "Nesterov needs momentum > 0"),
+        ({"betas": (0.9, 1.0)}, "unknown hyperparameter 'betas'"),
+    ],
+)
 def test_bad_arguments_name_the_argument(kwargs, needle):
     with pytest.raises(ValueError, match=needle.replace("(", r"\(")):
         RuleSGD([nn.Parameter(torch.ones(2))], **{"lr": 0.1, "eta_out": 0.1, **kwargs})
@@ -268,12 +283,14 @@ def test_registry_names_defaults_and_checks():
 def test_compare_runner_trains_a_rule_optimizer():
     from beyondsgd.bench import Experiment, run_experiment
 
-    r = run_experiment(Experiment(algorithm="h_adam", epochs=2, seed=0, model_options={"widths": (32,)}),
-                       progress=False)
+    r = run_experiment(
+        Experiment(algorithm="h_adam", epochs=2, seed=0, model_options={"widths": (32,)}), progress=False
+    )
     assert r.status == "ok" and r.history[-1]["test_accuracy"] > 0.5
 
 
 # --- schedules ---------------------------------------------------------------------------------
+
 
 def _opt():
     return RuleSGD([nn.Parameter(torch.ones(2))], rule="hybrid", lr=0.1, eta_out=0.2, gamma=0.8)
@@ -284,11 +301,13 @@ def test_hold_then_decay_and_inverse():
     s = schedules.HoldThenDecay(opt, "gamma", hold=2, factor=0.5)
     vals = [s.current()[0]]
     for _ in range(4):
-        s.step(); vals.append(s.current()[0])
+        s.step()
+        vals.append(s.current()[0])
     assert vals == pytest.approx([0.8, 0.8, 0.8, 0.4, 0.2])
     opt = _opt()
     s = schedules.InverseHoldThenDecay(opt, "gamma", hold=0, factor=0.5)
-    s.step(); s.step()
+    s.step()
+    s.step()
     assert s.current()[0] == pytest.approx(1 - 0.2 * 0.25)
 
 
@@ -300,7 +319,9 @@ def test_step_decay_and_random_choice_compose_with_lr_scheduler():
     g_s = schedules.RandomChoice(opt, "gamma", seed=3)
     seen = set()
     for _ in range(4):
-        lr_s.step(); eta_s.step(); g_s.step()
+        lr_s.step()
+        eta_s.step()
+        g_s.step()
         seen.add(opt.param_groups[0]["gamma"])
     g = opt.param_groups[0]
     assert g["lr"] == pytest.approx(0.1 / 16) and g["eta_out"] == pytest.approx(0.2 * 0.01)

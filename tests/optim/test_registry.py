@@ -30,14 +30,17 @@ def test_unknown_name():
         optim.create("nope", [torch.zeros(1, requires_grad=True)])
 
 
-@pytest.mark.parametrize("name,hp,needle", [
-    ("sgd", {"lr": -1.0}, "lr=-1.0"),
-    ("sgd", {"momentum": 1.5}, "momentum=1.5"),
-    ("adam", {"betas": (0.9, 1.0)}, "betas="),
-    ("adam", {"eps": 0.0}, "eps=0.0"),
-    ("adam", {"learning_rate": 0.1}, "unknown hyperparameter 'learning_rate'"),
-    ("rmsprop", {"alpha": float("nan")}, "alpha=nan"),
-])
+@pytest.mark.parametrize(
+    "name,hp,needle",
+    [
+        ("sgd", {"lr": -1.0}, "lr=-1.0"),
+        ("sgd", {"momentum": 1.5}, "momentum=1.5"),
+        ("adam", {"betas": (0.9, 1.0)}, "betas="),
+        ("adam", {"eps": 0.0}, "eps=0.0"),
+        ("adam", {"learning_rate": 0.1}, "unknown hyperparameter 'learning_rate'"),
+        ("rmsprop", {"alpha": float("nan")}, "alpha=nan"),
+    ],
+)
 def test_bad_hyperparameters_name_the_argument(name, hp, needle):
     with pytest.raises(ValueError, match=needle.replace("(", r"\(")):
         optim.create(name, [torch.zeros(1, requires_grad=True)], **hp)

@@ -7,11 +7,11 @@ import random
 
 import pytest
 import torch
+from constraint_examples import valid_value
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from beyondsgd import optim
-from constraint_examples import valid_value
 
 EXAMPLES_PER_OPTIMIZER = 20
 STEPS = 3
@@ -26,8 +26,9 @@ def _problem(data, rng, layered):
         widths = [data.draw(st.integers(1, 5), label="width") for _ in range(n + 1)]
         shapes = [s for i in range(n) for s in ((widths[i + 1], widths[i]), (widths[i + 1],))]
     else:
-        shapes = [tuple(data.draw(st.lists(st.integers(1, 5), min_size=1, max_size=3), label="shape"))
-                  for _ in range(n)]
+        shapes = [
+            tuple(data.draw(st.lists(st.integers(1, 5), min_size=1, max_size=3), label="shape")) for _ in range(n)
+        ]
     kinds = [data.draw(st.sampled_from(["normal", "normal", "zero", "none"]), label="grad") for _ in shapes]
     gen = torch.Generator().manual_seed(rng.randrange(2**31))
     params = [torch.randn(s, generator=gen, dtype=dtype).requires_grad_() for s in shapes]
@@ -48,12 +49,13 @@ def _closure(opt, params, targets, kinds):
         if loss.requires_grad:
             loss.backward()
         return loss.detach()
+
     return closure
 
 
 def _groups(params, split, spec, hp):
     if spec.param_groups is not None:  # layer-wise: one group per [weight, bias] pair
-        return [{"params": params[i:i + 2]} for i in range(0, len(params), 2)]
+        return [{"params": params[i : i + 2]} for i in range(0, len(params), 2)]
     if not split or len(params) < 2:
         return [{"params": params}]
     second = {"params": params[1:]}
@@ -67,14 +69,17 @@ def test_fuzz_optimizer(name):
     spec = optim.get_spec(name)
     completed = []
 
-    @settings(max_examples=EXAMPLES_PER_OPTIMIZER, deadline=None, derandomize=True,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+    @settings(
+        max_examples=EXAMPLES_PER_OPTIMIZER,
+        deadline=None,
+        derandomize=True,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+    )
     @given(data=st.data())
     def run(data):
         rng = random.Random(data.draw(st.integers(0, 2**31), label="seed"))
         params, targets, kinds = _problem(data, rng, layered=spec.param_groups is not None)
-        hp = {k: valid_value(c, spec.defaults.get(k), rng)
-              for k, c in spec.hyperparams.items() if rng.random() < 0.5}
+        hp = {k: valid_value(c, spec.defaults.get(k), rng) for k, c in spec.hyperparams.items() if rng.random() < 0.5}
         split = data.draw(st.booleans(), label="two_groups")
         try:
             opt = spec.factory(_groups(params, split, spec, hp), **{**spec.defaults, **hp})

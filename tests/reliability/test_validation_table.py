@@ -7,11 +7,11 @@ constraint table, so new algorithms are covered automatically.
 
 import pytest
 import torch
+from constraint_examples import invalid_values
 
 from beyondsgd import optim
 from beyondsgd.bench import algorithms as alg_registry
 from beyondsgd.bench import available_algorithms
-from constraint_examples import invalid_values
 
 
 def _cases():
@@ -59,7 +59,11 @@ def _own_optimizer_cases():
     return cases
 
 
-@pytest.mark.parametrize("name,hp,bad", _own_optimizer_cases() or [pytest.param(None, None, None, marks=pytest.mark.skip("no package-owned optimizer registered yet"))])
+@pytest.mark.parametrize(
+    "name,hp,bad",
+    _own_optimizer_cases()
+    or [pytest.param(None, None, None, marks=pytest.mark.skip("no package-owned optimizer registered yet"))],
+)
 def test_constructor_validates_without_the_registry(name, hp, bad):
     spec = optim.get_spec(name)
     model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Tanh(), torch.nn.Linear(3, 2))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from beyondsgd.am.inertia import Inertia, extrapolate
 from beyondsgd.am.projections import ELU, Activation, LeakyReLU, ReLU, activation_from_module
-from beyondsgd.am.trainer import AM_HYPERPARAMS, TIAM_HYPERPARAMS, AMTrainer, PlainAM, TIAM
+from beyondsgd.am.trainer import AM_HYPERPARAMS, TIAM, TIAM_HYPERPARAMS, AMTrainer, PlainAM
 from beyondsgd.bench.algorithms import TrainerSpec, register_trainer
 
 #: Defaults of both algorithms (chosen by the sweep in docs/tiam.md).
@@ -40,18 +40,43 @@ def _factory(cls):
     return make
 
 
-register_trainer(TrainerSpec(
-    name="tiam", factory=_factory(TIAM), hyperparams=TIAM_HYPERPARAMS, defaults=TIAM_DEFAULTS,
-    description="triple-inertial alternating minimization (gradient-free, full batch)",
-    family="TIAM (alternating minimization)", batch_size="full",
-))
-register_trainer(TrainerSpec(
-    name="am", factory=_factory(PlainAM), hyperparams=AM_HYPERPARAMS, defaults=AM_DEFAULTS,
-    description="plain alternating minimization (TIAM with no inertia)",
-    family="TIAM (alternating minimization)", batch_size="full",
-))
+register_trainer(
+    TrainerSpec(
+        name="tiam",
+        factory=_factory(TIAM),
+        hyperparams=TIAM_HYPERPARAMS,
+        defaults=TIAM_DEFAULTS,
+        description="triple-inertial alternating minimization (gradient-free, full batch)",
+        family="TIAM (alternating minimization)",
+        batch_size="full",
+    )
+)
+register_trainer(
+    TrainerSpec(
+        name="am",
+        factory=_factory(PlainAM),
+        hyperparams=AM_HYPERPARAMS,
+        defaults=AM_DEFAULTS,
+        description="plain alternating minimization (TIAM with no inertia)",
+        family="TIAM (alternating minimization)",
+        batch_size="full",
+    )
+)
 
 __all__ = [
-    "ABLATIONS", "AM_DEFAULTS", "AM_HYPERPARAMS", "AMTrainer", "Activation", "ELU", "Inertia", "LeakyReLU",
-    "PlainAM", "ReLU", "TIAM", "TIAM_DEFAULTS", "TIAM_HYPERPARAMS", "activation_from_module", "extrapolate",
+    "ABLATIONS",
+    "AM_DEFAULTS",
+    "AM_HYPERPARAMS",
+    "AMTrainer",
+    "Activation",
+    "ELU",
+    "Inertia",
+    "LeakyReLU",
+    "PlainAM",
+    "ReLU",
+    "TIAM",
+    "TIAM_DEFAULTS",
+    "TIAM_HYPERPARAMS",
+    "activation_from_module",
+    "extrapolate",
 ]

@@ -16,8 +16,8 @@ predecessors invert ``rho a a^T + mu I``; this needs only matrix products.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import abc
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -62,8 +62,9 @@ class CrossEntropy(OutputLoss):
 
     name = "cross_entropy"
 
-    def __init__(self, max_iters: int = 500, tol: float = 1e-4,
-                 reduce_max: Callable[[float], float] | None = None) -> None:
+    def __init__(
+        self, max_iters: int = 500, tol: float = 1e-4, reduce_max: Callable[[float], float] | None = None
+    ) -> None:
         self.max_iters, self.tol = int(max_iters), float(tol)
         self.reduce_max = reduce_max
         self.last_iters = 0

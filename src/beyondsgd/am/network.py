@@ -33,7 +33,8 @@ def parse_mlp(model: nn.Module) -> LayerStructure:
     if not isinstance(model, nn.Sequential):
         raise ValueError(
             f"alternating minimization trains fully connected nets (model 'mlp', an nn.Sequential of "
-            f"Flatten/Linear/activation); got {type(model).__name__}")
+            f"Flatten/Linear/activation); got {type(model).__name__}"
+        )
     layers = list(model.children())
     flatten = bool(layers) and isinstance(layers[0], nn.Flatten)
     if flatten:
@@ -43,7 +44,8 @@ def parse_mlp(model: nn.Module) -> LayerStructure:
         names = ", ".join(type(m).__name__ for m in model.children())
         raise ValueError(
             "alternating minimization needs an MLP: [Flatten,] Linear, activation, ..., Linear "
-            f"(model 'mlp'); got layers {names}")
+            f"(model 'mlp'); got layers {names}"
+        )
     if any(lin.bias is None for lin in linears):
         raise ValueError("alternating minimization needs Linear layers with biases (bias=True)")
     return LayerStructure(list(linears), [activation_from_module(a) for a in acts], flatten)

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 import torch
 
 
-def penalty_sum(a_in: torch.Tensor, W: torch.Tensor, b: torch.Tensor, z: torch.Tensor, rho: float,
-                aw: torch.Tensor | None = None) -> torch.Tensor:
+def penalty_sum(
+    a_in: torch.Tensor, W: torch.Tensor, b: torch.Tensor, z: torch.Tensor, rho: float, aw: torch.Tensor | None = None
+) -> torch.Tensor:
     """``(rho/2) ||z - a_in W^T - b||^2`` summed over the batch (0-d).
 
     Args:
@@ -56,7 +57,10 @@ class ObjectiveTerms:
 
     def as_log(self, prefix: str = "am_") -> dict[str, float]:
         return {
-            f"{prefix}objective": self.objective, f"{prefix}loss": self.loss,
-            f"{prefix}penalty": self.penalty, f"{prefix}reg": self.reg,
-            f"{prefix}activation_gap": self.activation_gap, f"{prefix}eps": self.eps,
+            f"{prefix}objective": self.objective,
+            f"{prefix}loss": self.loss,
+            f"{prefix}penalty": self.penalty,
+            f"{prefix}reg": self.reg,
+            f"{prefix}activation_gap": self.activation_gap,
+            f"{prefix}eps": self.eps,
         }

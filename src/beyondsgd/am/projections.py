@@ -88,8 +88,10 @@ class LeakyReLU(Activation):
 
     def __init__(self, slope: float = 0.01) -> None:
         if not slope > 0:
-            raise ValueError(f"invalid negative_slope={slope!r} for alternating minimization: expected > 0 "
-                             "(slope 0 is ReLU, a negative slope is not monotone)")
+            raise ValueError(
+                f"invalid negative_slope={slope!r} for alternating minimization: expected > 0 "
+                "(slope 0 is ReLU, a negative slope is not monotone)"
+            )
         self.slope = float(slope)
 
     def __call__(self, z: torch.Tensor) -> torch.Tensor:
@@ -138,4 +140,5 @@ def activation_from_module(module: nn.Module) -> Activation:
         return ELU(module.alpha)
     raise ValueError(
         f"alternating minimization supports the activations relu, leaky_relu and elu (exact "
-        f"z-projections); got {type(module).__name__}")
+        f"z-projections); got {type(module).__name__}"
+    )

@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -43,7 +44,15 @@ from beyondsgd.am.objective import ObjectiveTerms, penalty_sum
 from beyondsgd.am.reduction import Reducer, max_abs
 from beyondsgd.bench.trainer import LossFn, Trainer
 from beyondsgd.validation import (
-    BOOL, NONNEGATIVE, NONNEGATIVE_INT, POSITIVE, POSITIVE_INT, UNIT, Interval, OneOf, check_hyperparams,
+    BOOL,
+    NONNEGATIVE,
+    NONNEGATIVE_INT,
+    POSITIVE,
+    POSITIVE_INT,
+    UNIT,
+    Interval,
+    OneOf,
+    check_hyperparams,
 )
 
 #: Constraints of every hyperparameter of the AM family (one table, used by the
@@ -74,8 +83,9 @@ TIAM_HYPERPARAMS = {
 _Z3 = (0.0, 0.0, 0.0)
 
 
-def output_loss_for(loss_fn: LossFn, prox_iters: int, prox_tol: float,
-                    reduce_max: Callable[[float], float] | None = None) -> OutputLoss:
+def output_loss_for(
+    loss_fn: LossFn, prox_iters: int, prox_tol: float, reduce_max: Callable[[float], float] | None = None
+) -> OutputLoss:
     """The output loss matching the runner's ``loss_fn`` (cross-entropy or MSE).
 
     ``reduce_max``: the maximum over ranks, for the cross-entropy prox's global stopping test.
@@ -84,8 +94,10 @@ def output_loss_for(loss_fn: LossFn, prox_iters: int, prox_tol: float,
         return CrossEntropy(prox_iters, prox_tol, reduce_max)
     if loss_fn is F.mse_loss:
         return Squared()
-    raise ValueError("alternating minimization supports the output losses torch.nn.functional.cross_entropy "
-                     f"and torch.nn.functional.mse_loss; got {loss_fn!r}")
+    raise ValueError(
+        "alternating minimization supports the output losses torch.nn.functional.cross_entropy "
+        f"and torch.nn.functional.mse_loss; got {loss_fn!r}"
+    )
 
 
 def available_memory_bytes(device: torch.device) -> int:
@@ -171,9 +183,20 @@ class AMTrainer(Trainer):
         memory_fraction: float = 0.5,
         distributed: bool | None = None,
     ) -> None:
-        hp = dict(rho=rho, mu=mu, eps=eps, eps_decay=eps_decay, eps_min=eps_min, safeguard=safeguard,
-                  theta_init=theta_init, max_doublings=max_doublings, prox_iters=prox_iters,
-                  prox_tol=prox_tol, output_init=output_init, memory_fraction=memory_fraction)
+        hp = dict(
+            rho=rho,
+            mu=mu,
+            eps=eps,
+            eps_decay=eps_decay,
+            eps_min=eps_min,
+            safeguard=safeguard,
+            theta_init=theta_init,
+            max_doublings=max_doublings,
+            prox_iters=prox_iters,
+            prox_tol=prox_tol,
+            output_init=output_init,
+            memory_fraction=memory_fraction,
+        )
         inertial = dict(p1=p1, p2=p2, p3=p3, schedule=schedule)
         if "p1" in self.HYPERPARAMS:
             hp.update(inertial)
@@ -186,8 +209,7 @@ class AMTrainer(Trainer):
         self.acts = self.structure.activations
         self.distributed = dist.is_distributed() if distributed is None else bool(distributed)
         self._red = Reducer(self.distributed)
-        self.out_loss = output_loss_for(loss_fn, prox_iters, prox_tol,
-                                        self._red.max if self.distributed else None)
+        self.out_loss = output_loss_for(loss_fn, prox_iters, prox_tol, self._red.max if self.distributed else None)
         self.rho, self.mu = float(rho), float(mu)
         self.eps0, self.eps_decay, self.eps_min = float(eps), float(eps_decay), float(eps_min)
         self.inertia = Inertia(float(p1), float(p2), float(p3), schedule)
@@ -198,12 +220,13 @@ class AMTrainer(Trainer):
         self.n = X.shape[0]  # global: batch sizes, the eps schedule and the means count every rank's samples
         Xf = X.reshape(self.n, -1)
         if Xf.shape[1] != lin[0].in_features:
-            raise ValueError(f"inputs have {Xf.shape[1]} features per sample; the first Linear layer "
-                             f"expects {lin[0].in_features}")
+            raise ValueError(
+                f"inputs have {Xf.shape[1]} features per sample; the first Linear layer expects {lin[0].in_features}"
+            )
         # The samples whose z, a this process holds: all of them, or the rank's block.
         self.start, self.stop = dist.owned_range(self.n) if self.distributed else (0, self.n)
         if self.distributed:
-            Xf, y = Xf[self.start:self.stop], y[self.start:self.stop]
+            Xf, y = Xf[self.start : self.stop], y[self.start : self.stop]
         self.y_own = y
         dtype, device = lin[0].weight.dtype, lin[0].weight.device
         need = auxiliary_bytes(Xf.shape[0], Xf.shape[1], self.structure.widths, torch.finfo(dtype).bits // 8)
@@ -213,7 +236,8 @@ class AMTrainer(Trainer):
                 f"alternating minimization needs about {need / 2**20:.0f} MiB for its auxiliary variables "
                 f"(O(N x width) per layer: {Xf.shape[0]} samples, widths {self.structure.widths}), more than "
                 f"memory_fraction={memory_fraction} of the {free / 2**20:.0f} MiB free on {device}; "
-                "use fewer training samples or a smaller net")
+                "use fewer training samples or a smaller net"
+            )
         self.Xf = Xf.to(dtype)
 
         with torch.no_grad():
@@ -370,8 +394,10 @@ class AMTrainer(Trainer):
                 pen_u = self._red.sum(penalty_sum(a_in, U, b_in, z_in, rho, aw=last["aw"]))
                 return pen_u / m + 0.5 * mu * U.pow(2).sum()
 
-            res = self._timed("W.backtracking", lambda: backtracking_step(
-                f, f_hat, grad, W_til, W_hat, self.theta_W[j], None, self.max_doublings))
+            res = self._timed(
+                "W.backtracking",
+                lambda: backtracking_step(f, f_hat, grad, W_til, W_hat, self.theta_W[j], None, self.max_doublings),
+            )
             self.theta_W[j] = res.theta
             if res.u is None:
                 self.cap_count += 1
@@ -471,9 +497,20 @@ class AMTrainer(Trainer):
                 last["aw"] = U @ W_in.T
                 return penalty_sum(U, W_in, b_in, z_in, rho, aw=last["aw"])
 
-            res = self._timed("a.backtracking", lambda: backtracking_step(
-                f, f_hat, grad, a_til, a_hat, self.theta_a[i - 1], op, self.max_doublings,
-                self._red.sum if self.distributed else None))
+            res = self._timed(
+                "a.backtracking",
+                lambda: backtracking_step(
+                    f,
+                    f_hat,
+                    grad,
+                    a_til,
+                    a_hat,
+                    self.theta_a[i - 1],
+                    op,
+                    self.max_doublings,
+                    self._red.sum if self.distributed else None,
+                ),
+            )
             self.theta_a[i - 1] = res.theta
             if res.u is None:
                 self.cap_count += 1
@@ -522,20 +559,23 @@ class AMTrainer(Trainer):
         L, n = self.num_layers, self.n
         *pens, loss_sum = self._red.sums(
             *[penalty_sum(self.a[j], self.W[j], self.b[j], self.z[j], self.rho) for j in range(L)],
-            self.out_loss.sum(self.z[-1], self.y_own))
+            self.out_loss.sum(self.z[-1], self.y_own),
+        )
         pen = sum(float(v) for v in pens)
         loss = float(loss_sum) / n
         reg = float(0.5 * self.mu * sum(w.pow(2).sum() for w in self.W))
-        gap = self._red.max(max((max_abs(self.a[j + 1] - self.acts[j](self.z[j])) for j in range(L - 1)),
-                                default=0.0))
+        gap = self._red.max(max((max_abs(self.a[j + 1] - self.acts[j](self.z[j])) for j in range(L - 1)), default=0.0))
         return ObjectiveTerms(loss, pen / n, reg, gap, self.eps)
 
     def end_epoch(self, epoch: int) -> dict[str, float]:
         """Objective terms, activation gap, eps, safeguard and backtracking-cap counts."""
         terms = self._last_terms if self._last_terms is not None else self.objective_terms()
         self._last_terms = None
-        return {**terms.as_log(), "am_safeguard_redos": float(self.safeguard_count),
-                "am_backtrack_caps": float(self.cap_count)}
+        return {
+            **terms.as_log(),
+            "am_safeguard_redos": float(self.safeguard_count),
+            "am_backtrack_caps": float(self.cap_count),
+        }
 
     _STATE_LISTS = ("W", "Wp", "b", "bp", "z", "zp", "a", "ap", "theta_W", "theta_a")
     _STATE_SCALARS = ("k", "samples_seen", "safeguard_count", "cap_count")
@@ -565,7 +605,7 @@ class AMTrainer(Trainer):
         if name in ("a", "ap") and j == 0:  # the input: every rank has it, nothing to communicate
             return self.X.reshape(self.n, -1).to(t.dtype).clone()
         full = t.new_zeros((self.n, *t.shape[1:]))
-        full[self.start:self.stop] = t
+        full[self.start : self.stop] = t
         return dist.all_reduce_sum(full)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -579,7 +619,7 @@ class AMTrainer(Trainer):
                 if any(t.shape[0] != self.n for t in new):
                     raise ValueError(f"state holds {name!r} for {new[0].shape[0]} samples; this trainer has {self.n}")
                 if self.distributed:
-                    new = [t[self.start:self.stop].clone() for t in new]
+                    new = [t[self.start : self.stop].clone() for t in new]
             setattr(self, name, new)
         for name in self._STATE_SCALARS:
             setattr(self, name, state[name])

@@ -10,8 +10,9 @@ are listed in ``_TRAINER_MODULES`` and imported on first use.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import torch
 from torch import nn

@@ -69,8 +69,10 @@ class LoopCheckpoint:
             return None
         state = load_checkpoint(self.path)
         if state.get("identity") != self.identity:
-            raise ValueError(f"checkpoint {str(self.path)!r} belongs to another run ({state.get('identity')}, "
-                             f"this run: {self.identity}); delete it or use another output folder")
+            raise ValueError(
+                f"checkpoint {str(self.path)!r} belongs to another run ({state.get('identity')}, "
+                f"this run: {self.identity}); delete it or use another output folder"
+            )
         return state["state"] | {"done": state["done"]}
 
     def due(self, iteration: int) -> bool:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 import platform
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
@@ -21,7 +22,7 @@ from beyondsgd.bench.runner import HISTORY_COLUMNS, Experiment, RunResult, loss_
 from beyondsgd.data import load_dataset
 from beyondsgd.device import resolve_device
 from beyondsgd.models import create_model
-from beyondsgd.validation import POSITIVE_INT, NONNEGATIVE_INT, UNIT
+from beyondsgd.validation import NONNEGATIVE_INT, POSITIVE_INT, UNIT
 
 log = logging.getLogger(__name__)
 
@@ -91,10 +92,16 @@ def _experiments(cfg: CompareConfig) -> list[Experiment]:
         bs = cfg.batch_size if cfg.batch_size is not None else (info.batch_size or CompareConfig.DEFAULT_BATCH_SIZE)
         for seed in range(cfg.seeds):
             exp = Experiment(
-                algorithm=info.name, dataset=cfg.dataset, model=cfg.model,
-                hyperparams=dict(cfg.hyperparams.get(info.name, {})), epochs=cfg.epochs,
-                batch_size=bs, seed=seed, dataset_options=dict(cfg.dataset_options),
-                model_options=dict(cfg.model_options), device=cfg.device,
+                algorithm=info.name,
+                dataset=cfg.dataset,
+                model=cfg.model,
+                hyperparams=dict(cfg.hyperparams.get(info.name, {})),
+                epochs=cfg.epochs,
+                batch_size=bs,
+                seed=seed,
+                dataset_options=dict(cfg.dataset_options),
+                model_options=dict(cfg.model_options),
+                device=cfg.device,
             )
             exp.validate()
             exps.append(exp)
@@ -131,8 +138,9 @@ def run_compare(cfg: CompareConfig, progress: bool | None = None) -> CompareOutp
     for exp in exps:
         try:
             ckpt = out / "checkpoints" / f"{exp.algorithm}-seed{exp.seed}.pt" if cfg.checkpoint_every else None
-            res = run_experiment(exp, data=data, progress=progress, checkpoint=ckpt,
-                                 checkpoint_every=cfg.checkpoint_every or 1)
+            res = run_experiment(
+                exp, data=data, progress=progress, checkpoint=ckpt, checkpoint_every=cfg.checkpoint_every or 1
+            )
         except (ValueError, KeyboardInterrupt, dist.RankFailure):
             raise
         except Exception as err:  # an algorithm crashing must not lose the other runs

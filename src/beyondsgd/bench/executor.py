@@ -22,10 +22,11 @@ import os
 import platform
 import time
 import traceback
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from beyondsgd.bench.store import RunStore
 from beyondsgd.bench.sweep import RunTask
@@ -58,9 +59,17 @@ def _dataset(task: RunTask):
             n_val = max(1, int(round(task.validation_fraction * n)))
             perm = torch.randperm(n, generator=torch.Generator().manual_seed(12345))
             val, tr = perm[:n_val], perm[n_val:]
-            data = Dataset(data.name, data.X_train[tr], data.y_train[tr], data.X_train[val], data.y_train[val],
-                           data.input_shape, data.num_classes, data.task,
-                           f"{data.source} [tuning split: {n - n_val} train / {n_val} validation]")
+            data = Dataset(
+                data.name,
+                data.X_train[tr],
+                data.y_train[tr],
+                data.X_train[val],
+                data.y_train[val],
+                data.input_shape,
+                data.num_classes,
+                data.task,
+                f"{data.source} [tuning split: {n - n_val} train / {n_val} validation]",
+            )
         if len(_DATA_CACHE) > 8:
             _DATA_CACHE.clear()
         _DATA_CACHE[ck] = data
@@ -83,14 +92,23 @@ def execute_task(task: RunTask, threads: int | None = None) -> dict[str, Any]:
     record: dict[str, Any] = {"key": task.key, "task": asdict(task), "host": platform.node(), "pid": os.getpid()}
     start = time.perf_counter()
     try:
-        result = run_experiment(Experiment(**task.experiment), data=_dataset(task), progress=False,
-                                checkpoint=task.checkpoint, checkpoint_every=task.checkpoint_every)
+        result = run_experiment(
+            Experiment(**task.experiment),
+            data=_dataset(task),
+            progress=False,
+            checkpoint=task.checkpoint,
+            checkpoint_every=task.checkpoint_every,
+        )
         record.update(status=result.status, result=result.to_dict(), error=None)
     except KeyboardInterrupt:
         raise
     except Exception as err:
-        record.update(status="failed", result={"history": [], "hyperparams": task.experiment["hyperparams"]},
-                      error=f"{type(err).__name__}: {err}", traceback=traceback.format_exc(limit=5))
+        record.update(
+            status="failed",
+            result={"history": [], "hyperparams": task.experiment["hyperparams"]},
+            error=f"{type(err).__name__}: {err}",
+            traceback=traceback.format_exc(limit=5),
+        )
     record["wall_s"] = time.perf_counter() - start
     return record
 
@@ -125,8 +143,12 @@ class LocalPool:
 
             # "spawn": a fresh interpreter per worker; forking a process that already
             # runs torch's thread pools can deadlock.
-            self.executor = ProcessPoolExecutor(max_workers=self.workers, mp_context=mp.get_context("spawn"),
-                                                initializer=_init_worker, initargs=(self.threads,))
+            self.executor = ProcessPoolExecutor(
+                max_workers=self.workers,
+                mp_context=mp.get_context("spawn"),
+                initializer=_init_worker,
+                initargs=(self.threads,),
+            )
         return self.executor
 
     def discard(self, wait_: bool = False, kill: bool = False) -> None:
@@ -147,8 +169,15 @@ class LocalPool:
         self.discard(wait_=exc_type is None, kill=exc_type is not None)
 
 
-def run_local(tasks: Sequence[RunTask], store: RunStore, workers: int, threads: int,
-              on_done: Callback | None = None, retries: int = 2, pool: LocalPool | None = None) -> list[str]:
+def run_local(
+    tasks: Sequence[RunTask],
+    store: RunStore,
+    workers: int,
+    threads: int,
+    on_done: Callback | None = None,
+    retries: int = 2,
+    pool: LocalPool | None = None,
+) -> list[str]:
     """Run ``tasks`` in ``workers`` processes (``workers == 1``: in this process).
 
     Args:
@@ -202,8 +231,14 @@ def run_local(tasks: Sequence[RunTask], store: RunStore, workers: int, threads: 
     return lost
 
 
-def run_ray(tasks: Sequence[RunTask], store: RunStore, threads: int, on_done: Callback | None = None,
-            address: str | None = None, retries: int = 2) -> list[str]:
+def run_ray(
+    tasks: Sequence[RunTask],
+    store: RunStore,
+    threads: int,
+    on_done: Callback | None = None,
+    address: str | None = None,
+    retries: int = 2,
+) -> list[str]:
     """Run ``tasks`` as Ray tasks (one CPU each); the driver stores each record as it arrives.
 
     Connects to ``address`` (e.g. ``"auto"`` for a running cluster) or, when Ray

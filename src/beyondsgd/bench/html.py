@@ -53,7 +53,7 @@ def _inline(text: str, base: Path) -> str:
     parts: list[str] = []
     pos = 0
     for m in _IMG.finditer(text):
-        parts.append(_inline_plain(text[pos:m.start()]))
+        parts.append(_inline_plain(text[pos : m.start()]))
         alt, src = m.group(1), m.group(2)
         if re.match(r"^(https?:|data:)", src):
             parts.append(f'<img alt="{html.escape(alt)}" src="{html.escape(src)}">')
@@ -110,7 +110,7 @@ def markdown_to_html(markdown: str, base: str | Path = ".", title: str = "beyond
             j = i + 1
             while j < len(lines) and not lines[j].strip().startswith("```"):
                 j += 1
-            out.append(f"<pre><code>{html.escape(chr(10).join(lines[i + 1:j]))}</code></pre>")
+            out.append(f"<pre><code>{html.escape(chr(10).join(lines[i + 1 : j]))}</code></pre>")
             i = j + 1
             continue
         if not s:
@@ -127,10 +127,13 @@ def markdown_to_html(markdown: str, base: str | Path = ".", title: str = "beyond
             while j < len(lines) and lines[j].strip().startswith("|"):
                 rows.append(_cells(lines[j]))
                 j += 1
-            out.append("<table><thead><tr>" + "".join(f"<th>{_inline(c, base)}</th>" for c in head)
-                       + "</tr></thead><tbody>"
-                       + "".join("<tr>" + "".join(f"<td>{_inline(c, base)}</td>" for c in r) + "</tr>" for r in rows)
-                       + "</tbody></table>")
+            out.append(
+                "<table><thead><tr>"
+                + "".join(f"<th>{_inline(c, base)}</th>" for c in head)
+                + "</tr></thead><tbody>"
+                + "".join("<tr>" + "".join(f"<td>{_inline(c, base)}</td>" for c in r) + "</tr>" for r in rows)
+                + "</tbody></table>"
+            )
             i = j
             continue
         elif re.match(r"^([-*]|\d+\.)\s+", s):
@@ -138,8 +141,9 @@ def markdown_to_html(markdown: str, base: str | Path = ".", title: str = "beyond
             ordered = bool(re.match(r"^\d+\.", s))
             items = []
             j = i
-            while j < len(lines) and (re.match(r"^\s*([-*]|\d+\.)\s+", lines[j])
-                                      or (lines[j].startswith("  ") and lines[j].strip() and items)):
+            while j < len(lines) and (
+                re.match(r"^\s*([-*]|\d+\.)\s+", lines[j]) or (lines[j].startswith("  ") and lines[j].strip() and items)
+            ):
                 if re.match(r"^\s*([-*]|\d+\.)\s+", lines[j]):
                     items.append(re.sub(r"^\s*([-*]|\d+\.)\s+", "", lines[j]))
                 else:
@@ -153,8 +157,10 @@ def markdown_to_html(markdown: str, base: str | Path = ".", title: str = "beyond
             para.append(s)
         i += 1
     flush()
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
-            f"<style>{_CSS}</style></head><body>\n" + "\n".join(out) + "\n</body></html>\n")
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{_CSS}</style></head><body>\n" + "\n".join(out) + "\n</body></html>\n"
+    )
 
 
 def write_html_report(markdown_path: str | Path, html_path: str | Path | None = None, title: str | None = None) -> Path:

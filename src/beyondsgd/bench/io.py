@@ -13,8 +13,9 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 
 def write_atomic(path: str | os.PathLike, data: str | bytes) -> Path:

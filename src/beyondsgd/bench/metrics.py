@@ -36,7 +36,7 @@ def evaluate(
     total_loss = torch.zeros((), device=X.device, dtype=torch.float64)
     correct = torch.zeros((), device=X.device, dtype=torch.int64)
     for start in range(0, X.shape[0], batch_size):
-        xb, yb = X[start:start + batch_size], y[start:start + batch_size]
+        xb, yb = X[start : start + batch_size], y[start : start + batch_size]
         out = module(xb)
         total_loss += loss_fn(out, yb).double() * xb.shape[0]
         if classification:

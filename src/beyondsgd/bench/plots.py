@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -74,8 +75,9 @@ def plot_metric_grid(
     Returns:
         The path written.
     """
-    from beyondsgd.bench.io import write_atomic
     import io
+
+    from beyondsgd.bench.io import write_atomic
 
     plt = _pyplot()
     algs = sorted({str(r["algorithm"]) for r in rows})
@@ -97,8 +99,14 @@ def plot_metric_grid(
         ax.set_ylabel(LABELS.get(metric, metric))
         ax.grid(alpha=0.3)
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False,
-               title="algorithm (mean, band: min–max over seeds)")
+    fig.legend(
+        handles,
+        labels,
+        loc="center left",
+        bbox_to_anchor=(1.0, 0.5),
+        frameon=False,
+        title="algorithm (mean, band: min–max over seeds)",
+    )
     if title:
         fig.suptitle(title)
     fig.tight_layout()

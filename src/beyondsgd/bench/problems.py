@@ -15,8 +15,8 @@ its minimizer ``x_star``, minimum ``f_star`` and a standard starting point ``x0`
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import torch
 
@@ -86,9 +86,16 @@ def quadratic(condition: float = 100.0, dim: int = 10, seed: int = 0, same_sign:
         z = x - x_star
         return 0.5 * ((z @ A) * z).sum(-1)
 
-    return Problem(f"quadratic-k{condition:g}" + ("-samesign" if same_sign else ""), f, x_star, 0.0, x0, True,
-                   f"convex quadratic, dim {dim}, condition number {condition:g}"
-                   + (", start on the minimizer's side of zero" if same_sign else ""))
+    return Problem(
+        f"quadratic-k{condition:g}" + ("-samesign" if same_sign else ""),
+        f,
+        x_star,
+        0.0,
+        x0,
+        True,
+        f"convex quadratic, dim {dim}, condition number {condition:g}"
+        + (", start on the minimizer's side of zero" if same_sign else ""),
+    )
 
 
 def logistic_regression(n: int = 200, dim: int = 10, l2: float = 1e-2, seed: int = 0) -> Problem:
@@ -121,8 +128,15 @@ def logistic_regression(n: int = 200, dim: int = 10, l2: float = 1e-2, seed: int
         hess = (a.T * (s * (1 - s))) @ a / n + l2 * torch.eye(dim, dtype=torch.float64)
         w = w - torch.linalg.solve(hess, grad)
     x0 = torch.randn(dim, generator=g, dtype=torch.float64)
-    return Problem("logistic", f, w, float(f(w)), x0, True,
-                   f"L2-regularized logistic regression, {n} samples, dim {dim}, l2 {l2:g}")
+    return Problem(
+        "logistic",
+        f,
+        w,
+        float(f(w)),
+        x0,
+        True,
+        f"L2-regularized logistic regression, {n} samples, dim {dim}, l2 {l2:g}",
+    )
 
 
 def rosenbrock(dim: int = 2) -> Problem:
@@ -133,8 +147,9 @@ def rosenbrock(dim: int = 2) -> Problem:
         return (100.0 * (x[..., 1:] - x[..., :-1] ** 2) ** 2 + (1.0 - x[..., :-1]) ** 2).sum(-1)
 
     x0 = _f64([-1.2] + [1.0] * (dim - 1))
-    return Problem("rosenbrock", f, torch.ones(dim, dtype=torch.float64), 0.0, x0, False,
-                   f"Rosenbrock's valley, dim {dim}")
+    return Problem(
+        "rosenbrock", f, torch.ones(dim, dtype=torch.float64), 0.0, x0, False, f"Rosenbrock's valley, dim {dim}"
+    )
 
 
 def _shift(shift: Sequence[float] | None, dim: int) -> torch.Tensor:
@@ -168,7 +183,7 @@ def beale() -> Problem:
 
     def f(z: torch.Tensor) -> torch.Tensor:
         x, y = z[..., 0], z[..., 1]
-        return (1.5 - x + x * y) ** 2 + (2.25 - x + x * y ** 2) ** 2 + (2.625 - x + x * y ** 3) ** 2
+        return (1.5 - x + x * y) ** 2 + (2.25 - x + x * y**2) ** 2 + (2.625 - x + x * y**3) ** 2
 
     return Problem("beale", f, _f64([3.0, 0.5]), 0.0, _f64([1.0, 1.0]), False, "Beale (2-D)")
 
@@ -185,8 +200,9 @@ def ackley(shift: Sequence[float] | None = None) -> Problem:
         return -20.0 * torch.exp(-0.2 * r) - torch.exp(torch.cos(2 * math.pi * z).mean(-1)) + math.e + 20.0
 
     name = "ackley" if shift is None else "ackley-shifted"
-    return Problem(name, f, s.clone(), 0.0, s + _f64([1.7, -1.1]), False,
-                   f"Ackley (2-D, multimodal), minimizer {s.tolist()}")
+    return Problem(
+        name, f, s.clone(), 0.0, s + _f64([1.7, -1.1]), False, f"Ackley (2-D, multimodal), minimizer {s.tolist()}"
+    )
 
 
 #: Where the shifted Rastrigin and Ackley put their minimizer (same signs as their starts).
@@ -197,5 +213,14 @@ def standard_problems(conditions: tuple[float, ...] = (1e1, 1e2, 1e3, 1e4)) -> l
     """The suite of the multiplicative reproduction: quadratics of each condition number (and one
     started on the minimizer's side of zero), logistic regression, Rosenbrock, Rastrigin, Beale,
     Ackley, and Rastrigin and Ackley shifted away from the origin."""
-    return [*(quadratic(c) for c in conditions), quadratic(1e2, same_sign=True), logistic_regression(),
-            rosenbrock(), rastrigin(), rastrigin(shift=SHIFT), beale(), ackley(), ackley(shift=SHIFT)]
+    return [
+        *(quadratic(c) for c in conditions),
+        quadratic(1e2, same_sign=True),
+        logistic_regression(),
+        rosenbrock(),
+        rastrigin(),
+        rastrigin(shift=SHIFT),
+        beale(),
+        ackley(),
+        ackley(shift=SHIFT),
+    ]

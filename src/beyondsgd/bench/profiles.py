@@ -31,7 +31,7 @@ References:
 from __future__ import annotations
 
 import math
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -96,8 +96,15 @@ def plot_profiles(ratios: np.ndarray, algorithms: Sequence[str], path, tau_max: 
     cmap = plt.get_cmap("tab20" if len(algorithms) > 10 else "tab10")
     order = np.argsort(-area, kind="stable")
     for k, j in enumerate(order):
-        ax.step(taus, rho[j], where="post", color=cmap(j % cmap.N), lw=1.6,
-                label=f"{algorithms[j]} (area {area[j]:.2f})", ls="-" if k < 10 else "--")
+        ax.step(
+            taus,
+            rho[j],
+            where="post",
+            color=cmap(j % cmap.N),
+            lw=1.6,
+            label=f"{algorithms[j]} (area {area[j]:.2f})",
+            ls="-" if k < 10 else "--",
+        )
     ax.set_xlim(1, tau_max)
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("τ (cost within a factor τ of the best algorithm)")

@@ -4,19 +4,33 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from beyondsgd.bench.runner import RunResult
 from beyondsgd.bench.stats import summarize_values, to_target
 
 SUMMARY_COLUMNS = (
-    "algorithm", "family", "runs", "diverged", "final_test_accuracy_mean", "final_test_accuracy_std",
-    "peak_test_accuracy_mean", "final_train_loss_mean", "time_to_target_s_mean", "epochs_to_target_mean",
-    "reached_target", "train_time_s_mean", "batch_size", "hyperparams",
+    "algorithm",
+    "family",
+    "runs",
+    "diverged",
+    "final_test_accuracy_mean",
+    "final_test_accuracy_std",
+    "peak_test_accuracy_mean",
+    "final_train_loss_mean",
+    "time_to_target_s_mean",
+    "epochs_to_target_mean",
+    "reached_target",
+    "train_time_s_mean",
+    "batch_size",
+    "hyperparams",
 )
 
 
-def summarize(results: Sequence[RunResult], target_accuracy: float, families: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+def summarize(
+    results: Sequence[RunResult], target_accuracy: float, families: Mapping[str, str] | None = None
+) -> list[dict[str, Any]]:
     """One row per algorithm: statistics over its seeds.
 
     Diverged runs are counted but never enter the means (their curves stop early).
@@ -33,22 +47,24 @@ def summarize(results: Sequence[RunResult], target_accuracy: float, families: Ma
         ttt = [to_target(r.history, "test_accuracy", target_accuracy, "time_s") for r in ok]
         ett = [to_target(r.history, "test_accuracy", target_accuracy, "epoch") for r in ok]
         reached = sum(math.isfinite(t) for t in ttt)
-        rows.append({
-            "algorithm": alg,
-            "family": (families or {}).get(alg, ""),
-            "runs": len(runs),
-            "diverged": len(runs) - len(ok),
-            "final_test_accuracy_mean": final_acc.mean,
-            "final_test_accuracy_std": final_acc.std,
-            "peak_test_accuracy_mean": peak.mean,
-            "final_train_loss_mean": summarize_values(r.final("train_loss") for r in ok).mean,
-            "time_to_target_s_mean": summarize_values(ttt).mean,
-            "epochs_to_target_mean": summarize_values(ett).mean,
-            "reached_target": f"{reached}/{len(runs)}",
-            "train_time_s_mean": summarize_values(r.history[-1]["time_s"] for r in ok).mean,
-            "batch_size": runs[0].experiment.batch_size,
-            "hyperparams": _fmt_hp(runs[0].hyperparams),
-        })
+        rows.append(
+            {
+                "algorithm": alg,
+                "family": (families or {}).get(alg, ""),
+                "runs": len(runs),
+                "diverged": len(runs) - len(ok),
+                "final_test_accuracy_mean": final_acc.mean,
+                "final_test_accuracy_std": final_acc.std,
+                "peak_test_accuracy_mean": peak.mean,
+                "final_train_loss_mean": summarize_values(r.final("train_loss") for r in ok).mean,
+                "time_to_target_s_mean": summarize_values(ttt).mean,
+                "epochs_to_target_mean": summarize_values(ett).mean,
+                "reached_target": f"{reached}/{len(runs)}",
+                "train_time_s_mean": summarize_values(r.history[-1]["time_s"] for r in ok).mean,
+                "batch_size": runs[0].experiment.batch_size,
+                "hyperparams": _fmt_hp(runs[0].hyperparams),
+            }
+        )
     rows.sort(key=lambda r: (-_nan_low(r["final_test_accuracy_mean"]), r["algorithm"]))
     return rows
 
@@ -67,9 +83,11 @@ def _num(x: float, fmt: str) -> str:
 
 def markdown_table(rows: Sequence[Mapping[str, Any]], target_accuracy: float) -> str:
     """The summary as a Markdown table."""
-    head = ("| algorithm | final test acc (mean ± std) | peak test acc | final train loss "
-            f"| time to {target_accuracy:.0%} test acc [s] | epochs to target | reached | diverged | train time [s] | batch | hyperparameters |\n"
-            "|---|---|---|---|---|---|---|---|---|---|---|\n")
+    head = (
+        "| algorithm | final test acc (mean ± std) | peak test acc | final train loss "
+        f"| time to {target_accuracy:.0%} test acc [s] | epochs to target | reached | diverged | train time [s] | batch | hyperparameters |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|\n"
+    )
     lines = []
     for r in rows:
         lines.append(

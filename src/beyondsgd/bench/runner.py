@@ -33,12 +33,20 @@ from beyondsgd.bench.trainer import LossFn, Trainer
 from beyondsgd.data import Dataset, load_dataset
 from beyondsgd.device import resolve_device
 from beyondsgd.models import create_model
-from beyondsgd.validation import POSITIVE_INT, NONNEGATIVE_INT, Interval
+from beyondsgd.validation import NONNEGATIVE_INT, POSITIVE_INT, Interval
 
 #: Columns of the per-log-point rows (results.csv), in order.
 HISTORY_COLUMNS = (
-    "algorithm", "seed", "epoch", "step", "train_loss", "train_accuracy",
-    "test_loss", "test_accuracy", "time_s", "status",
+    "algorithm",
+    "seed",
+    "epoch",
+    "step",
+    "train_loss",
+    "train_accuracy",
+    "test_loss",
+    "test_accuracy",
+    "time_s",
+    "status",
 )
 
 
@@ -151,7 +159,7 @@ class BatchSampler:
         if self.perm is None or self.pos >= self.n:
             # One host-to-device copy per epoch, not per step.
             self.perm, self.pos = torch.randperm(self.n, generator=self.generator).to(self.device), 0
-        batch = self.perm[self.pos:self.pos + self.batch_size]
+        batch = self.perm[self.pos : self.pos + self.batch_size]
         self.pos += self.batch_size
         return batch
 
@@ -225,14 +233,29 @@ def run_experiment(
                 f"(without torchrun), not on {dist.world_size()} ranks"
             )
         ckpt = _Checkpointer(checkpoint, checkpoint_every, identity, resume)
-        return _train(exp, info.name, {**info.defaults, **exp.hyperparams}, trainer, data, loss_fn,
-                      classification, device, progress, ckpt)
+        return _train(
+            exp,
+            info.name,
+            {**info.defaults, **exp.hyperparams},
+            trainer,
+            data,
+            loss_fn,
+            classification,
+            device,
+            progress,
+            ckpt,
+        )
 
 
 def _data_signature(data: Dataset) -> dict[str, Any]:
     """What identifies the data of a run in its checkpoint (data may be passed in, outside the experiment)."""
-    return {"name": data.name, "n_train": data.n_train, "n_test": data.n_test,
-            "input_shape": list(data.input_shape), "task": data.task}
+    return {
+        "name": data.name,
+        "n_train": data.n_train,
+        "n_test": data.n_test,
+        "input_shape": list(data.input_shape),
+        "task": data.task,
+    }
 
 
 def _read_checkpoint(path: str | os.PathLike | None, identity: dict[str, Any]) -> dict[str, Any] | None:
@@ -260,8 +283,9 @@ def _check_same_resume(path: str | os.PathLike | None, found: bool) -> None:
         )
 
 
-def _evaluate(module: nn.Module, X: torch.Tensor, y: torch.Tensor, loss_fn: LossFn,
-              classification: bool) -> tuple[float, float]:
+def _evaluate(
+    module: nn.Module, X: torch.Tensor, y: torch.Tensor, loss_fn: LossFn, classification: bool
+) -> tuple[float, float]:
     """:func:`evaluate`, split over the ranks: each evaluates its block, the sums are all-reduced."""
     if not dist.is_distributed():
         return evaluate(module, X, y, loss_fn, classification)
@@ -276,12 +300,21 @@ def _evaluate(module: nn.Module, X: torch.Tensor, y: torch.Tensor, loss_fn: Loss
 class _Checkpointer:
     """Saves the run's full state every ``every`` log points; restores it on resume."""
 
-    def __init__(self, path: str | os.PathLike | None, every: int, identity: dict[str, Any],
-                 resume: dict[str, Any] | None):
+    def __init__(
+        self, path: str | os.PathLike | None, every: int, identity: dict[str, Any], resume: dict[str, Any] | None
+    ):
         self.path, self.every, self.identity, self.resume, self.count = path, every, identity, resume, 0
 
-    def save(self, trainer: Trainer, sampler: BatchSampler, result: RunResult, step: int,
-             elapsed: float, extra: dict[str, float], done: bool) -> None:
+    def save(
+        self,
+        trainer: Trainer,
+        sampler: BatchSampler,
+        result: RunResult,
+        step: int,
+        elapsed: float,
+        extra: dict[str, float],
+        done: bool,
+    ) -> None:
         """Write at every ``every``-th call, and always when ``done``."""
         self.count += 1
         if self.path is None or not (done or self.count % self.every == 0):
@@ -291,12 +324,22 @@ class _Checkpointer:
         trainer_state = trainer.state_dict()
         if not dist.is_main():
             return
-        save_checkpoint(self.path, {
-            **self.identity, "step": step, "elapsed": elapsed, "extra": extra,
-            "history": result.history, "status": result.status, "diverged_step": result.diverged_step,
-            "trainer": trainer_state, "sampler": sampler.state_dict(),
-            "rng": torch.get_rng_state(), "done": done,
-        })
+        save_checkpoint(
+            self.path,
+            {
+                **self.identity,
+                "step": step,
+                "elapsed": elapsed,
+                "extra": extra,
+                "history": result.history,
+                "status": result.status,
+                "diverged_step": result.diverged_step,
+                "trainer": trainer_state,
+                "sampler": sampler.state_dict(),
+                "rng": torch.get_rng_state(),
+                "done": done,
+            },
+        )
 
 
 def _train(
@@ -309,7 +352,7 @@ def _train(
     classification: bool,
     device: torch.device,
     progress: bool | None,
-    ckpt: "_Checkpointer",
+    ckpt: _Checkpointer,
 ) -> RunResult:
     n = data.n_train
     batch_size = None if exp.batch_size in ("full", None) else int(exp.batch_size)
@@ -324,11 +367,21 @@ def _train(
     def log(step: int, elapsed: float, extra: dict[str, float]) -> None:
         tr_loss, tr_acc = _evaluate(trainer.module, data.X_train, data.y_train, loss_fn, classification)
         te_loss, te_acc = _evaluate(trainer.module, data.X_test, data.y_test, loss_fn, classification)
-        result.history.append({
-            "algorithm": name, "seed": exp.seed, "epoch": step / steps_per_epoch, "step": step,
-            "train_loss": tr_loss, "train_accuracy": tr_acc, "test_loss": te_loss,
-            "test_accuracy": te_acc, "time_s": elapsed, "status": "ok", **extra,
-        })
+        result.history.append(
+            {
+                "algorithm": name,
+                "seed": exp.seed,
+                "epoch": step / steps_per_epoch,
+                "step": step,
+                "train_loss": tr_loss,
+                "train_accuracy": tr_acc,
+                "test_loss": te_loss,
+                "test_accuracy": te_acc,
+                "time_s": elapsed,
+                "status": "ok",
+                **extra,
+            }
+        )
 
     state = ckpt.resume
     if state is not None:

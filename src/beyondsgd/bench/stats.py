@@ -8,8 +8,9 @@ hand-made values.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 #: Metrics where smaller is better; every other metric is "larger is better".
 LOWER_IS_BETTER = ("train_loss", "test_loss", "val_loss", "loss")

@@ -42,9 +42,10 @@ import hashlib
 import itertools
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -53,8 +54,18 @@ from beyondsgd.bench.runner import Experiment
 from beyondsgd.validation import Constraint, check_hyperparams
 
 AUTO_LR_FACTORS = (0.1, 0.3, 1.0, 3.0, 10.0)
-_PROBLEM_KEYS = {"name", "dataset", "model", "model_options", "dataset_options", "epochs", "iterations",
-                 "batch_size", "eval_every", "target"}
+_PROBLEM_KEYS = {
+    "name",
+    "dataset",
+    "model",
+    "model_options",
+    "dataset_options",
+    "epochs",
+    "iterations",
+    "batch_size",
+    "eval_every",
+    "target",
+}
 _TOP_KEYS = {"name", "problems", "algorithms", "families", "skip_missing", "search", "seeds", "device"}
 _SEARCH_KEYS = {"method", "trials", "seed", "tuning_seeds", "validation_fraction", "select", "metric"}
 _TARGET_METRICS = ("test_accuracy", "test_loss", "train_loss")
@@ -99,14 +110,17 @@ def parse_dim(where: str, spec: Any) -> Dim:
     if isinstance(spec, Mapping):
         if len(spec) != 1:
             raise ConfigError(f"{where}: expected one of grid, choice, log_uniform, uniform; got {sorted(spec)}")
-        (kind, arg), = spec.items()
+        ((kind, arg),) = spec.items()
         if kind in ("grid", "choice"):
             if not isinstance(arg, list) or not arg:
                 raise ConfigError(f"{where}.{kind}: expected a non-empty list of values, got {arg!r}")
             return Dim("grid", tuple(_freeze(v) for v in arg))
         if kind in ("log_uniform", "uniform"):
-            ok = (isinstance(arg, list) and len(arg) == 2
-                  and all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in arg))
+            ok = (
+                isinstance(arg, list)
+                and len(arg) == 2
+                and all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in arg)
+            )
             if not ok or not arg[0] < arg[1]:
                 raise ConfigError(f"{where}.{kind}: expected [low, high] with low < high, got {arg!r}")
             if kind == "log_uniform" and arg[0] <= 0:
@@ -159,8 +173,9 @@ def trials(space: Mapping[str, Dim], method: str, budget: int, seed: int) -> lis
     if method == "grid":
         if not discrete:
             cont = [n for n in names if not space[n].discrete]
-            raise ConfigError(f"search.method=grid cannot enumerate continuous dimensions {cont}; "
-                              "use method: random (or auto)")
+            raise ConfigError(
+                f"search.method=grid cannot enumerate continuous dimensions {cont}; use method: random (or auto)"
+            )
         return [dict(zip(names, combo)) for combo in itertools.product(*(space[n].values for n in names))]
     rng = np.random.default_rng(seed)
     out: list[dict[str, Any]] = []
@@ -202,8 +217,10 @@ def auto_space(algorithm: str, hyperparam: str | None = None) -> dict[str, Dim]:
     if hyperparam is not None:
         v = defaults.get(hyperparam)
         if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
-            raise ConfigError(f"algorithms.{algorithm}: auto:{hyperparam} needs a positive numeric registered "
-                              f"default for {hyperparam!r}; the defaults are {dict(defaults)}")
+            raise ConfigError(
+                f"algorithms.{algorithm}: auto:{hyperparam} needs a positive numeric registered "
+                f"default for {hyperparam!r}; the defaults are {dict(defaults)}"
+            )
         return {hyperparam: Dim("grid", tuple(float(f"{v * f:.6g}") for f in AUTO_LR_FACTORS))}
     for name in AUTO_STEP_NAMES:
         v = defaults.get(name)
@@ -301,20 +318,26 @@ def _problem(i: int, p: Any) -> Problem:
         raise ConfigError(f"{where}.model: unknown model {model!r}; available: {', '.join(available_models())}")
     target = p.get("target", {"test_accuracy": 0.9})
     if not isinstance(target, Mapping) or len(target) != 1:
-        raise ConfigError(f"{where}.target: expected one entry like {{test_accuracy: 0.9}} or {{test_loss: 0.1}}, got {target!r}")
-    (tmetric, tvalue), = target.items()
+        raise ConfigError(
+            f"{where}.target: expected one entry like {{test_accuracy: 0.9}} or {{test_loss: 0.1}}, got {target!r}"
+        )
+    ((tmetric, tvalue),) = target.items()
     if tmetric not in _TARGET_METRICS:
         raise ConfigError(f"{where}.target: unknown metric {tmetric!r}; expected one of {', '.join(_TARGET_METRICS)}")
     if isinstance(tvalue, bool) or not isinstance(tvalue, (int, float)) or not math.isfinite(tvalue):
         raise ConfigError(f"{where}.target.{tmetric}: expected a number, got {tvalue!r}")
     prob = Problem(
-        name=str(p.get("name", f"{dataset}-{model}")), dataset=dataset, model=model,
+        name=str(p.get("name", f"{dataset}-{model}")),
+        dataset=dataset,
+        model=model,
         model_options=_mapping(f"{where}.model_options", p.get("model_options")),
         dataset_options=_mapping(f"{where}.dataset_options", p.get("dataset_options")),
         epochs=_int(f"{where}.epochs", p.get("epochs", 10), 1),
         iterations=None if p.get("iterations") is None else _int(f"{where}.iterations", p["iterations"], 1),
-        batch_size=p.get("batch_size"), eval_every=_int(f"{where}.eval_every", p.get("eval_every", 1), 1),
-        target_metric=tmetric, target=float(tvalue),
+        batch_size=p.get("batch_size"),
+        eval_every=_int(f"{where}.eval_every", p.get("eval_every", 1), 1),
+        target_metric=tmetric,
+        target=float(tvalue),
     )
     bs = prob.batch_size
     if not (bs is None or bs == "full" or (isinstance(bs, int) and not isinstance(bs, bool) and bs > 0)):
@@ -370,8 +393,9 @@ def parse_config(raw: Mapping[str, Any]) -> SweepConfig:
             if skip_missing:
                 skipped[str(alg)] = "not registered in this installation"
                 continue
-            raise ConfigError(f"{where}: unknown algorithm {alg!r}; available: {', '.join(known)} "
-                              "(or set skip_missing: true)")
+            raise ConfigError(
+                f"{where}: unknown algorithm {alg!r}; available: {', '.join(known)} (or set skip_missing: true)"
+            )
         name = algorithm_info(alg).name
         if isinstance(space_raw, str) and (space_raw == "auto" or space_raw.startswith("auto:")):
             spaces[name] = auto_space(name, space_raw[5:] or None)
@@ -395,23 +419,37 @@ def parse_config(raw: Mapping[str, Any]) -> SweepConfig:
         raise ConfigError("algorithms: no algorithm to run (list some, or set families: [all])")
 
     cfg = SweepConfig(
-        name=str(raw.get("name", "sweep")), problems=problems, spaces=spaces, skipped=skipped,
-        method=method, trials=_int("search.trials", search.get("trials", 8), 1),
+        name=str(raw.get("name", "sweep")),
+        problems=problems,
+        spaces=spaces,
+        skipped=skipped,
+        method=method,
+        trials=_int("search.trials", search.get("trials", 8), 1),
         search_seed=_int("search.seed", search.get("seed", 0), 0),
         tuning_seeds=_int("search.tuning_seeds", search.get("tuning_seeds", 1), 1),
-        validation_fraction=float(vf), select=select,
-        seeds=_int("seeds", raw.get("seeds", 3), 1), device=str(raw.get("device", "cpu")),
+        validation_fraction=float(vf),
+        select=select,
+        seeds=_int("seeds", raw.get("seeds", 3), 1),
+        device=str(raw.get("device", "cpu")),
     )
     # Enumerate the trials now so a grid over continuous ranges fails before anything runs.
-    for alg, space in spaces.items():
+    for space in spaces.values():
         trials(space, cfg.method, cfg.trials, cfg.search_seed)
     cfg.raw = {
-        "name": cfg.name, "problems": [asdict(p) for p in problems],
+        "name": cfg.name,
+        "problems": [asdict(p) for p in problems],
         "spaces": {a: {h: asdict(d) for h, d in s.items()} for a, s in spaces.items()},
-        "search": {"method": cfg.method, "trials": cfg.trials, "seed": cfg.search_seed,
-                   "tuning_seeds": cfg.tuning_seeds, "validation_fraction": cfg.validation_fraction,
-                   "select": cfg.select},
-        "seeds": cfg.seeds, "device": cfg.device, "skipped": skipped,
+        "search": {
+            "method": cfg.method,
+            "trials": cfg.trials,
+            "seed": cfg.search_seed,
+            "tuning_seeds": cfg.tuning_seeds,
+            "validation_fraction": cfg.validation_fraction,
+            "select": cfg.select,
+        },
+        "seeds": cfg.seeds,
+        "device": cfg.device,
+        "skipped": skipped,
         "families": {a: algorithm_info(a).family for a in spaces},
     }
     return cfg
@@ -475,10 +513,20 @@ def _task(cfg: SweepConfig, prob: Problem, alg: str, trial: int, hp: dict[str, A
     bs = prob.batch_size
     if bs is None:
         bs = algorithm_info(alg).batch_size or 64
-    exp = Experiment(algorithm=alg, dataset=prob.dataset, model=prob.model, hyperparams=dict(hp),
-                     epochs=prob.epochs, iterations=prob.iterations, batch_size=bs, seed=seed,
-                     eval_every=prob.eval_every, dataset_options=dict(prob.dataset_options),
-                     model_options=dict(prob.model_options), device=cfg.device)
+    exp = Experiment(
+        algorithm=alg,
+        dataset=prob.dataset,
+        model=prob.model,
+        hyperparams=dict(hp),
+        epochs=prob.epochs,
+        iterations=prob.iterations,
+        batch_size=bs,
+        seed=seed,
+        eval_every=prob.eval_every,
+        dataset_options=dict(prob.dataset_options),
+        model_options=dict(prob.model_options),
+        device=cfg.device,
+    )
     vf = cfg.validation_fraction if phase == "tune" else 0.0
     ident = {"phase": phase, "problem": asdict(prob), "experiment": asdict(exp), "validation_fraction": vf}
     key = f"{_slug(prob.name)}__{_slug(alg)}__{phase}{trial}__s{seed}__{_hash(ident)[:10]}"
@@ -536,14 +584,21 @@ def best_trials(cfg: SweepConfig, records: Mapping[str, Mapping[str, Any]]) -> d
             scores = []
             if len(points) >= 2:
                 for t, hp in enumerate(points):
-                    s = [score(records.get(_task(cfg, prob, alg, t, hp, seed, "tune").key), metric, cfg.select)
-                         for seed in range(cfg.tuning_seeds)]
+                    s = [
+                        score(records.get(_task(cfg, prob, alg, t, hp, seed, "tune").key), metric, cfg.select)
+                        for seed in range(cfg.tuning_seeds)
+                    ]
                     scores.append(float(np.mean(s)) if all(math.isfinite(x) for x in s) else -math.inf)
                 best = int(np.argmax(scores)) if scores else 0
             else:
                 best = 0
-            chosen[(prob.name, alg)] = {"trial": best, "hyperparams": points[best] if points else {},
-                                        "trials": points, "scores": scores, "metric": metric}
+            chosen[(prob.name, alg)] = {
+                "trial": best,
+                "hyperparams": points[best] if points else {},
+                "trials": points,
+                "scores": scores,
+                "metric": metric,
+            }
     return chosen
 
 

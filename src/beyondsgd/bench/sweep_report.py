@@ -11,8 +11,9 @@ import io
 import math
 import platform
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -25,9 +26,24 @@ from beyondsgd.bench.store import RunStore
 
 TAU_MAX = 4.0
 SUMMARY_COLUMNS = (
-    "problem", "algorithm", "seeds", "diverged", "failed", "metric", "final_mean", "final_std", "final_ci_low",
-    "final_ci_high", "best_mean", "best_std", "time_to_target_s_median", "epochs_to_target_median",
-    "steps_to_target_median", "reached", "train_time_s_mean", "hyperparams",
+    "problem",
+    "algorithm",
+    "seeds",
+    "diverged",
+    "failed",
+    "metric",
+    "final_mean",
+    "final_std",
+    "final_ci_low",
+    "final_ci_high",
+    "best_mean",
+    "best_std",
+    "time_to_target_s_median",
+    "epochs_to_target_median",
+    "steps_to_target_median",
+    "reached",
+    "train_time_s_mean",
+    "hyperparams",
 )
 
 
@@ -59,7 +75,9 @@ def _floor_zero(row: Mapping[str, float]) -> dict[str, float]:
     return {a: (max(c, floor) if math.isfinite(c) else math.inf) for a, c in row.items()}
 
 
-def problem_stats(records: Sequence[Mapping[str, Any]], metric: str, target: float, level: float = 0.95) -> dict[str, Any]:
+def problem_stats(
+    records: Sequence[Mapping[str, Any]], metric: str, target: float, level: float = 0.95
+) -> dict[str, Any]:
     """Statistics of one (problem, algorithm) over its final-phase seeds."""
     ok = [r for r in records if r["status"] == "ok"]
     hists = [(r["result"]["history"], r["status"]) for r in records if r["status"] != "failed"]
@@ -71,12 +89,19 @@ def problem_stats(records: Sequence[Mapping[str, Any]], metric: str, target: flo
 
     ttt, ett, stt = tt("time_s"), tt("epoch"), tt("step")
     return {
-        "seeds": len(records), "diverged": sum(r["status"] == "diverged" for r in records),
-        "failed": sum(r["status"] == "failed" for r in records), "metric": metric,
-        "final": final, "best": best,
-        "time_to_target": _median_cost(ttt), "epochs_to_target": _median_cost(ett),
-        "steps_to_target": _median_cost(stt), "reached": sum(math.isfinite(x) for x in ttt),
-        "train_time": summarize_values([r["result"]["history"][-1]["time_s"] for r in ok if r["result"]["history"]]).mean,
+        "seeds": len(records),
+        "diverged": sum(r["status"] == "diverged" for r in records),
+        "failed": sum(r["status"] == "failed" for r in records),
+        "metric": metric,
+        "final": final,
+        "best": best,
+        "time_to_target": _median_cost(ttt),
+        "epochs_to_target": _median_cost(ett),
+        "steps_to_target": _median_cost(stt),
+        "reached": sum(math.isfinite(x) for x in ttt),
+        "train_time": summarize_values(
+            [r["result"]["history"][-1]["time_s"] for r in ok if r["result"]["history"]]
+        ).mean,
         "hyperparams": records[0]["result"].get("hyperparams") or records[0]["task"]["experiment"]["hyperparams"],
         "errors": sorted({r.get("error") for r in records if r.get("error")}),
     }
@@ -107,7 +132,9 @@ def shrink_png(path: Path) -> Path:
     return write_atomic(path, buf.getvalue())
 
 
-def plot_sensitivity(tune: Mapping[str, list[Mapping[str, Any]]], metric: str, select: str, path: Path, title: str) -> Path | None:
+def plot_sensitivity(
+    tune: Mapping[str, list[Mapping[str, Any]]], metric: str, select: str, path: Path, title: str
+) -> Path | None:
     """Validation metric against each varied numeric hyperparameter, one panel per (algorithm, hyperparameter).
 
     Args:
@@ -152,7 +179,7 @@ def plot_sensitivity(tune: Mapping[str, list[Mapping[str, Any]]], metric: str, s
         ax.set_ylabel(f"validation {metric.split('_', 1)[1]} ({select})", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(panels):]:
+    for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
@@ -199,20 +226,37 @@ def write_report(root: str | Path, level: float = 0.95) -> Path:
 
     rows = []
     for (p, a), s in stats.items():
-        rows.append({"problem": p, "algorithm": a, "seeds": s["seeds"], "diverged": s["diverged"], "failed": s["failed"],
-                     "metric": s["metric"], "final_mean": s["final"].mean, "final_std": s["final"].std,
-                     "final_ci_low": s["final"].ci_low, "final_ci_high": s["final"].ci_high,
-                     "best_mean": s["best"].mean, "best_std": s["best"].std,
-                     "time_to_target_s_median": s["time_to_target"], "epochs_to_target_median": s["epochs_to_target"],
-                     "steps_to_target_median": s["steps_to_target"], "reached": f"{s['reached']}/{s['seeds']}",
-                     "train_time_s_mean": s["train_time"], "hyperparams": _hp(s["hyperparams"])})
+        rows.append(
+            {
+                "problem": p,
+                "algorithm": a,
+                "seeds": s["seeds"],
+                "diverged": s["diverged"],
+                "failed": s["failed"],
+                "metric": s["metric"],
+                "final_mean": s["final"].mean,
+                "final_std": s["final"].std,
+                "final_ci_low": s["final"].ci_low,
+                "final_ci_high": s["final"].ci_high,
+                "best_mean": s["best"].mean,
+                "best_std": s["best"].std,
+                "time_to_target_s_median": s["time_to_target"],
+                "epochs_to_target_median": s["epochs_to_target"],
+                "steps_to_target_median": s["steps_to_target"],
+                "reached": f"{s['reached']}/{s['seeds']}",
+                "train_time_s_mean": s["train_time"],
+                "hyperparams": _hp(s["hyperparams"]),
+            }
+        )
     write_csv(root / "summary.csv", rows, SUMMARY_COLUMNS)
 
     # Performance profiles: cost = median over seeds of time (or epochs) to the problem's target.
     profile_md: list[str] = []
     scores: dict[str, dict[str, float]] = {}
-    for label, key, fname in (("training time to target", "time_to_target", "profile_time.png"),
-                              ("epochs to target", "epochs_to_target", "profile_epochs.png")):
+    for label, key, fname in (
+        ("training time to target", "time_to_target", "profile_time.png"),
+        ("epochs to target", "epochs_to_target", "profile_epochs.png"),
+    ):
         costs = {p: {a: stats[(p, a)][key] for a in algs if (p, a) in stats} for p in pnames}
         costs = {p: _floor_zero(row) for p, row in costs.items()}
         if not any(costs.values()):
@@ -235,30 +279,48 @@ def write_report(root: str | Path, level: float = 0.95) -> Path:
         "training time only (evaluation excluded); to-target values are medians over seeds, counting a seed "
         "that never reached the target as ∞ (so a finite value means most seeds reached it); `—` = no value.",
         f"- machine: {platform.platform()}, {platform.processor() or platform.machine()}; "
-        + "; ".join(f"session {i + 1}: {s['backend']} backend, {s.get('workers') or '-'} worker(s) × "
-                    f"{s['threads']} thread(s), {s['ran']} run(s) executed, {s['skipped']} already stored, "
-                    f"{len(s['lost'])} lost, {s['wall_s']:.0f} s" for i, s in enumerate(sessions)),
+        + "; ".join(
+            f"session {i + 1}: {s['backend']} backend, {s.get('workers') or '-'} worker(s) × "
+            f"{s['threads']} thread(s), {s['ran']} run(s) executed, {s['skipped']} already stored, "
+            f"{len(s['lost'])} lost, {s['wall_s']:.0f} s"
+            for i, s in enumerate(sessions)
+        ),
     ]
     fams: dict[str, list[str]] = defaultdict(list)
     for a in algs:
         fams[cfg.get("families", {}).get(a, "?")].append(a)
     lines.append("- algorithms by family: " + "; ".join(f"{f}: {', '.join(v)}" for f, v in sorted(fams.items())))
     if cfg.get("skipped"):
-        lines.append("- skipped (not available in this installation): "
-                     + ", ".join(f"`{a}` ({why})" for a, why in sorted(cfg["skipped"].items())))
-    lines += ["", "## Problems", "", "| problem | data | model | budget | batch | target |", "|---|---|---|---|---|---|"]
+        lines.append(
+            "- skipped (not available in this installation): "
+            + ", ".join(f"`{a}` ({why})" for a, why in sorted(cfg["skipped"].items()))
+        )
+    lines += [
+        "",
+        "## Problems",
+        "",
+        "| problem | data | model | budget | batch | target |",
+        "|---|---|---|---|---|---|",
+    ]
     for p in pnames:
         pr = problems[p]
         budget = f"{pr['iterations']} iterations" if pr.get("iterations") else f"{pr['epochs']} epochs"
-        lines.append(f"| {p} | {pr['dataset']} {pr['dataset_options'] or ''} | {pr['model']} {pr['model_options'] or ''} "
-                     f"| {budget} | {pr['batch_size'] or 'per algorithm'} | {pr['target_metric']} "
-                     f"{'≤' if lower_is_better(pr['target_metric']) else '≥'} {pr['target']} |")
+        lines.append(
+            f"| {p} | {pr['dataset']} {pr['dataset_options'] or ''} | {pr['model']} {pr['model_options'] or ''} "
+            f"| {budget} | {pr['batch_size'] or 'per algorithm'} | {pr['target_metric']} "
+            f"{'≤' if lower_is_better(pr['target_metric']) else '≥'} {pr['target']} |"
+        )
 
-    lines += ["", "## Final test metric (algorithms × problems)", "",
-              "Each cell: mean ± std [95% CI] over seeds of the problem's target metric at the end of the budget; "
-              "(d) counts diverged seeds.", "",
-              "| algorithm | " + " | ".join(f"{p} ({problems[p]['target_metric']})" for p in pnames) + " |",
-              "|---" * (len(pnames) + 1) + "|"]
+    lines += [
+        "",
+        "## Final test metric (algorithms × problems)",
+        "",
+        "Each cell: mean ± std [95% CI] over seeds of the problem's target metric at the end of the budget; "
+        "(d) counts diverged seeds.",
+        "",
+        "| algorithm | " + " | ".join(f"{p} ({problems[p]['target_metric']})" for p in pnames) + " |",
+        "|---" * (len(pnames) + 1) + "|",
+    ]
     for a in algs:
         cells = []
         for p in pnames:
@@ -272,65 +334,99 @@ def write_report(root: str | Path, level: float = 0.95) -> Path:
             cells.append(f"{_fmt(f.mean)} ± {_fmt(f.std)} [{_fmt(f.ci_low)}, {_fmt(f.ci_high)}]{d}{fl}")
         lines.append(f"| {a} | " + " | ".join(cells) + " |")
 
-    lines += ["", "## Time and iterations to target", "",
-              "Each cell: median training time [s] / epochs / iterations to the problem's target (reached by k of n seeds).", "",
-              "| algorithm | " + " | ".join(pnames) + " |", "|---" * (len(pnames) + 1) + "|"]
+    lines += [
+        "",
+        "## Time and iterations to target",
+        "",
+        "Each cell: median training time [s] / epochs / iterations to the problem's target (reached by k of n seeds).",
+        "",
+        "| algorithm | " + " | ".join(pnames) + " |",
+        "|---" * (len(pnames) + 1) + "|",
+    ]
     for a in algs:
         cells = []
         for p in pnames:
             s = stats.get((p, a))
-            cells.append("not run" if s is None else
-                         f"{_fmt(s['time_to_target'], '.2f')} s / {_fmt(s['epochs_to_target'], '.1f')} ep / "
-                         f"{_fmt(s['steps_to_target'], '.0f')} it ({s['reached']}/{s['seeds']})")
+            cells.append(
+                "not run"
+                if s is None
+                else f"{_fmt(s['time_to_target'], '.2f')} s / {_fmt(s['epochs_to_target'], '.1f')} ep / "
+                f"{_fmt(s['steps_to_target'], '.0f')} it ({s['reached']}/{s['seeds']})"
+            )
         lines.append(f"| {a} | " + " | ".join(cells) + " |")
 
     if scores:
-        lines += ["", "## Performance profiles", "",
-                  "ρ(τ) = fraction of problems on which an algorithm reaches the target within τ times the cost of "
-                  f"the best algorithm (Dolan & Moré 2002). Score: area under ρ on [1, {TAU_MAX:g}] divided by "
-                  f"{TAU_MAX - 1:g} (1 = fastest on every problem, 0 = never within {TAU_MAX:g}×). With few problems "
-                  "the profile is coarse: read it together with the tables.", "",
-                  "| algorithm | " + " | ".join(f"score ({k})" for k in scores) + " |", "|---" * (len(scores) + 1) + "|"]
+        lines += [
+            "",
+            "## Performance profiles",
+            "",
+            "ρ(τ) = fraction of problems on which an algorithm reaches the target within τ times the cost of "
+            f"the best algorithm (Dolan & Moré 2002). Score: area under ρ on [1, {TAU_MAX:g}] divided by "
+            f"{TAU_MAX - 1:g} (1 = fastest on every problem, 0 = never within {TAU_MAX:g}×). With few problems "
+            "the profile is coarse: read it together with the tables.",
+            "",
+            "| algorithm | " + " | ".join(f"score ({k})" for k in scores) + " |",
+            "|---" * (len(scores) + 1) + "|",
+        ]
         first = next(iter(scores))
         for a in sorted(algs, key=lambda a: -scores[first].get(a, -1)):
-            lines.append(f"| {a} | " + " | ".join(_fmt(scores[k].get(a, math.nan), '.3f') for k in scores) + " |")
+            lines.append(f"| {a} | " + " | ".join(_fmt(scores[k].get(a, math.nan), ".3f") for k in scores) + " |")
         lines += [""] + profile_md
 
-    lines += ["## Chosen hyperparameters", "", "| problem | algorithm | chosen | trials | diverged/failed trials |",
-              "|---|---|---|---|---|"]
+    lines += [
+        "## Chosen hyperparameters",
+        "",
+        "| problem | algorithm | chosen | trials | diverged/failed trials |",
+        "|---|---|---|---|---|",
+    ]
     for p in pnames:
         for a in algs:
             s = stats.get((p, a))
             tr = tune[p][a]
             bad = sum(r["status"] != "ok" for r in tr)
-            lines.append(f"| {p} | {a} | {_hp(s['hyperparams']) if s else '—'} | "
-                         f"{len({r['task']['trial'] for r in tr}) or 'none (single setting)'} | {bad} |")
+            lines.append(
+                f"| {p} | {a} | {_hp(s['hyperparams']) if s else '—'} | "
+                f"{len({r['task']['trial'] for r in tr}) or 'none (single setting)'} | {bad} |"
+            )
 
     lines += ["", "## Curves", "", "Final runs: mean over seeds, band min–max over seeds.", ""]
     for i, p in enumerate(pnames):
         hist = [row for a in algs for r in final[p][a] if r["status"] != "failed" for row in r["result"]["history"]]
         if not hist:
             continue
-        metrics = ("train_loss", "test_loss") + (("test_accuracy",) if problems[p]["target_metric"] != "test_loss" else ())
+        metrics = ("train_loss", "test_loss") + (
+            ("test_accuracy",) if problems[p]["target_metric"] != "test_loss" else ()
+        )
         f = shrink_png(plot_metric_grid(hist, root / f"curves_{i}.png", "epoch", metrics, title=p, dpi=80))
         lines += [f"![curves of {p}]({f.name})", ""]
 
     sens = []
     for i, p in enumerate(pnames):
         metric = "test_loss" if problems[p]["target_metric"].endswith("_loss") else "test_accuracy"
-        f = plot_sensitivity(tune[p], metric, select, root / f"sensitivity_{i}.png",
-                             f"{p}: hyperparameter sensitivity (tuning runs, validation split)")
+        f = plot_sensitivity(
+            tune[p],
+            metric,
+            select,
+            root / f"sensitivity_{i}.png",
+            f"{p}: hyperparameter sensitivity (tuning runs, validation split)",
+        )
         if f:
             sens += [f"![sensitivity on {p}]({f.name})", ""]
     if sens:
-        lines += ["## Hyperparameter sensitivity", "", "Each tuning trial's validation metric against the "
-                  "hyperparameter it varied (× = diverged or failed).", ""] + sens
+        lines += [
+            "## Hyperparameter sensitivity",
+            "",
+            "Each tuning trial's validation metric against the hyperparameter it varied (× = diverged or failed).",
+            "",
+        ] + sens
 
     errors = [(p, a, e) for (p, a), s in stats.items() for e in s["errors"]]
     if errors:
         lines += ["## Failed runs", ""] + [f"- {p} / {a}: {e}" for p, a, e in errors] + [""]
-    lines += ["Files: `summary.csv` (one row per problem and algorithm), `runs/*.json` (every run: task, "
-              "hyperparameters, full history), `sweep.json` (the config)."]
+    lines += [
+        "Files: `summary.csv` (one row per problem and algorithm), `runs/*.json` (every run: task, "
+        "hyperparameters, full history), `sweep.json` (the config)."
+    ]
     md = write_atomic(root / "report.md", "\n".join(lines) + "\n")
     write_html_report(md)
     return md

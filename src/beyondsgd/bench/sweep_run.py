@@ -81,11 +81,18 @@ def run_sweep(
     store = RunStore(out)
     meta = store.read_meta()
     if meta is not None and meta.get("fingerprint") != cfg.fingerprint():
-        raise ConfigError(f"{out} holds a sweep with a different config (fingerprint {meta.get('fingerprint')} "
-                          f"!= {cfg.fingerprint()}); resume it with the config it started with, or use another --out")
+        raise ConfigError(
+            f"{out} holds a sweep with a different config (fingerprint {meta.get('fingerprint')} "
+            f"!= {cfg.fingerprint()}); resume it with the config it started with, or use another --out"
+        )
     _probe(cfg)
-    store.write_meta({"fingerprint": cfg.fingerprint(), "config": cfg.raw, "created": meta["created"] if meta
-                      else time.strftime("%Y-%m-%d %H:%M:%S")})
+    store.write_meta(
+        {
+            "fingerprint": cfg.fingerprint(),
+            "config": cfg.raw,
+            "created": meta["created"] if meta else time.strftime("%Y-%m-%d %H:%M:%S"),
+        }
+    )
     cores = default_workers()
     workers = workers or cores
     threads = threads or max(1, cores // workers)
@@ -124,8 +131,11 @@ def run_sweep(
                 val = last.get("test_accuracy")
                 msg = rec["status"] if rec["status"] != "failed" else f"failed ({rec['error']})"
                 acc = f" {metric} acc {val:.4f}" if isinstance(val, float) and val == val else ""
-                print(f"[{phase} {count}/{total}] {t['problem']} {t['algorithm']} trial {t['trial']} "
-                      f"seed {t['experiment']['seed']}: {msg}{acc} ({rec['wall_s']:.1f} s)", file=sys.stderr)
+                print(
+                    f"[{phase} {count}/{total}] {t['problem']} {t['algorithm']} trial {t['trial']} "
+                    f"seed {t['experiment']['seed']}: {msg}{acc} ({rec['wall_s']:.1f} s)",
+                    file=sys.stderr,
+                )
 
         if not tasks:
             return
@@ -149,13 +159,25 @@ def run_sweep(
             execute(todo(final_tasks(cfg, records)), "final")
         elif verbose:
             # Choosing now would pick from an incomplete set of trials; the final phase waits.
-            print(f"{len(missing)} tuning run(s) missing (lost); the final runs start after --resume "
-                  "completes the tuning", file=sys.stderr)
+            print(
+                f"{len(missing)} tuning run(s) missing (lost); the final runs start after --resume "
+                "completes the tuning",
+                file=sys.stderr,
+            )
     elapsed = time.perf_counter() - started
     meta = store.read_meta() or {}
     sessions = meta.get("sessions", [])
-    sessions.append({"backend": backend, "workers": workers if backend == "local" else None, "threads": threads,
-                     "ran": ran, "skipped": skipped, "lost": lost, "wall_s": elapsed})
+    sessions.append(
+        {
+            "backend": backend,
+            "workers": workers if backend == "local" else None,
+            "threads": threads,
+            "ran": ran,
+            "skipped": skipped,
+            "lost": lost,
+            "wall_s": elapsed,
+        }
+    )
     meta["sessions"] = sessions
     store.write_meta(meta)
     path = None

@@ -18,7 +18,8 @@ hold the same model after each step and 2 ranks compute what 1 rank computes.
 from __future__ import annotations
 
 import abc
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn

@@ -16,8 +16,8 @@ import os
 import tempfile
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import platformdirs
 
@@ -137,8 +137,7 @@ def ensure_files(
             if actual == remote.md5:
                 continue
             problem = (
-                f"corrupt: {path} has md5 {actual}, expected {remote.md5}; "
-                "delete it or replace it with a good copy"
+                f"corrupt: {path} has md5 {actual}, expected {remote.md5}; delete it or replace it with a good copy"
             )
         else:
             problem = "missing"

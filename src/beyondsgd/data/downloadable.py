@@ -43,7 +43,10 @@ def _load_idx_dataset(name: str, request: LoadRequest, title: str) -> RawData:
     X_train, y_train = _read_idx_split(paths, "train")
     X_test, y_test = _read_idx_split(paths, "t10k")
     return RawData(
-        X_train, y_train, X_test, y_test,
+        X_train,
+        y_train,
+        X_test,
+        y_test,
         input_shape=(1, 28, 28),
         num_classes=10,
         source=f"{title} IDX files (md5-verified) in {request.data_dir / name}, canonical split",
@@ -67,7 +70,10 @@ def load_cifar10(request: LoadRequest) -> RawData:
     archive = paths[sources.CIFAR10_FILE]
     X_train, y_train, X_test, y_test = read_cifar10_archive(archive)
     return RawData(
-        X_train, y_train, X_test, y_test,
+        X_train,
+        y_train,
+        X_test,
+        y_test,
         input_shape=(3, 32, 32),
         num_classes=10,
         source=f"CIFAR-10 python batches from {archive} (md5-verified), canonical split",

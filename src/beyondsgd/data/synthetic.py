@@ -36,7 +36,10 @@ def make_blobs(request: LoadRequest) -> RawData:
     X = centers[y] + opts["cluster_std"] * rng.standard_normal((n, d))
     train, test = fixed_split(n, 0.2, labels=y)
     return RawData(
-        X[train], y[train], X[test], y[test],
+        X[train],
+        y[train],
+        X[test],
+        y[test],
         input_shape=(d,),
         num_classes=k,
         source=(
@@ -69,7 +72,10 @@ def make_teacher(request: LoadRequest) -> RawData:
     y = np.tanh(X @ W1) @ W2 + opts["noise"] * rng.standard_normal((n, k))
     train, test = fixed_split(n, 0.2)
     return RawData(
-        X[train], y[train], X[test], y[test],
+        X[train],
+        y[train],
+        X[test],
+        y[test],
         input_shape=(d,),
         num_classes=None,
         source=(

@@ -152,7 +152,7 @@ def all_reduce_max(tensor: torch.Tensor) -> torch.Tensor:
     return _all_reduce(tensor, dist.ReduceOp.MAX)
 
 
-def _all_reduce(tensor: torch.Tensor, op: "dist.ReduceOp") -> torch.Tensor:
+def _all_reduce(tensor: torch.Tensor, op: dist.ReduceOp) -> torch.Tensor:
     if is_distributed():
         try:
             dist.all_reduce(tensor, op=op)
@@ -189,6 +189,5 @@ def same_on_all_ranks(tensor: torch.Tensor) -> bool:
     if not is_distributed():
         return True
     reference = broadcast(tensor.detach().clone())
-    equal = torch.tensor([float(torch.equal(reference, tensor.detach()))], dtype=torch.float64,
-                         device=tensor.device)
+    equal = torch.tensor([float(torch.equal(reference, tensor.detach()))], dtype=torch.float64, device=tensor.device)
     return bool(all_reduce_sum(equal).item() == world_size())

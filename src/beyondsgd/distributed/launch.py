@@ -17,7 +17,8 @@ import queue
 import socket
 import time
 import traceback
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from beyondsgd.distributed.context import init_from_env, shutdown
 
@@ -29,10 +30,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _worker(rank: int, world: int, port: int, timeout_s: float, threads: int | None,
-            fn: Callable[..., Any], args: Sequence[Any], results: "mp.Queue") -> None:
-    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
-                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+def _worker(
+    rank: int,
+    world: int,
+    port: int,
+    timeout_s: float,
+    threads: int | None,
+    fn: Callable[..., Any],
+    args: Sequence[Any],
+    results: mp.Queue,
+) -> None:
+    os.environ.update(
+        RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
+    )
     os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
     try:
         import torch
@@ -46,7 +56,7 @@ def _worker(rank: int, world: int, port: int, timeout_s: float, threads: int | N
             shutdown()
     except BaseException as err:  # report every failure to the parent, then exit non-zero
         results.put((rank, False, f"{type(err).__name__}: {err}\n{traceback.format_exc()}"))
-        raise SystemExit(1)
+        raise SystemExit(1) from err
 
 
 def run_local(
@@ -79,8 +89,12 @@ def run_local(
     ctx = mp.get_context("spawn")
     results = ctx.Queue()
     port = free_port()
-    procs = [ctx.Process(target=_worker, args=(r, world_size, port, collective_timeout_s, threads, fn, args, results),
-                         daemon=True) for r in range(world_size)]
+    procs = [
+        ctx.Process(
+            target=_worker, args=(r, world_size, port, collective_timeout_s, threads, fn, args, results), daemon=True
+        )
+        for r in range(world_size)
+    ]
     for p in procs:
         p.start()
     out: dict[int, Any] = {}
@@ -112,8 +126,11 @@ def run_local(
                 p.join()
     for r, p in enumerate(procs):
         if r not in out and r not in errors:
-            errors[r] = (f"no result within {timeout_s:g} s (terminated)" if timed_out
-                         else f"exited with code {p.exitcode} without a result")
+            errors[r] = (
+                f"no result within {timeout_s:g} s (terminated)"
+                if timed_out
+                else f"exited with code {p.exitcode} without a result"
+            )
     if errors:
         raise RuntimeError("run_local failed:\n" + "\n".join(f"rank {r}: {e}" for r, e in sorted(errors.items())))
     return [out[r] for r in range(world_size)]

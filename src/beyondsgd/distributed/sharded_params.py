@@ -14,7 +14,7 @@ declared ``shardable``.
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from torch import nn
 
@@ -37,8 +37,12 @@ class SmallCNN(nn.Sequential):
             raise ValueError(f"SmallCNN needs images of at least 4x4 pixels; got {h}x{w}")
         c1, c2 = (int(x) for x in channels)
         super().__init__(
-            nn.Conv2d(c, c1, 3, padding=1), make_activation(activation), nn.MaxPool2d(2),
-            nn.Conv2d(c1, c2, 3, padding=1), make_activation(activation), nn.MaxPool2d(2),
+            nn.Conv2d(c, c1, 3, padding=1),
+            make_activation(activation),
+            nn.MaxPool2d(2),
+            nn.Conv2d(c1, c2, 3, padding=1),
+            make_activation(activation),
+            nn.MaxPool2d(2),
             nn.Flatten(),
             nn.Linear(c2 * (h // 4) * (w // 4), num_outputs),
         )

@@ -8,7 +8,7 @@ Only the first layer ``W`` (m x d) is trained; ``a_r`` are fixed random signs.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -51,5 +51,5 @@ class TwoLayerReLU(nn.Module):
         self.register_buffer("a", signs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = torch.relu(x.flatten(1) @ self.W.T)           # (n, m)
-        return (h @ self.a) / math.sqrt(self.width)       # (n, k)
+        h = torch.relu(x.flatten(1) @ self.W.T)  # (n, m)
+        return (h @ self.a) / math.sqrt(self.width)  # (n, k)

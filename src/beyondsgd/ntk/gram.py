@@ -66,7 +66,7 @@ def gram_inf(X: Any, *, dtype: torch.dtype = torch.float64) -> torch.Tensor:
     if bool((norms == 0).any()):
         raise ValueError("X has a zero row: the angle to it (and H_inf) is undefined")
     inv = 1.0 / norms
-    H = G * inv[:, None]                  # cosines, built in one new buffer and then updated in place
+    H = G * inv[:, None]  # cosines, built in one new buffer and then updated in place
     H.mul_(inv[None, :]).clamp_(-1.0, 1.0).arccos_()
     H.neg_().add_(math.pi).mul_(G).div_(2 * math.pi)
     return H
@@ -98,7 +98,7 @@ def empirical_ntk(model: nn.Module, X: Any, *, dtype: torch.dtype = torch.float6
     if isinstance(model, TwoLayerReLU):
         Xf = _as_matrix(X, dtype).to(model.W.device)
         A = activation_patterns(model.W.detach().to(dtype), Xf)
-        scale = (model.a.to(dtype) ** 2).mean(dim=1)       # = 1 for +-1 signs
+        scale = (model.a.to(dtype) ** 2).mean(dim=1)  # = 1 for +-1 signs
         return (Xf @ Xf.T) * ((A * scale) @ A.T) / model.width
     return _autograd_ntk(model, torch.as_tensor(X)).to(dtype)
 

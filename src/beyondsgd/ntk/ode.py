@@ -41,7 +41,7 @@ def mode_coefficients(kind: str, eigenvalues: Any, mu: float, s: float) -> tuple
         return damping, h.copy()
     stiffness = (1.0 + math.sqrt(mu * s)) * h
     if kind == "nag":
-        damping = damping + math.sqrt(s) * h      # the gradient-correction term
+        damping = damping + math.sqrt(s) * h  # the gradient-correction term
     return damping, stiffness
 
 
@@ -119,4 +119,4 @@ def ode_loss(
     """``1/2 ||xi(t_k)||^2`` for ``k = 0..steps`` from :func:`integrate_modes` (the modal sum)."""
     coeffs0 = np.asarray(eigenvectors, dtype=float).T @ np.asarray(residual0, dtype=float)
     modes = integrate_modes(kind, eigenvalues, coeffs0, mu, s, steps, **kwargs)
-    return 0.5 * (modes ** 2).reshape(steps + 1, -1).sum(axis=1)
+    return 0.5 * (modes**2).reshape(steps + 1, -1).sum(axis=1)

@@ -25,7 +25,8 @@ References:
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -163,7 +164,7 @@ def predict_loss(
     """
     coeffs0 = np.asarray(eigenvectors, dtype=float).T @ np.asarray(residual0, dtype=float)
     modes = predict_modes(method, eta, beta, eigenvalues, coeffs0, steps, at=at)
-    return 0.5 * (modes ** 2).reshape(steps + 1, -1).sum(axis=1)
+    return 0.5 * (modes**2).reshape(steps + 1, -1).sum(axis=1)
 
 
 def tuned_parameters(method: str, lambda_min: float, lambda_max: float, rule: str = "common") -> tuple[float, float]:

@@ -4,18 +4,36 @@
 ``available()`` lists them.
 """
 
-from beyondsgd.optim.registry import OptimizerSpec, available, create, get_spec, register
-
 # Importing a module registers its optimizers.
 from beyondsgd.optim import baselines as _baselines  # noqa: F401  (registers sgd, adam, rmsprop, adagrad)
-from beyondsgd.optim.momentum import HeavyBall, Nesterov  # registers hb, nag
-from beyondsgd.optim.multiplicative import (  # registers m_*/h_* and madam
-    Madam, RuleAdagrad, RuleAdam, RuleOptimizer, RuleRMSprop, RuleSGD,
-)
 from beyondsgd.optim.dsgd import DSGD, layer_groups  # registers dsgd, dsgd_cyclic, dsgd_random
 from beyondsgd.optim.layer_norms import input_bound
+from beyondsgd.optim.momentum import HeavyBall, Nesterov  # registers hb, nag
+from beyondsgd.optim.multiplicative import (  # registers m_*/h_* and madam
+    Madam,
+    RuleAdagrad,
+    RuleAdam,
+    RuleOptimizer,
+    RuleRMSprop,
+    RuleSGD,
+)
+from beyondsgd.optim.registry import OptimizerSpec, available, create, get_spec, register
 
 __all__ = [
-    "DSGD", "HeavyBall", "Madam", "Nesterov", "OptimizerSpec", "RuleAdagrad", "RuleAdam", "RuleOptimizer",
-    "RuleRMSprop", "RuleSGD", "available", "create", "get_spec", "input_bound", "layer_groups", "register",
+    "DSGD",
+    "HeavyBall",
+    "Madam",
+    "Nesterov",
+    "OptimizerSpec",
+    "RuleAdagrad",
+    "RuleAdam",
+    "RuleOptimizer",
+    "RuleRMSprop",
+    "RuleSGD",
+    "available",
+    "create",
+    "get_spec",
+    "input_bound",
+    "layer_groups",
+    "register",
 ]

@@ -15,7 +15,8 @@ Each direction has a reference per-tensor path (:meth:`Direction.one`) and a
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 
@@ -39,15 +40,18 @@ class Direction:
         (not a gradient or a state buffer); saves the rule a copy."""
         return True
 
-    def one(self, p: torch.Tensor, g: torch.Tensor, state: State, group: Mapping[str, Any]) -> tuple[torch.Tensor, float]:
+    def one(
+        self, p: torch.Tensor, g: torch.Tensor, state: State, group: Mapping[str, Any]
+    ) -> tuple[torch.Tensor, float]:
         """Reference path: update ``state`` for one tensor and return ``(d, scale)``.
 
         ``g`` is the gradient with ``maximize`` and weight decay already applied.
         """
         raise NotImplementedError
 
-    def many(self, ps: list[torch.Tensor], gs: list[torch.Tensor], states: list[State],
-             group: Mapping[str, Any]) -> tuple[list[torch.Tensor], list[float]]:
+    def many(
+        self, ps: list[torch.Tensor], gs: list[torch.Tensor], states: list[State], group: Mapping[str, Any]
+    ) -> tuple[list[torch.Tensor], list[float]]:
         """Multi-tensor path, equal to :meth:`one` on each tensor to rounding."""
         raise NotImplementedError
 
@@ -68,8 +72,10 @@ class SGDDirection(Direction):
 
     def check(self, group):
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
-            raise ValueError(f"invalid nesterov=True with momentum={group['momentum']!r}, "
-                             f"dampening={group['dampening']!r}: Nesterov needs momentum > 0 and zero dampening")
+            raise ValueError(
+                f"invalid nesterov=True with momentum={group['momentum']!r}, "
+                f"dampening={group['dampening']!r}: Nesterov needs momentum > 0 and zero dampening"
+            )
 
     def owns(self, group):
         return group["momentum"] != 0.0 and group["nesterov"]
@@ -114,8 +120,12 @@ class AdamDirection(Direction):
     """
 
     name = "adam"
-    hyperparams = {"betas": TupleOf((UNIT_HALF_OPEN, UNIT_HALF_OPEN)), "eps": POSITIVE, "amsgrad": BOOL,
-                   "bias_correction": OneOf(("outside", "inside"))}
+    hyperparams = {
+        "betas": TupleOf((UNIT_HALF_OPEN, UNIT_HALF_OPEN)),
+        "eps": POSITIVE,
+        "amsgrad": BOOL,
+        "bias_correction": OneOf(("outside", "inside")),
+    }
     defaults = {"betas": (0.9, 0.999), "eps": 1e-8, "amsgrad": False, "bias_correction": "outside"}
 
     def _init(self, p: torch.Tensor, state: State, amsgrad: bool) -> None:
@@ -134,7 +144,7 @@ class AdamDirection(Direction):
         m, v = state["exp_avg"], state["exp_avg_sq"]
         m.lerp_(g, 1.0 - beta1)
         v.mul_(beta2).addcmul_(g, g, value=1.0 - beta2)
-        bc1, bc2_sqrt = 1.0 - beta1 ** t, (1.0 - beta2 ** t) ** 0.5
+        bc1, bc2_sqrt = 1.0 - beta1**t, (1.0 - beta2**t) ** 0.5
         if group["amsgrad"]:
             torch.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
             v = state["max_exp_avg_sq"]
@@ -157,8 +167,8 @@ class AdamDirection(Direction):
             maxs = [st["max_exp_avg_sq"] for st in states]
             torch._foreach_maximum_(maxs, vs)
             vs = maxs
-        bc1 = [1.0 - beta1 ** t for t in steps]
-        bc2_sqrt = [(1.0 - beta2 ** t) ** 0.5 for t in steps]
+        bc1 = [1.0 - beta1**t for t in steps]
+        bc2_sqrt = [(1.0 - beta2**t) ** 0.5 for t in steps]
         denom = torch._foreach_sqrt(vs)
         torch._foreach_div_(denom, bc2_sqrt)
         torch._foreach_add_(denom, group["eps"])
@@ -275,4 +285,6 @@ class AdagradDirection(Direction):
         return std, [self._scale(t, group) for t in steps]
 
 
-DIRECTIONS: dict[str, Direction] = {d.name: d for d in (SGDDirection(), AdamDirection(), RMSpropDirection(), AdagradDirection())}
+DIRECTIONS: dict[str, Direction] = {
+    d.name: d for d in (SGDDirection(), AdamDirection(), RMSpropDirection(), AdagradDirection())
+}

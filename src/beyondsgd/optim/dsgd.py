@@ -23,7 +23,8 @@ from __future__ import annotations
 import copy
 import math
 import warnings
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
 from torch import nn
@@ -135,14 +136,18 @@ def _check_layer_group(index: int, group: dict[str, Any]) -> None:
     """A DSGD block is one layer: ``[weight]`` or ``[weight, bias]`` with one bias entry per output row."""
     tensors = group["params"]
     if not 1 <= len(tensors) <= 2:
-        raise ValueError(f"invalid param group {index}: a DSGD layer is [weight] or [weight, bias], "
-                         f"got {len(tensors)} tensors; use layer_groups(model)")
+        raise ValueError(
+            f"invalid param group {index}: a DSGD layer is [weight] or [weight, bias], "
+            f"got {len(tensors)} tensors; use layer_groups(model)"
+        )
     if len(tensors) == 2:
         w, b = tensors
         rows = w.shape[0] if w.dim() > 1 else 1
         if b.numel() != rows:
-            raise ValueError(f"invalid param group {index}: the bias has {b.numel()} entries but the weight "
-                             f"{tuple(w.shape)} has {rows} output rows; use layer_groups(model)")
+            raise ValueError(
+                f"invalid param group {index}: the bias has {b.numel()} entries but the weight "
+                f"{tuple(w.shape)} has {rows} output rows; use layer_groups(model)"
+            )
 
 
 class DSGD(torch.optim.Optimizer):
@@ -213,10 +218,23 @@ class DSGD(torch.optim.Optimizer):
         maximize: bool = False,
         foreach: bool | None = None,
     ) -> None:
-        hp = dict(lr=lr, mode=mode, norm=norm, selection=selection, input_bound=input_bound,
-                  loss_bounds=tuple(loss_bounds), lipschitz_init=lipschitz_init, backtrack=backtrack,
-                  decay=decay, max_backtracks=max_backtracks, check_decrease=check_decrease,
-                  score_batch=score_batch, seed=seed, maximize=maximize, foreach=foreach)
+        hp = dict(
+            lr=lr,
+            mode=mode,
+            norm=norm,
+            selection=selection,
+            input_bound=input_bound,
+            loss_bounds=tuple(loss_bounds),
+            lipschitz_init=lipschitz_init,
+            backtrack=backtrack,
+            decay=decay,
+            max_backtracks=max_backtracks,
+            check_decrease=check_decrease,
+            score_batch=score_batch,
+            seed=seed,
+            maximize=maximize,
+            foreach=foreach,
+        )
         check_hyperparams("DSGD", hp, HYPERPARAMS)
         params = list(params)
         if params and isinstance(params[0], torch.Tensor):
@@ -230,10 +248,14 @@ class DSGD(torch.optim.Optimizer):
         self._warned = False
         if mode == "bound":
             self._bound_activations()  # fail early on an unsupported architecture
-        self.state["dsgd"] = {"step": 0, "cycle": 0, "violations": 0, "prev_scores": None,
-                              "rng": torch.Generator().manual_seed(
-                                  int(torch.randint(2**62, ())) if seed is None else seed).get_state(),
-                              "kappa": [float(lipschitz_init)] * len(self.param_groups)}
+        self.state["dsgd"] = {
+            "step": 0,
+            "cycle": 0,
+            "violations": 0,
+            "prev_scores": None,
+            "rng": torch.Generator().manual_seed(int(torch.randint(2**62, ())) if seed is None else seed).get_state(),
+            "kappa": [float(lipschitz_init)] * len(self.param_groups),
+        }
 
     # ------------------------------------------------------------------ bookkeeping
 
@@ -265,7 +287,8 @@ class DSGD(torch.optim.Optimizer):
                 "mode='bound' needs the groups of an MLP chain, input to output, each followed by a smooth "
                 f"activation ({', '.join(ACTIVATION_BOUNDS)}) except the last (layer_groups(model) on an MLP "
                 f"records them); got activations {acts}. "
-                "Use mode='adaptive' for other models.")
+                "Use mode='adaptive' for other models."
+            )
         for g in self.param_groups:
             if g["params"][0].dim() != 2:
                 raise ValueError("mode='bound' supports Linear layers only; use mode='adaptive' for conv layers")
@@ -319,9 +342,13 @@ class DSGD(torch.optim.Optimizer):
 
     def _kappas(self) -> torch.Tensor:
         if self.options["mode"] == "bound":
-            return layer_curvature_bounds([g["params"] for g in self.param_groups], self._bound_activations(),
-                                          self.options["input_bound"], self.options["loss_bounds"],
-                                          op_norms=self._op_norms())
+            return layer_curvature_bounds(
+                [g["params"] for g in self.param_groups],
+                self._bound_activations(),
+                self.options["input_bound"],
+                self.options["loss_bounds"],
+                op_norms=self._op_norms(),
+            )
         ref = self.param_groups[0]["params"][0]
         return torch.tensor(self.state["dsgd"]["kappa"], dtype=ref.dtype, device=ref.device)
 
@@ -382,8 +409,10 @@ class DSGD(torch.optim.Optimizer):
         adaptive = opts["mode"] == "adaptive"
         check = opts["check_decrease"] if opts["check_decrease"] is not None else adaptive
         if (adaptive or check) and closure is None:
-            raise ValueError(f"DSGD with mode={opts['mode']!r} and check_decrease={check} needs a closure "
-                             "that recomputes the loss and its gradients")
+            raise ValueError(
+                f"DSGD with mode={opts['mode']!r} and check_decrease={check} needs a closure "
+                "that recomputes the loss and its gradients"
+            )
         sign = -1.0 if opts["maximize"] else 1.0
         if score_closure is not None:
             with torch.enable_grad():
@@ -397,8 +426,12 @@ class DSGD(torch.optim.Optimizer):
         if not _all_finite(grads + (score_grads if score_closure is not None else [])):
             # The run has diverged: no norm (and no SVD) of a NaN gradient exists. Leave the
             # parameters alone and report a NaN loss, so the caller records the divergence.
-            self.last_step = {"layer": None, "scores": [math.nan] * len(grads), "predicted_decrease": math.nan,
-                              "nonfinite_gradient": True}
+            self.last_step = {
+                "layer": None,
+                "scores": [math.nan] * len(grads),
+                "predicted_decrease": math.nan,
+                "nonfinite_gradient": True,
+            }
             return None if loss is None else torch.full_like(loss, math.nan)
         if score_closure is not None:
             score_sq = self._dual_norms_sq(score_grads)
@@ -446,12 +479,20 @@ class DSGD(torch.optim.Optimizer):
                 warnings.warn(
                     f"DSGD bound mode: realized decrease {realized:.3g} < predicted {predicted:.3g} on layer {i}; "
                     "an assumption of the bound is violated (is input_bound >= max ||x||? are loss_bounds right?)",
-                    RuntimeWarning, stacklevel=2)
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
         st["step"] += 1
         all_sq = dual_sq / kappas
         self.last_step = {
-            "step": st["step"], "layer": i, "scores": scores, "predicted_decrease": predicted, "kappa": kappa,
-            "stationarity": float(all_sq.max()), "loss": f0, "realized_decrease": realized,
+            "step": st["step"],
+            "layer": i,
+            "scores": scores,
+            "predicted_decrease": predicted,
+            "kappa": kappa,
+            "stationarity": float(all_sq.max()),
+            "loss": f0,
+            "realized_decrease": realized,
             "backtracks": backtracks,
         }
         return loss
@@ -476,9 +517,11 @@ def _tolerance(f0: float | None, dtype: torch.dtype) -> float:
 
 # ----------------------------------------------------------------------------- registry
 
+
 def _factory(selection: str) -> Callable[..., DSGD]:
     def make(params: Any, **hp: Any) -> DSGD:
         return DSGD(params, **{"selection": selection, **hp})
+
     return make
 
 
@@ -492,7 +535,14 @@ for _name, _selection, _what in (
     ("dsgd_cyclic", "cyclic", "DSGD's layer step with cyclic layer choice (baseline)"),
     ("dsgd_random", "random", "DSGD's layer step with uniformly random layer choice (baseline)"),
 ):
-    register(OptimizerSpec(
-        name=_name, factory=_factory(_selection), hyperparams=_REGISTERED, defaults=_DEFAULTS,
-        description=_what, family="dsgd", param_groups=layer_groups,
-    ))
+    register(
+        OptimizerSpec(
+            name=_name,
+            factory=_factory(_selection),
+            hyperparams=_REGISTERED,
+            defaults=_DEFAULTS,
+            description=_what,
+            family="dsgd",
+            param_groups=layer_groups,
+        )
+    )

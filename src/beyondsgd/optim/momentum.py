@@ -36,7 +36,8 @@ References:
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
 from torch.optim import Optimizer
@@ -87,17 +88,25 @@ class _DisplacementMomentum(Optimizer):
         maximize: bool = False,
         foreach: bool | None = None,
     ) -> None:
-        defaults = dict(lr=lr, momentum=momentum, momentum_schedule=momentum_schedule,
-                        weight_decay=weight_decay, maximize=maximize, foreach=foreach)
+        defaults = dict(
+            lr=lr,
+            momentum=momentum,
+            momentum_schedule=momentum_schedule,
+            weight_decay=weight_decay,
+            maximize=maximize,
+            foreach=foreach,
+        )
         check_hyperparams(type(self).__name__, defaults, MOMENTUM_HYPERPARAMS)
         super().__init__(params, defaults)
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         # Groups may override any hyperparameter: check the overrides with the same table.  Other
         # keys pass through, as in torch.optim (``param_names``, user tags such as ``"name"``).
-        check_hyperparams(type(self).__name__,
-                          {k: v for k, v in param_group.items() if k in MOMENTUM_HYPERPARAMS},
-                          MOMENTUM_HYPERPARAMS)
+        check_hyperparams(
+            type(self).__name__,
+            {k: v for k, v in param_group.items() if k in MOMENTUM_HYPERPARAMS},
+            MOMENTUM_HYPERPARAMS,
+        )
         super().add_param_group(param_group)
 
     def _gather(self, group: dict[str, Any]) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor], int]:
@@ -166,12 +175,20 @@ class _DisplacementMomentum(Optimizer):
                 self.state[p]["step"] = k + 1
         return loss
 
-    def _update_single(self, p: torch.Tensor, g: torch.Tensor, d: torch.Tensor,
-                       lr: float, beta: float, beta_next: float) -> None:  # pragma: no cover - interface
+    def _update_single(
+        self, p: torch.Tensor, g: torch.Tensor, d: torch.Tensor, lr: float, beta: float, beta_next: float
+    ) -> None:  # pragma: no cover - interface
         raise NotImplementedError
 
-    def _update_foreach(self, p: list[torch.Tensor], g: list[torch.Tensor], d: list[torch.Tensor],
-                        lr: float, beta: float, beta_next: float) -> None:  # pragma: no cover - interface
+    def _update_foreach(
+        self,
+        p: list[torch.Tensor],
+        g: list[torch.Tensor],
+        d: list[torch.Tensor],
+        lr: float,
+        beta: float,
+        beta_next: float,
+    ) -> None:  # pragma: no cover - interface
         raise NotImplementedError
 
 
@@ -196,8 +213,8 @@ class HeavyBall(_DisplacementMomentum):
     """
 
     def _update_single(self, p, g, d, lr, beta, beta_next):
-        d.mul_(beta).add_(g, alpha=-lr)   # d_{k+1} = beta_k d_k - eta g_k
-        p.add_(d)                         # W_{k+1} = W_k + d_{k+1}
+        d.mul_(beta).add_(g, alpha=-lr)  # d_{k+1} = beta_k d_k - eta g_k
+        p.add_(d)  # W_{k+1} = W_k + d_{k+1}
 
     def _update_foreach(self, p, g, d, lr, beta, beta_next):
         torch._foreach_mul_(d, beta)
@@ -230,9 +247,9 @@ class Nesterov(_DisplacementMomentum):
     """
 
     def _update_single(self, p, g, d, lr, beta, beta_next):
-        p.add_(d, alpha=-beta)                 # Y_k -> W_k
-        d.mul_(beta).add_(g, alpha=-lr)        # d_{k+1} = beta_k d_k - eta g(Y_k)
-        p.add_(d, alpha=1.0 + beta_next)       # Y_{k+1} = W_k + (1 + beta_{k+1}) d_{k+1}
+        p.add_(d, alpha=-beta)  # Y_k -> W_k
+        d.mul_(beta).add_(g, alpha=-lr)  # d_{k+1} = beta_k d_k - eta g(Y_k)
+        p.add_(d, alpha=1.0 + beta_next)  # Y_{k+1} = W_k + (1 + beta_{k+1}) d_{k+1}
 
     def _update_foreach(self, p, g, d, lr, beta, beta_next):
         torch._foreach_add_(p, d, alpha=-beta)
@@ -259,21 +276,25 @@ _DESCRIPTION = "{}, papers' form W+ = {}"
 # Defaults from benchmarks/sweep_momentum_defaults.py (digits, MLP, batch 64, 20 epochs; see
 # docs/momentum-ntk.md): the same setting for both, in the middle of the grid, so a comparison
 # isolates Nesterov's gradient correction.
-register(OptimizerSpec(
-    name="hb",
-    factory=HeavyBall,
-    hyperparams=MOMENTUM_HYPERPARAMS,
-    defaults={"lr": 0.03, "momentum": 0.9},
-    description=_DESCRIPTION.format("heavy ball (Polyak)", "W - lr*g(W) + beta*(W - W_prev)"),
-    family="momentum",
-    shardable=True,  # elementwise update
-))
-register(OptimizerSpec(
-    name="nag",
-    factory=Nesterov,
-    hyperparams=MOMENTUM_HYPERPARAMS,
-    defaults={"lr": 0.03, "momentum": 0.9},
-    description=_DESCRIPTION.format("Nesterov accelerated gradient", "Y - lr*g(Y), Y = W + beta*(W - W_prev)"),
-    family="momentum",
-    shardable=True,  # elementwise update
-))
+register(
+    OptimizerSpec(
+        name="hb",
+        factory=HeavyBall,
+        hyperparams=MOMENTUM_HYPERPARAMS,
+        defaults={"lr": 0.03, "momentum": 0.9},
+        description=_DESCRIPTION.format("heavy ball (Polyak)", "W - lr*g(W) + beta*(W - W_prev)"),
+        family="momentum",
+        shardable=True,  # elementwise update
+    )
+)
+register(
+    OptimizerSpec(
+        name="nag",
+        factory=Nesterov,
+        hyperparams=MOMENTUM_HYPERPARAMS,
+        defaults={"lr": 0.03, "momentum": 0.9},
+        description=_DESCRIPTION.format("Nesterov accelerated gradient", "Y - lr*g(Y), Y = W + beta*(W - W_prev)"),
+        family="momentum",
+        shardable=True,  # elementwise update
+    )
+)

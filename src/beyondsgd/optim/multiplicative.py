@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any, ClassVar, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar
 
 import torch
 from torch.optim import Optimizer
@@ -73,8 +74,16 @@ RULE_HYPERPARAMS: dict[str, Constraint] = {
 }
 
 _RULE_DEFAULTS: dict[str, Any] = {
-    "rule": "hybrid", "eta_in": 1.0, "gamma": 1.0, "weight_decay": 0.0, "maximize": False, "foreach": None,
-    "exp_base": math.e, "squash": "tanh", "clip_bound": 10.0, "max_scale": None,
+    "rule": "hybrid",
+    "eta_in": 1.0,
+    "gamma": 1.0,
+    "weight_decay": 0.0,
+    "maximize": False,
+    "foreach": None,
+    "exp_base": math.e,
+    "squash": "tanh",
+    "clip_bound": 10.0,
+    "max_scale": None,
     "scheduler_scales_eta_out": True,
 }
 
@@ -149,7 +158,9 @@ class RuleOptimizer(Optimizer):
                     f"{rule.name!r}, which can never move an exact zero, and parameters {zeros} of that "
                     "group hold exact zeros (zero-initialized biases?). Put them in a group with "
                     "rule='additive' or 'hybrid' (gamma < 1).",
-                    FrozenZerosWarning, stacklevel=3)
+                    FrozenZerosWarning,
+                    stacklevel=3,
+                )
 
     @staticmethod
     def _rule_args(group: Mapping[str, Any]) -> RuleArgs:
@@ -157,9 +168,16 @@ class RuleOptimizer(Optimizer):
         initial_lr = group.get("initial_lr")
         if group["scheduler_scales_eta_out"] and initial_lr:  # set by torch LR schedulers
             eta_out = eta_out * group["lr"] / initial_lr
-        return RuleArgs(lr=group["lr"], eta_in=group["eta_in"], eta_out=eta_out, gamma=group["gamma"],
-                        exp_base=group["exp_base"], squash=group["squash"], clip_bound=group["clip_bound"],
-                        max_scale=group["max_scale"])
+        return RuleArgs(
+            lr=group["lr"],
+            eta_in=group["eta_in"],
+            eta_out=eta_out,
+            gamma=group["gamma"],
+            exp_base=group["exp_base"],
+            squash=group["squash"],
+            clip_bound=group["clip_bound"],
+            max_scale=group["max_scale"],
+        )
 
     @torch.no_grad()
     def step(self, closure: Any = None) -> Any:
@@ -252,8 +270,15 @@ class Madam(RuleAdam):
     Madam's (``eta_out = 0.01``).
     """
 
-    base_defaults = {"rule": "exp", "betas": (0.0, 0.999), "lr": 0.01, "eta_out": 0.01, "squash": "clip",
-                     "clip_bound": 10.0, "max_scale": 3.0}
+    base_defaults = {
+        "rule": "exp",
+        "betas": (0.0, 0.999),
+        "lr": 0.01,
+        "eta_out": 0.01,
+        "squash": "clip",
+        "clip_bound": 10.0,
+        "max_scale": 3.0,
+    }
 
 
 # --- registry -------------------------------------------------------------------------------
@@ -269,38 +294,76 @@ _HYBRID_GAMMA = 0.5
 #: base -> (class, label, defaults of m_<base>, defaults of h_<base>)
 _DEFAULTS = {
     "sgd": (RuleSGD, "SGD", {"lr": 0.05, "eta_in": 10.0, "eta_out": 0.3}, {"lr": 0.05, "eta_in": 10.0, "eta_out": 0.3}),
-    "adam": (RuleAdam, "Adam", {"lr": 1e-3, "eta_in": 1.0, "eta_out": 1e-2}, {"lr": 1e-3, "eta_in": 1.0, "eta_out": 1e-2}),
-    "rmsprop": (RuleRMSprop, "RMSprop", {"lr": 1e-2, "eta_in": 1.0, "eta_out": 1e-2},
-                {"lr": 1e-2, "eta_in": 1.0, "eta_out": 1e-2}),
-    "adagrad": (RuleAdagrad, "Adagrad", {"lr": 1e-2, "eta_in": 1.0, "eta_out": 0.1},
-                {"lr": 1e-2, "eta_in": 1.0, "eta_out": 1e-2}),
+    "adam": (
+        RuleAdam,
+        "Adam",
+        {"lr": 1e-3, "eta_in": 1.0, "eta_out": 1e-2},
+        {"lr": 1e-3, "eta_in": 1.0, "eta_out": 1e-2},
+    ),
+    "rmsprop": (
+        RuleRMSprop,
+        "RMSprop",
+        {"lr": 1e-2, "eta_in": 1.0, "eta_out": 1e-2},
+        {"lr": 1e-2, "eta_in": 1.0, "eta_out": 1e-2},
+    ),
+    "adagrad": (
+        RuleAdagrad,
+        "Adagrad",
+        {"lr": 1e-2, "eta_in": 1.0, "eta_out": 0.1},
+        {"lr": 1e-2, "eta_in": 1.0, "eta_out": 1e-2},
+    ),
 }
 
 
 def _factory(cls: type[RuleOptimizer], rule: str):
     def make(params: Any, **hp: Any) -> RuleOptimizer:
         return cls(params, rule=rule, **hp)
+
     make.__name__ = f"{rule}_{cls.__name__}"
     return make
 
 
 def _register_all() -> None:
     for base, (cls, label, m_defaults, h_defaults) in _DEFAULTS.items():
-        table = {k: v for k, v in cls.hyperparams().items() if k not in ("rule", "exp_base", "squash",
-                                                                          "clip_bound", "max_scale")}
+        table = {
+            k: v
+            for k, v in cls.hyperparams().items()
+            if k not in ("rule", "exp_base", "squash", "clip_bound", "max_scale")
+        }
         m_table = {k: v for k, v in table.items() if k != "gamma"}
-        register(OptimizerSpec(
-            name=f"m_{base}", factory=_factory(cls, "multiplicative"), hyperparams=m_table,
-            defaults=m_defaults, family=_FAMILY, shardable=True,  # elementwise rule and direction
-            description=f"{label} with the multiplicative rule M (Kirtas et al. 2023)"))
-        register(OptimizerSpec(
-            name=f"h_{base}", factory=_factory(cls, "hybrid"), hyperparams=table,
-            defaults={**h_defaults, "gamma": _HYBRID_GAMMA}, family=_FAMILY, shardable=True,
-            description=f"{label} with the hybrid rule H, gamma-mix of M and additive (Kirtas et al. 2023)"))
+        register(
+            OptimizerSpec(
+                name=f"m_{base}",
+                factory=_factory(cls, "multiplicative"),
+                hyperparams=m_table,
+                defaults=m_defaults,
+                family=_FAMILY,
+                shardable=True,  # elementwise rule and direction
+                description=f"{label} with the multiplicative rule M (Kirtas et al. 2023)",
+            )
+        )
+        register(
+            OptimizerSpec(
+                name=f"h_{base}",
+                factory=_factory(cls, "hybrid"),
+                hyperparams=table,
+                defaults={**h_defaults, "gamma": _HYBRID_GAMMA},
+                family=_FAMILY,
+                shardable=True,
+                description=f"{label} with the hybrid rule H, gamma-mix of M and additive (Kirtas et al. 2023)",
+            )
+        )
     madam_table = {k: v for k, v in Madam.hyperparams().items() if k != "rule"}
-    register(OptimizerSpec(
-        name="madam", factory=Madam, hyperparams=madam_table, defaults={"eta_out": 0.01}, family=_FAMILY,
-        description="Madam: exponential multiplicative rule on the normalized gradient (Bernstein et al. 2020)"))
+    register(
+        OptimizerSpec(
+            name="madam",
+            factory=Madam,
+            hyperparams=madam_table,
+            defaults={"eta_out": 0.01},
+            family=_FAMILY,
+            description="Madam: exponential multiplicative rule on the normalized gradient (Bernstein et al. 2020)",
+        )
+    )
 
 
 _register_all()

@@ -18,7 +18,8 @@ decay of ``eta_in``/``eta_out`` are in the authors' code of Kirtas et al. 2023
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch.optim import Optimizer
@@ -45,8 +46,10 @@ class GroupValueScheduler:
             raise ValueError(f"invalid optimizer={optimizer!r}: expected a torch.optim.Optimizer")
         for i, group in enumerate(optimizer.param_groups):
             if key not in group:
-                raise ValueError(f"invalid key={key!r}: param group {i} has no such entry "
-                                 f"(it has {', '.join(k for k in group if k != 'params')})")
+                raise ValueError(
+                    f"invalid key={key!r}: param group {i} has no such entry "
+                    f"(it has {', '.join(k for k in group if k != 'params')})"
+                )
             group.setdefault(f"initial_{key}", group[key])
         self.optimizer, self.key, self.last_epoch = optimizer, key, 0
         self._apply()
@@ -104,8 +107,9 @@ class RandomChoice(GroupValueScheduler):
     is either additive or multiplicative).  Deterministic given ``seed`` and the epoch, so
     a resumed run draws the same sequence."""
 
-    def __init__(self, optimizer: Optimizer, key: str = "gamma", choices: Sequence[float] = (0.0, 1.0),
-                 seed: int = 0) -> None:
+    def __init__(
+        self, optimizer: Optimizer, key: str = "gamma", choices: Sequence[float] = (0.0, 1.0), seed: int = 0
+    ) -> None:
         if len(choices) == 0:
             raise ValueError("invalid choices=(): expected at least one value")
         Interval(integer=True).check("seed", seed)
@@ -120,8 +124,7 @@ class RandomChoice(GroupValueScheduler):
 class StepDecay(GroupValueScheduler):
     """Multiply the starting value by ``factor`` every ``step_size`` epochs (for ``eta_in``/``eta_out``)."""
 
-    def __init__(self, optimizer: Optimizer, key: str = "eta_out", step_size: int = 10,
-                 factor: float = 0.1) -> None:
+    def __init__(self, optimizer: Optimizer, key: str = "eta_out", step_size: int = 10, factor: float = 0.1) -> None:
         POSITIVE_INT.check("step_size", step_size)
         Interval(0.0).check("factor", factor)
         self.step_size, self.factor = step_size, factor

@@ -30,8 +30,9 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
@@ -74,16 +75,30 @@ class UpdateRule:
     def init_state(self, param: torch.Tensor, state: dict[str, Any], args: RuleArgs) -> None:
         """Create any per-parameter state the rule needs (called before the first step)."""
 
-    def apply_one(self, param: torch.Tensor, d: torch.Tensor, scale: float, args: RuleArgs,
-                  state: dict[str, Any], owned: bool = False) -> None:
+    def apply_one(
+        self,
+        param: torch.Tensor,
+        d: torch.Tensor,
+        scale: float,
+        args: RuleArgs,
+        state: dict[str, Any],
+        owned: bool = False,
+    ) -> None:
         """Reference path: update one tensor in place.
 
         ``owned``: ``d`` is a temporary the rule may overwrite (saves a copy)."""
         raise NotImplementedError
 
-    def apply_many(self, params: list[torch.Tensor], dirs: list[torch.Tensor], scales: Sequence[float],
-                   args: RuleArgs, states: list[dict[str, Any]], owned: bool = False,
-                   work: "Workspace | None" = None) -> None:
+    def apply_many(
+        self,
+        params: list[torch.Tensor],
+        dirs: list[torch.Tensor],
+        scales: Sequence[float],
+        args: RuleArgs,
+        states: list[dict[str, Any]],
+        owned: bool = False,
+        work: Workspace | None = None,
+    ) -> None:
         """Multi-tensor path; must equal :meth:`apply_one` on each tensor to rounding.
 
         ``work``: reusable scratch buffers (``None``: allocate temporaries)."""
@@ -257,7 +272,7 @@ class ExponentialRule(UpdateRule):
         return tanh_(x) if args.squash == "tanh" else x.clamp_(-args.clip_bound, args.clip_bound)
 
     def apply_one(self, param, d, scale, args, state, owned=False):
-        s = self._squash(d.mul_(args.eta_in) if owned else d * args.eta_in, args)  # noqa: see tanh_
+        s = self._squash(d.mul_(args.eta_in) if owned else d * args.eta_in, args)  # see tanh_
         # base ** x = exp(x * ln(base)); the sign makes |theta| shrink when d agrees with theta.
         s.mul_(param.sign()).mul_(-args.eta_out * scale * math.log(args.exp_base)).exp_()
         param.mul_(s)
@@ -287,7 +302,9 @@ class ExponentialRule(UpdateRule):
                 p.copy_(torch.clamp(p, -st["max_abs"], st["max_abs"]))
 
 
-RULES: dict[str, UpdateRule] = {r.name: r for r in (AdditiveRule(), MultiplicativeRule(), HybridRule(), ExponentialRule())}
+RULES: dict[str, UpdateRule] = {
+    r.name: r for r in (AdditiveRule(), MultiplicativeRule(), HybridRule(), ExponentialRule())
+}
 
 
 def get_rule(name: str) -> UpdateRule:

@@ -11,9 +11,10 @@ import hashlib
 import importlib
 import json
 import pkgutil
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -46,8 +47,9 @@ class ReproduceContext:
     data_dir: Path | None = None
     checkpoint_every: int | None = None
 
-    def run_experiment(self, exp: "Experiment", data: "Dataset | None", key: str,
-                       progress: bool | None = None) -> "RunResult":
+    def run_experiment(
+        self, exp: Experiment, data: Dataset | None, key: str, progress: bool | None = None
+    ) -> RunResult:
         """:func:`beyondsgd.bench.run_experiment`, checkpointed under ``key`` when asked.
 
         Args:
@@ -61,10 +63,15 @@ class ReproduceContext:
         digest = hashlib.sha1(json.dumps(asdict(exp), sort_keys=True, default=str).encode()).hexdigest()[:10]
         name = f"{'quick-' if self.quick else ''}{key}-{digest}.pt"
         path = None if self.checkpoint_every is None else self.out / "checkpoints" / name
-        return run_experiment(exp, data=data, progress=self.progress if progress is None else progress,
-                              checkpoint=path, checkpoint_every=self.checkpoint_every or 1)
+        return run_experiment(
+            exp,
+            data=data,
+            progress=self.progress if progress is None else progress,
+            checkpoint=path,
+            checkpoint_every=self.checkpoint_every or 1,
+        )
 
-    def loop_checkpoint(self, key: str, identity: dict[str, Any]) -> "LoopCheckpoint | None":
+    def loop_checkpoint(self, key: str, identity: dict[str, Any]) -> LoopCheckpoint | None:
         """A :class:`~beyondsgd.bench.checkpoint.LoopCheckpoint` for a hand-written loop
         (``None`` unless checkpoints were asked for)."""
         from beyondsgd.bench.checkpoint import LoopCheckpoint

@@ -30,18 +30,28 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from beyondsgd.bench.io import write_atomic, write_csv, write_json
 from beyondsgd.bench.checkpoint import LoopCheckpoint
+from beyondsgd.bench.io import write_atomic, write_csv, write_json
 from beyondsgd.bench.reproductions import ReproduceContext, Reproduction, register_reproduction
 from beyondsgd.data import DatasetUnavailableError, load_dataset
 from beyondsgd.models import create_model
 from beyondsgd.optim import DSGD, input_bound, layer_groups
 from beyondsgd.optim.layer_norms import BASE_NORMS, layer_curvature_bounds, layer_matrix
 
-COLUMNS = ("setting", "algorithm", "seed", "step", "time_s", "train_loss", "stationarity", "layer",
-           "predicted_decrease", "realized_decrease")
-GD_LRS = (0.1, 0.3, 1.0)        # full-batch GD grid (best final loss is shown)
-SGD_LRS = (0.03, 0.1, 0.3)      # minibatch SGD grid
+COLUMNS = (
+    "setting",
+    "algorithm",
+    "seed",
+    "step",
+    "time_s",
+    "train_loss",
+    "stationarity",
+    "layer",
+    "predicted_decrease",
+    "realized_decrease",
+)
+GD_LRS = (0.1, 0.3, 1.0)  # full-batch GD grid (best final loss is shown)
+SGD_LRS = (0.03, 0.1, 0.3)  # minibatch SGD grid
 
 
 @dataclass(frozen=True)
@@ -49,7 +59,7 @@ class Setting:
     name: str
     dataset: str
     activation: str
-    mode: str              # "bound" or "adaptive"
+    mode: str  # "bound" or "adaptive"
     batch_size: int | None  # None: full batch
     iterations: int
     eval_every: int
@@ -76,8 +86,10 @@ def _settings(quick: bool, datasets: list[str]) -> list[Setting]:
             Setting(f"{ds}-relu-adaptive-batch64", ds, "relu", "adaptive", 64, mb_iters, max(1, mb_iters // 30)),
         ]
         if not quick:
-            out.insert(len(out) - 3, Setting(f"{ds}-sigmoid-bound-full", ds, "sigmoid", "bound", None,
-                                             full_iters, full_iters // 50))
+            out.insert(
+                len(out) - 3,
+                Setting(f"{ds}-sigmoid-bound-full", ds, "sigmoid", "bound", None, full_iters, full_iters // 50),
+            )
     return out
 
 
@@ -111,8 +123,9 @@ class _Problem:
 
     def model(self, seed: int) -> torch.nn.Module:
         torch.manual_seed(seed)
-        return create_model("mlp", self.input_shape, self.num_classes, widths=(32, 32),
-                            activation=self.s.activation, device=self.device).double()
+        return create_model(
+            "mlp", self.input_shape, self.num_classes, widths=(32, 32), activation=self.s.activation, device=self.device
+        ).double()
 
     def closure(self, net: torch.nn.Module, opt: torch.optim.Optimizer, idx: torch.Tensor | None):
         X, y = (self.X, self.y) if idx is None else (self.X[idx], self.y[idx])
@@ -122,6 +135,7 @@ class _Problem:
             loss = F.cross_entropy(net(X), y)
             loss.backward()
             return loss
+
         return closure
 
     def full_loss_and_stationarity(self, net: torch.nn.Module) -> tuple[float, float]:
@@ -131,11 +145,13 @@ class _Problem:
         loss.backward()
         groups = layer_groups(net)
         with torch.no_grad():
-            g_sq = torch.stack([BASE_NORMS["frobenius"].dual_norm(layer_matrix([p.grad for p in g["params"]])) ** 2
-                                for g in groups])
+            g_sq = torch.stack(
+                [BASE_NORMS["frobenius"].dual_norm(layer_matrix([p.grad for p in g["params"]])) ** 2 for g in groups]
+            )
             if self.s.mode == "bound":
-                kappa = layer_curvature_bounds([g["params"] for g in groups],
-                                               [g["activation"] for g in groups[:-1]], self.B)
+                kappa = layer_curvature_bounds(
+                    [g["params"] for g in groups], [g["activation"] for g in groups[:-1]], self.B
+                )
             else:
                 kappa = torch.ones_like(g_sq)
             stat = float((g_sq / kappa).max())
@@ -143,8 +159,7 @@ class _Problem:
         return float(loss.detach()), stat
 
 
-def _run(problem: _Problem, label: str, options: dict[str, Any], seed: int,
-         ckpt: LoopCheckpoint | None = None) -> Run:
+def _run(problem: _Problem, label: str, options: dict[str, Any], seed: int, ckpt: LoopCheckpoint | None = None) -> Run:
     """One training run; with ``ckpt`` it saves its state every ``ckpt.every`` steps and resumes from it."""
     s = problem.s
     net = problem.model(seed)
@@ -180,14 +195,31 @@ def _run(problem: _Problem, label: str, options: dict[str, Any], seed: int,
 
     def snapshot(next_step: int) -> dict[str, Any]:
         # `pending` is also inside run.rows; one save keeps them the same object.
-        return {"net": net.state_dict(), "optimizer": opt.state_dict(), "batch_rng": gen.get_state(),
-                "rows": run.rows, "layers": run.layers, "pending": pending, "elapsed": elapsed, "step": next_step}
+        return {
+            "net": net.state_dict(),
+            "optimizer": opt.state_dict(),
+            "batch_rng": gen.get_state(),
+            "rows": run.rows,
+            "layers": run.layers,
+            "pending": pending,
+            "elapsed": elapsed,
+            "step": next_step,
+        }
 
     for step in range(first, s.iterations + 1):
         if step % s.eval_every == 0 or step == s.iterations:
             loss, stat = problem.full_loss_and_stationarity(net)
-            run.rows.append({"setting": s.name, "algorithm": label, "seed": seed, "step": step, "time_s": elapsed,
-                             "train_loss": loss, "stationarity": stat})
+            run.rows.append(
+                {
+                    "setting": s.name,
+                    "algorithm": label,
+                    "seed": seed,
+                    "step": step,
+                    "time_s": elapsed,
+                    "train_loss": loss,
+                    "stationarity": stat,
+                }
+            )
             if not math.isfinite(loss):
                 break
         if step == s.iterations:
@@ -212,15 +244,36 @@ def _run(problem: _Problem, label: str, options: dict[str, Any], seed: int,
                     # Full batch: the next step's closure value is f(w+), no extra evaluation needed.
                     if pending is not None:
                         pending["realized_decrease"] = pending["_f0"] - float(loss_t.detach())
-                    pending = {"step": step, "predicted_decrease": ls["predicted_decrease"],
-                               "_f0": float(loss_t.detach())}
-                    run.rows.append({"setting": s.name, "algorithm": label, "seed": seed, "step": step,
-                                     "check": pending, "layer": ls["layer"]})
+                    pending = {
+                        "step": step,
+                        "predicted_decrease": ls["predicted_decrease"],
+                        "_f0": float(loss_t.detach()),
+                    }
+                    run.rows.append(
+                        {
+                            "setting": s.name,
+                            "algorithm": label,
+                            "seed": seed,
+                            "step": step,
+                            "check": pending,
+                            "layer": ls["layer"],
+                        }
+                    )
                 else:
-                    run.rows.append({"setting": s.name, "algorithm": label, "seed": seed, "step": step,
-                                     "check": {"predicted_decrease": ls["predicted_decrease"],
-                                               "realized_decrease": ls["realized_decrease"], "_f0": ls["loss"]},
-                                     "layer": ls["layer"]})
+                    run.rows.append(
+                        {
+                            "setting": s.name,
+                            "algorithm": label,
+                            "seed": seed,
+                            "step": step,
+                            "check": {
+                                "predicted_decrease": ls["predicted_decrease"],
+                                "realized_decrease": ls["realized_decrease"],
+                                "_f0": ls["loss"],
+                            },
+                            "layer": ls["layer"],
+                        }
+                    )
         if ckpt is not None and ckpt.due(step + 1):
             ckpt.save(snapshot(step + 1))
     if pending is not None and "realized_decrease" not in pending:
@@ -238,10 +291,18 @@ def _split(run: Run) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     for r in run.rows:
         if "check" in r and r["check"].get("realized_decrease") is not None:
             c = r["check"]
-            checks.append({"setting": r["setting"], "algorithm": r["algorithm"], "seed": r["seed"],
-                           "step": r["step"], "layer": r["layer"], "loss": c["_f0"],
-                           "predicted_decrease": c["predicted_decrease"],
-                           "realized_decrease": c["realized_decrease"]})
+            checks.append(
+                {
+                    "setting": r["setting"],
+                    "algorithm": r["algorithm"],
+                    "seed": r["seed"],
+                    "step": r["step"],
+                    "layer": r["layer"],
+                    "loss": c["_f0"],
+                    "predicted_decrease": c["predicted_decrease"],
+                    "realized_decrease": c["realized_decrease"],
+                }
+            )
     return curve, checks
 
 
@@ -255,9 +316,16 @@ def _check_summary(checks: list[dict[str, Any]]) -> list[dict[str, Any]]:
         tol = [16 * np.finfo(np.float64).eps * max(1.0, abs(c["loss"])) for c in cs]
         viol = sum(c["realized_decrease"] < c["predicted_decrease"] - t for c, t in zip(cs, tol))
         ratios = [c["realized_decrease"] / c["predicted_decrease"] for c in cs if c["predicted_decrease"] > 0]
-        out.append({"setting": setting, "algorithm": alg, "steps_checked": len(cs), "violations": viol,
-                    "worst_ratio": min(ratios) if ratios else math.nan,
-                    "median_ratio": float(np.median(ratios)) if ratios else math.nan})
+        out.append(
+            {
+                "setting": setting,
+                "algorithm": alg,
+                "steps_checked": len(cs),
+                "violations": viol,
+                "worst_ratio": min(ratios) if ratios else math.nan,
+                "median_ratio": float(np.median(ratios)) if ratios else math.nan,
+            }
+        )
     return out
 
 
@@ -283,12 +351,20 @@ def _save(fig, path: Path) -> Path:
 
 
 # One colour per algorithm in every panel.
-_COLORS = {"dsgd": "tab:blue", "dsgd_spectral": "tab:red", "dsgd_cyclic": "tab:orange", "dsgd_random": "tab:green",
-           "dsgd_indep": "tab:purple", "gd": "tab:brown", "sgd": "tab:brown"}
+_COLORS = {
+    "dsgd": "tab:blue",
+    "dsgd_spectral": "tab:red",
+    "dsgd_cyclic": "tab:orange",
+    "dsgd_random": "tab:green",
+    "dsgd_indep": "tab:purple",
+    "gd": "tab:brown",
+    "sgd": "tab:brown",
+}
 
 
-def _plot_curves(curves: list[dict[str, Any]], settings: list[Setting], x: str, y: str, path: Path,
-                 ylabel: str) -> Path:
+def _plot_curves(
+    curves: list[dict[str, Any]], settings: list[Setting], x: str, y: str, path: Path, ylabel: str
+) -> Path:
     plt = _plt()
     cols = min(3, len(settings))
     rows_n = math.ceil(len(settings) / cols)
@@ -311,7 +387,7 @@ def _plot_curves(curves: list[dict[str, Any]], settings: list[Setting], x: str, 
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    for ax in list(axes.flat)[len(settings):]:
+    for ax in list(axes.flat)[len(settings) :]:
         ax.axis("off")
     fig.tight_layout()
     return _save(fig, path)
@@ -331,7 +407,7 @@ def _plot_layer_frequency(runs: list[Run], settings: list[Setting], path: Path) 
         k = int(L.max()) + 1
         window = max(1, L.shape[1] // 20)
         n_win = L.shape[1] // window
-        frac = np.stack([[np.mean(L[:, w * window:(w + 1) * window] == i) for w in range(n_win)] for i in range(k)])
+        frac = np.stack([[np.mean(L[:, w * window : (w + 1) * window] == i) for w in range(n_win)] for i in range(k)])
         xs = (np.arange(n_win) + 0.5) * window
         ax.stackplot(xs, frac, labels=[f"layer {i + 1}" for i in range(k)], alpha=0.85)
         ax.set_ylim(0, 1)
@@ -339,7 +415,7 @@ def _plot_layer_frequency(runs: list[Run], settings: list[Setting], path: Path) 
         ax.set_xlabel(f"iteration (windows of {window})")
         ax.set_ylabel("fraction of steps")
         ax.legend(fontsize=7, loc="upper right")
-    for ax in list(axes.flat)[len(settings):]:
+    for ax in list(axes.flat)[len(settings) :]:
         ax.axis("off")
     fig.tight_layout()
     return _save(fig, path)
@@ -395,8 +471,14 @@ def run(ctx: ReproduceContext) -> Path:
             problem = _Problem(s, data, ctx.device)
             for label, options in _algorithms(s):
                 for seed in seeds:
-                    identity = {"setting": s.name, "algorithm": label, "options": options, "seed": seed,
-                                "n": problem.X.shape[0], "iterations": s.iterations}
+                    identity = {
+                        "setting": s.name,
+                        "algorithm": label,
+                        "options": options,
+                        "seed": seed,
+                        "n": problem.X.shape[0],
+                        "iterations": s.iterations,
+                    }
                     ckpt = ctx.loop_checkpoint(f"{s.name}-{label}-seed{seed}", identity)
                     runs.append(_run(problem, label, options, seed, ckpt))
                     if ctx.progress:
@@ -408,23 +490,28 @@ def run(ctx: ReproduceContext) -> Path:
         curves += c
         checks += k
     write_csv(out / "curves.csv", curves, COLUMNS)
-    write_csv(out / "decrease_checks.csv", checks,
-              ("setting", "algorithm", "seed", "step", "layer", "loss", "predicted_decrease", "realized_decrease"))
+    write_csv(
+        out / "decrease_checks.csv",
+        checks,
+        ("setting", "algorithm", "seed", "step", "layer", "loss", "predicted_decrease", "realized_decrease"),
+    )
     summary = _check_summary(checks)
     write_json(out / "bound_check.json", summary)
     shown, best = _best_baselines(curves)
     _plot_curves(shown, settings, "step", "train_loss", out / "loss_vs_iteration.png", "training loss (full set)")
     _plot_curves(shown, settings, "time_s", "train_loss", out / "loss_vs_time.png", "training loss (full set)")
-    _plot_curves(shown, settings, "step", "stationarity", out / "stationarity.png",
-                 "max_i ||D_i f||_F^2 / kappa_i")
+    _plot_curves(shown, settings, "step", "stationarity", out / "stationarity.png", "max_i ||D_i f||_F^2 / kappa_i")
     _plot_layer_frequency(runs, settings, out / "layer_frequency.png")
     return _report(out, ctx, settings, shown, summary, best, notes, seeds, runs)
 
 
 def _final_table(curves: list[dict[str, Any]], settings: list[Setting], best: dict[str, str]) -> list[str]:
     """Final loss, step time, and iterations/seconds to reach the tuned GD/SGD's final loss (means over seeds)."""
-    lines = ["| setting | algorithm | final training loss | step time [ms] | iterations to the GD/SGD final loss | "
-             "seconds to it |", "|---|---|---|---|---|---|"]
+    lines = [
+        "| setting | algorithm | final training loss | step time [ms] | iterations to the GD/SGD final loss | "
+        "seconds to it |",
+        "|---|---|---|---|---|---|",
+    ]
     for s in settings:
         rows = [r for r in curves if r["setting"] == s.name]
         by: dict[str, dict[int, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
@@ -446,9 +533,17 @@ def _final_table(curves: list[dict[str, Any]], settings: list[Setting], best: di
     return lines
 
 
-def _report(out: Path, ctx: ReproduceContext, settings: list[Setting], curves: list[dict[str, Any]],
-            summary: list[dict[str, Any]], best: dict[str, str], notes: list[str], seeds: list[int],
-            runs: list[Run]) -> Path:
+def _report(
+    out: Path,
+    ctx: ReproduceContext,
+    settings: list[Setting],
+    curves: list[dict[str, Any]],
+    summary: list[dict[str, Any]],
+    best: dict[str, str],
+    notes: list[str],
+    seeds: list[int],
+    runs: list[Run],
+) -> Path:
     cmd = "beyondsgd reproduce dsgd" + (" --quick" if ctx.quick else "")
     total_checked = sum(r["steps_checked"] for r in summary)
     total_viol = sum(r["violations"] for r in summary)
@@ -458,7 +553,7 @@ def _report(out: Path, ctx: ReproduceContext, settings: list[Setting], curves: l
         layer_runs = [r.layers for r in runs if r.setting == s.name and r.algorithm == "dsgd" and r.layers]
         if layer_runs:
             L = np.concatenate(layer_runs)
-            freq = ", ".join(f"layer {i + 1}: {np.mean(L == i):.0%}" for i in range(int(L.max()) + 1))
+            freq = ", ".join(f"layer {i + 1}: {np.mean(i == L):.0%}" for i in range(int(L.max()) + 1))
             freq_lines.append(f"- {s.name}: {freq}")
     lines = [
         "# DSGD: layer-wise greedy descent (reproduction)",
@@ -467,7 +562,8 @@ def _report(out: Path, ctx: ReproduceContext, settings: list[Setting], curves: l
         "Settings: dataset-activation-mode-batch. Bound mode uses the constants derived in docs/dsgd.md;",
         "adaptive mode estimates them with a sufficient-decrease test. GD/SGD: the best learning rate of the",
         f"grid {GD_LRS} (full batch) / {SGD_LRS} (batch 64) per setting, by final loss: "
-        + ", ".join(f"{k}: {v}" for k, v in sorted(best.items())) + ".",
+        + ", ".join(f"{k}: {v}" for k, v in sorted(best.items()))
+        + ".",
         "",
         *(f"Note: {n}" for n in notes),
         "",
@@ -479,8 +575,11 @@ def _report(out: Path, ctx: ReproduceContext, settings: list[Setting], curves: l
         "",
         "| setting | algorithm | steps checked | violations | worst ratio | median ratio |",
         "|---|---|---|---|---|---|",
-        *(f"| {r['setting']} | {r['algorithm']} | {r['steps_checked']} | {r['violations']} | "
-          f"{r['worst_ratio']:.3g} | {r['median_ratio']:.3g} |" for r in summary),
+        *(
+            f"| {r['setting']} | {r['algorithm']} | {r['steps_checked']} | {r['violations']} | "
+            f"{r['worst_ratio']:.3g} | {r['median_ratio']:.3g} |"
+            for r in summary
+        ),
         "",
         "## Final training loss",
         "",
@@ -506,9 +605,11 @@ def _report(out: Path, ctx: ReproduceContext, settings: list[Setting], curves: l
     return write_atomic(out / "report.md", "\n".join(lines))
 
 
-register_reproduction(Reproduction(
-    name="dsgd",
-    run=run,
-    description="DSGD vs cyclic/random layer choice and GD/SGD; bound-mode guarantee check, layer choice, stationarity",
-    checkpoints=True,
-))
+register_reproduction(
+    Reproduction(
+        name="dsgd",
+        run=run,
+        description="DSGD vs cyclic/random layer choice and GD/SGD; bound-mode guarantee check, layer choice, stationarity",
+        checkpoints=True,
+    )
+)

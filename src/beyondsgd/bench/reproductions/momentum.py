@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 
@@ -78,7 +79,9 @@ class MomentumConfig:
 QUICK = MomentumConfig(n=48, widths=(250, 1000), iterations=100)
 
 
-def load_pair(preferred: str, fallback: str, cfg: MomentumConfig, data_dir: Path | None) -> tuple[str, torch.Tensor, torch.Tensor, str]:
+def load_pair(
+    preferred: str, fallback: str, cfg: MomentumConfig, data_dir: Path | None
+) -> tuple[str, torch.Tensor, torch.Tensor, str]:
     """Unit-norm two-class subsample with +-1 targets: (name used, X (n, d) float64, y (n,), note)."""
     note = ""
     try:
@@ -97,8 +100,18 @@ def load_pair(preferred: str, fallback: str, cfg: MomentumConfig, data_dir: Path
     return name, X[idx].double(), target.double(), note
 
 
-def train(method: str, X: torch.Tensor, y: torch.Tensor, width: int, eta: float, beta: float,
-          iterations: int, seed: int, device: torch.device, ckpt: LoopCheckpoint | None = None) -> dict[str, Any]:
+def train(
+    method: str,
+    X: torch.Tensor,
+    y: torch.Tensor,
+    width: int,
+    eta: float,
+    beta: float,
+    iterations: int,
+    seed: int,
+    device: torch.device,
+    ckpt: LoopCheckpoint | None = None,
+) -> dict[str, Any]:
     """Full-batch training of the two-layer net; the loss is recorded where the gradient is taken.
 
     With ``ckpt`` the loop saves its state (net, optimizer, losses so far) every
@@ -135,14 +148,21 @@ def train(method: str, X: torch.Tensor, y: torch.Tensor, width: int, eta: float,
                 losses[k] = 0.5 * ((net(Xd) - yd) ** 2).sum()
         if ckpt is not None and (k == iterations or ckpt.due(k + 1)):
             seconds += time.perf_counter() - start
-            ckpt.save({"net": net.state_dict(), "optimizer": opt.state_dict(), "k": k + 1,
-                       "losses": losses[:k + 1].cpu(), "seconds": seconds}, done=k == iterations)
+            ckpt.save(
+                {
+                    "net": net.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "k": k + 1,
+                    "losses": losses[: k + 1].cpu(),
+                    "seconds": seconds,
+                },
+                done=k == iterations,
+            )
             start = time.perf_counter()  # the write is not training time
     seconds += time.perf_counter() - start
     W_end = opt.iterates()[0] if isinstance(opt, Nesterov) else net.W.detach()
     rel_change = float((W_end - W0).norm() / W0.norm())
-    return {"losses": losses.cpu().double().numpy(), "rel_change": rel_change, "seconds": seconds,
-            "net": net}
+    return {"losses": losses.cpu().double().numpy(), "rel_change": rel_change, "seconds": seconds, "net": net}
 
 
 def _fmt_rate(r: float) -> str:
@@ -153,9 +173,14 @@ def _fmt_iters(k: int | None, budget: int) -> str:
     return str(k) if k is not None else f"> {budget}"
 
 
-def run_momentum(out: Path, cfg: MomentumConfig, device: torch.device, data_dir: Path | None = None,
-                 progress: bool = False,
-                 loop_checkpoint: Callable[[str, dict[str, Any]], LoopCheckpoint | None] | None = None) -> Path:
+def run_momentum(
+    out: Path,
+    cfg: MomentumConfig,
+    device: torch.device,
+    data_dir: Path | None = None,
+    progress: bool = False,
+    loop_checkpoint: Callable[[str, dict[str, Any]], LoopCheckpoint | None] | None = None,
+) -> Path:
     """Run the experiment with ``cfg`` and write data, plots and ``report.md`` into ``out``.
 
     ``loop_checkpoint(key, identity)`` (e.g. :meth:`ReproduceContext.loop_checkpoint`)
@@ -172,9 +197,19 @@ def run_momentum(out: Path, cfg: MomentumConfig, device: torch.device, data_dir:
         t0 = time.perf_counter()
         H_inf = gram_inf(X)
         sp_inf = spectrum(H_inf)
-        data_rows.append({"paper_dataset": preferred, "used": name, "note": note, "n": cfg.n, "d": X.shape[1],
-                          "lambda0": sp_inf.lambda_min, "lambda_max": sp_inf.lambda_max,
-                          "kappa": sp_inf.condition_number, "gram_seconds": time.perf_counter() - t0})
+        data_rows.append(
+            {
+                "paper_dataset": preferred,
+                "used": name,
+                "note": note,
+                "n": cfg.n,
+                "d": X.shape[1],
+                "lambda0": sp_inf.lambda_min,
+                "lambda_max": sp_inf.lambda_max,
+                "kappa": sp_inf.condition_number,
+                "gram_seconds": time.perf_counter() - t0,
+            }
+        )
         for width in widths:
             net0 = TwoLayerReLU((X.shape[1],), width=width, generator=torch.Generator().manual_seed(cfg.seed))
             H0 = empirical_ntk(net0, X)
@@ -184,20 +219,37 @@ def run_momentum(out: Path, cfg: MomentumConfig, device: torch.device, data_dir:
             per = {"H0": sp, "xi0": xi0}
             for method in METHODS:
                 eta, beta = tuned_parameters(method, sp.lambda_min, sp.lambda_max, cfg.rule)
-                identity = {"dataset": name, "n": X.shape[0], "d": X.shape[1], "width": width, "method": method,
-                            "eta": eta, "beta": beta, "iterations": cfg.iterations, "seed": cfg.seed}
+                identity = {
+                    "dataset": name,
+                    "n": X.shape[0],
+                    "d": X.shape[1],
+                    "width": width,
+                    "method": method,
+                    "eta": eta,
+                    "beta": beta,
+                    "iterations": cfg.iterations,
+                    "seed": cfg.seed,
+                }
                 ckpt = loop_checkpoint(f"{name}-m{width}-{method}", identity) if loop_checkpoint else None
                 run = train(method, X, y, width, eta, beta, cfg.iterations, cfg.seed, device, ckpt)
                 losses = run["losses"]
-                pred = predict_loss(method, eta, beta, sp.eigenvalues, sp.eigenvectors, xi0, cfg.iterations,
-                                    at="lookahead")
+                pred = predict_loss(
+                    method, eta, beta, sp.eigenvalues, sp.eigenvectors, xi0, cfg.iterations, at="lookahead"
+                )
                 H_end = empirical_ntk(run["net"].cpu(), X)
                 eps = cfg.eps_rel * losses[0]
                 row = {
-                    "dataset": name, "width": width, "method": method, "eta": eta, "beta": beta,
-                    "lambda_min_H0": sp.lambda_min, "lambda_max_H0": sp.lambda_max,
-                    "iters_to_eps": iterations_to(losses, eps), "iters_to_eps_theory": iterations_to(pred, eps),
-                    "final_loss_rel": losses[-1] / losses[0], "rate_measured": measured_rate(losses, floor=1e-10),
+                    "dataset": name,
+                    "width": width,
+                    "method": method,
+                    "eta": eta,
+                    "beta": beta,
+                    "lambda_min_H0": sp.lambda_min,
+                    "lambda_max_H0": sp.lambda_max,
+                    "iters_to_eps": iterations_to(losses, eps),
+                    "iters_to_eps_theory": iterations_to(pred, eps),
+                    "final_loss_rel": losses[-1] / losses[0],
+                    "rate_measured": measured_rate(losses, floor=1e-10),
                     "rate_theory": rate(method, eta, beta, sp.eigenvalues),
                     "rel_change_W": run["rel_change"],
                     "kernel_change": float((H_end - H0).norm() / H0.norm()),
@@ -213,19 +265,31 @@ def run_momentum(out: Path, cfg: MomentumConfig, device: torch.device, data_dir:
                     row["rate_bound"], row["bound"] = float("nan"), "none published"
                 rows.append(row)
                 per[method] = {"losses": losses, "pred": pred, "eta": eta, "beta": beta}
-                curves.extend({"dataset": name, "width": width, "method": method, "iteration": k,
-                               "loss": float(losses[k]), "loss_theory": float(pred[k])}
-                              for k in range(cfg.iterations + 1))
+                curves.extend(
+                    {
+                        "dataset": name,
+                        "width": width,
+                        "method": method,
+                        "iteration": k,
+                        "loss": float(losses[k]),
+                        "loss_theory": float(pred[k]),
+                    }
+                    for k in range(cfg.iterations + 1)
+                )
                 if progress:
-                    print(f"  {name:<10} m={width:<7} {method}: loss {losses[0]:.3g} -> {losses[-1]:.3g} "
-                          f"({run['seconds']:.1f}s)", flush=True)
+                    print(
+                        f"  {name:<10} m={width:<7} {method}: loss {losses[0]:.3g} -> {losses[-1]:.3g} "
+                        f"({run['seconds']:.1f}s)",
+                        flush=True,
+                    )
             plot_data[(name, width)] = per
         # The ODEs for the largest width, with Shi et al.'s s = eta, mu = lambda_min(H0).
         per = plot_data[(name, widths[-1])]
         sp, eta = per["H0"], per["nag"]["eta"]
         for kind in ("hb", "nag", "low"):
-            per[f"ode_{kind}"] = ode_loss(kind, sp.eigenvalues, sp.eigenvectors, per["xi0"], sp.lambda_min, eta,
-                                          cfg.iterations)
+            per[f"ode_{kind}"] = ode_loss(
+                kind, sp.eigenvalues, sp.eigenvectors, per["xi0"], sp.lambda_min, eta, cfg.iterations
+            )
 
     write_csv(out / "curves.csv", curves, ["dataset", "width", "method", "iteration", "loss", "loss_theory"])
     write_csv(out / "results.csv", rows, list(rows[0]))
@@ -271,7 +335,9 @@ def _plot_curves(path: Path, data: dict, names: list[str], widths: list[int]) ->
             ax, per = axes[i][j], data[(name, width)]
             for method in METHODS:
                 ax.semilogy(per[method]["losses"], color=_COLORS[method], lw=1.5, label=f"{method} measured")
-                ax.semilogy(per[method]["pred"], color=_COLORS[method], lw=1.0, ls="--", label=f"{method} linear theory")
+                ax.semilogy(
+                    per[method]["pred"], color=_COLORS[method], lw=1.0, ls="--", label=f"{method} linear theory"
+                )
             _loss_axes(ax, f"{name}, m={width}")
     _finish(fig, axes, path)
 
@@ -312,8 +378,14 @@ def _plot_change(path: Path, rows: list[dict], names: list[str]) -> None:
         for method in METHODS:
             sel = [r for r in rows if r["dataset"] == name and r["method"] == method]
             w = [r["width"] for r in sel]
-            axes[0].loglog(w, [r["rel_change_W"] for r in sel], marker=markers[name], color=_COLORS[method],
-                           label=f"{name} {method}", lw=1)
+            axes[0].loglog(
+                w,
+                [r["rel_change_W"] for r in sel],
+                marker=markers[name],
+                color=_COLORS[method],
+                label=f"{name} {method}",
+                lw=1,
+            )
             axes[1].loglog(w, [r["kernel_change"] for r in sel], marker=markers[name], color=_COLORS[method], lw=1)
     axes[0].set_ylabel("||W(T) - W(0)|| / ||W(0)||")
     axes[1].set_ylabel("||H(T) - H(0)|| / ||H(0)||")
@@ -322,11 +394,12 @@ def _plot_change(path: Path, rows: list[dict], names: list[str]) -> None:
     widths = sorted({r["width"] for r in rows})
     for ax in axes:
         ax.set_xlabel("width m")
-        ax.set_xticks(widths, [str(w) for w in widths])   # label the measured widths only
+        ax.set_xticks(widths, [str(w) for w in widths])  # label the measured widths only
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.grid(alpha=0.3, which="both")
-    fig.legend(*axes[0].get_legend_handles_labels(), loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False,
-               fontsize=8)
+    fig.legend(
+        *axes[0].get_legend_handles_labels(), loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, fontsize=8
+    )
     fig.tight_layout()
     _save(fig, path)
 
@@ -342,7 +415,7 @@ def _verdicts(rows: list[dict], widths: list[int], budget: int) -> list[str]:
             hb, nag = get["hb"], get["nag"]
             k_hb, k_nag = hb["iters_to_eps"], nag["iters_to_eps"]
             if k_hb is not None and k_nag is not None:
-                verdict = ("NAG beat HB" if k_nag < k_hb else "NAG did NOT beat HB" if k_nag > k_hb else "tie")
+                verdict = "NAG beat HB" if k_nag < k_hb else "NAG did NOT beat HB" if k_nag > k_hb else "tie"
                 detail = f"{k_nag} vs {k_hb} iterations ({k_hb / k_nag:.2f}x)"
             elif k_nag is not None:
                 verdict, detail = "NAG beat HB", f"{k_nag} iterations vs HB not reaching eps in {budget}"
@@ -351,37 +424,52 @@ def _verdicts(rows: list[dict], widths: list[int], budget: int) -> list[str]:
             else:
                 verdict = "neither reached eps"
                 detail = f"final loss ratio NAG {nag['final_loss_rel']:.2e} vs HB {hb['final_loss_rel']:.2e}"
-            lines.append(f"- {name}, m={width}: **{verdict}** — {detail}; final L/L(0): NAG "
-                         f"{nag['final_loss_rel']:.2e}, HB {hb['final_loss_rel']:.2e}.")
+            lines.append(
+                f"- {name}, m={width}: **{verdict}** — {detail}; final L/L(0): NAG "
+                f"{nag['final_loss_rel']:.2e}, HB {hb['final_loss_rel']:.2e}."
+            )
     return lines
 
 
 def _bound_lines(rows: list[dict]) -> list[str]:
     lines = []
-    for method, bound in (("gd", "Du et al. 2019: sqrt(1 - eta*lambda0/2) per iteration"),
-                          ("hb", "Wang et al. 2021: 1 - c*sqrt(eta*lambda0) per iteration")):
+    for method, bound in (
+        ("gd", "Du et al. 2019: sqrt(1 - eta*lambda0/2) per iteration"),
+        ("hb", "Wang et al. 2021: 1 - c*sqrt(eta*lambda0) per iteration"),
+    ):
         sel = [r for r in rows if r["method"] == method and math.isfinite(r["rate_measured"])]
         ok = [r for r in sel if r["rate_measured"] <= r["rate_bound"]]
         worst = max(sel, key=lambda r: r["rate_measured"] - r["rate_bound"]) if sel else None
         if worst is None:
             continue
-        lines.append(f"- {method.upper()} vs {bound}: measured rate within the bound in {len(ok)} of {len(sel)} "
-                     f"runs (worst: {worst['dataset']} m={worst['width']}: measured {worst['rate_measured']:.5f} vs "
-                     f"bound {worst['rate_bound']:.5f}).")
+        lines.append(
+            f"- {method.upper()} vs {bound}: measured rate within the bound in {len(ok)} of {len(sel)} "
+            f"runs (worst: {worst['dataset']} m={worst['width']}: measured {worst['rate_measured']:.5f} vs "
+            f"bound {worst['rate_bound']:.5f})."
+        )
     return lines
 
 
 def _write_report(out: Path, cfg: MomentumConfig, rows: list[dict], data_rows: list[dict], widths: list[int]) -> Path:
     budget = cfg.iterations
     L = ["# Heavy ball vs Nesterov on the wide two-layer ReLU net (Liu et al., arXiv:2208.03941)", ""]
-    L.append(f"Full-batch GD, HB and NAG; n={cfg.n} unit-norm samples of classes {cfg.classes} (targets -1/+1), "
-             f"widths {list(widths)}, {budget} iterations, loss 1/2 sum (f - y)^2, (eta, beta) from the "
-             f"'{cfg.rule}' rule on each network's H(0), eps = {cfg.eps_rel:g} x L(0), seed {cfg.seed}.")
-    L += ["", "## Datasets", "", "| paper's dataset | used | n | d | lambda0 = lambda_min(H_inf) | lambda_max | kappa |",
-          "|---|---|---|---|---|---|---|"]
+    L.append(
+        f"Full-batch GD, HB and NAG; n={cfg.n} unit-norm samples of classes {cfg.classes} (targets -1/+1), "
+        f"widths {list(widths)}, {budget} iterations, loss 1/2 sum (f - y)^2, (eta, beta) from the "
+        f"'{cfg.rule}' rule on each network's H(0), eps = {cfg.eps_rel:g} x L(0), seed {cfg.seed}."
+    )
+    L += [
+        "",
+        "## Datasets",
+        "",
+        "| paper's dataset | used | n | d | lambda0 = lambda_min(H_inf) | lambda_max | kappa |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for d in data_rows:
-        L.append(f"| {d['paper_dataset']} | {d['used']} | {d['n']} | {d['d']} | {d['lambda0']:.4g} | "
-                 f"{d['lambda_max']:.4g} | {d['kappa']:.4g} |")
+        L.append(
+            f"| {d['paper_dataset']} | {d['used']} | {d['n']} | {d['d']} | {d['lambda0']:.4g} | "
+            f"{d['lambda_max']:.4g} | {d['kappa']:.4g} |"
+        )
     notes = [d["note"] for d in data_rows if d["note"]]
     if notes:
         L += ["", "Offline stand-ins were used: " + "; ".join(notes) + "."]
@@ -389,24 +477,34 @@ def _write_report(out: Path, cfg: MomentumConfig, rows: list[dict], data_rows: l
     L += ["", "## Rates against the published bounds (fitted on the second half of each curve, residual norm)", ""]
     L += _bound_lines(rows)
     L += ["- NAG: no published anchor bound; compare its measured rate with the linear theory in the table.", ""]
-    L += ["## Iterations to eps per method and width", "",
-          "| dataset | m | method | eta | beta | iters (measured) | iters (linear theory) | final L/L(0) | "
-          "rate measured | rate theory | rate bound | ||W(T)-W(0)||/||W(0)|| | ||H(T)-H(0)||/||H(0)|| |",
-          "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    L += [
+        "## Iterations to eps per method and width",
+        "",
+        "| dataset | m | method | eta | beta | iters (measured) | iters (linear theory) | final L/L(0) | "
+        "rate measured | rate theory | rate bound | ||W(T)-W(0)||/||W(0)|| | ||H(T)-H(0)||/||H(0)|| |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        L.append(f"| {r['dataset']} | {r['width']} | {r['method']} | {r['eta']:.4g} | {r['beta']:.4f} | "
-                 f"{_fmt_iters(r['iters_to_eps'], budget)} | {_fmt_iters(r['iters_to_eps_theory'], budget)} | "
-                 f"{r['final_loss_rel']:.2e} | {r['rate_measured']:.5f} | {r['rate_theory']:.5f} | "
-                 f"{_fmt_rate(r['rate_bound'])} | {r['rel_change_W']:.2e} | {r['kernel_change']:.2e} |")
-    L += ["", "## Plots", "",
-          "- `loss_curves.png`: log training loss vs iteration, measured (solid) and the frozen-kernel linear "
-          "theory with the network's H(0) (dashed), one panel per dataset and width.",
-          "- `ode_curves.png`: HB and NAG against their high-resolution ODEs and the low-resolution ODE "
-          "(largest width).",
-          "- `weight_change.png`: relative change of W and of the kernel H vs width.", "",
-          "Data: `results.csv`, `curves.csv`, `datasets.csv`, `config.json`. NAG's loss is recorded at the "
-          "look-ahead point where its gradient is taken (what the model holds); its theory curve is computed "
-          "at the same point.", ""]
+        L.append(
+            f"| {r['dataset']} | {r['width']} | {r['method']} | {r['eta']:.4g} | {r['beta']:.4f} | "
+            f"{_fmt_iters(r['iters_to_eps'], budget)} | {_fmt_iters(r['iters_to_eps_theory'], budget)} | "
+            f"{r['final_loss_rel']:.2e} | {r['rate_measured']:.5f} | {r['rate_theory']:.5f} | "
+            f"{_fmt_rate(r['rate_bound'])} | {r['rel_change_W']:.2e} | {r['kernel_change']:.2e} |"
+        )
+    L += [
+        "",
+        "## Plots",
+        "",
+        "- `loss_curves.png`: log training loss vs iteration, measured (solid) and the frozen-kernel linear "
+        "theory with the network's H(0) (dashed), one panel per dataset and width.",
+        "- `ode_curves.png`: HB and NAG against their high-resolution ODEs and the low-resolution ODE (largest width).",
+        "- `weight_change.png`: relative change of W and of the kernel H vs width.",
+        "",
+        "Data: `results.csv`, `curves.csv`, `datasets.csv`, `config.json`. NAG's loss is recorded at the "
+        "look-ahead point where its gradient is taken (what the model holds); its theory curve is computed "
+        "at the same point.",
+        "",
+    ]
     path = out / "report.md"
     write_atomic(path, "\n".join(L))
     return path
@@ -417,10 +515,12 @@ def _run(ctx: ReproduceContext) -> Path:
     return run_momentum(ctx.out, cfg, ctx.device, ctx.data_dir, ctx.progress, ctx.loop_checkpoint)
 
 
-register_reproduction(Reproduction(
-    name="momentum",
-    run=_run,
-    description="GD vs heavy ball vs Nesterov on the wide two-layer ReLU net, with NTK theory and ODEs "
-                "(Liu et al., arXiv 2208.03941)",
-    checkpoints=True,
-))
+register_reproduction(
+    Reproduction(
+        name="momentum",
+        run=_run,
+        description="GD vs heavy ball vs Nesterov on the wide two-layer ReLU net, with NTK theory and ODEs "
+        "(Liu et al., arXiv 2208.03941)",
+        checkpoints=True,
+    )
+)

@@ -34,10 +34,10 @@ import torch
 
 from beyondsgd.am import ABLATIONS
 from beyondsgd.bench.io import write_atomic, write_csv
-from beyondsgd.bench.stats import summarize_values, to_target
 from beyondsgd.bench.plots import plot_metric_grid
 from beyondsgd.bench.reproductions import ReproduceContext, Reproduction, register_reproduction
 from beyondsgd.bench.runner import Experiment, RunResult
+from beyondsgd.bench.stats import summarize_values, to_target
 from beyondsgd.data import load_dataset
 from beyondsgd.data.errors import DatasetUnavailableError
 
@@ -68,8 +68,15 @@ class Plan:
 def plan(quick: bool) -> Plan:
     if quick:
         return Plan(("digits",), (), ("relu",), 15, (0,), ("tiam", "am", "tiam_p1", "tiam_p2", "tiam_p3"), False)
-    return Plan(("digits", "mnist5k", "mnist1d", "blobs"), ("mnist", "fashion-mnist"), ("relu", "leaky_relu"),
-                50, (0,), ("tiam", "am", *ABLATIONS), True)
+    return Plan(
+        ("digits", "mnist5k", "mnist1d", "blobs"),
+        ("mnist", "fashion-mnist"),
+        ("relu", "leaky_relu"),
+        50,
+        (0,),
+        ("tiam", "am", *ABLATIONS),
+        True,
+    )
 
 
 def _am_experiment(name: str) -> tuple[str, dict[str, Any]]:
@@ -85,8 +92,16 @@ def _relabel(res: RunResult, label: str) -> RunResult:
 
 
 def _run(label, alg, hp, data, act, seed, ctx, epochs, batch_size) -> RunResult:
-    exp = Experiment(algorithm=alg, hyperparams=hp, epochs=epochs, batch_size=batch_size, seed=seed,
-                     model="mlp", model_options={"widths": WIDTHS, "activation": act}, device=str(ctx.device))
+    exp = Experiment(
+        algorithm=alg,
+        hyperparams=hp,
+        epochs=epochs,
+        batch_size=batch_size,
+        seed=seed,
+        model="mlp",
+        model_options={"widths": WIDTHS, "activation": act},
+        device=str(ctx.device),
+    )
     return _relabel(ctx.run_experiment(exp, data, key=f"{data.name}-{act}-{label}-seed{seed}"), label)
 
 
@@ -120,9 +135,12 @@ def run(ctx: ReproduceContext) -> Path:
                     problem.setdefault(name, []).append(_run(name, alg, hp, data, act, seed, ctx, p.iterations, "full"))
                 if p.mini_batch_am:
                     problem.setdefault("tiam_mb512", []).append(
-                        _run("tiam_mb512", "tiam", {}, data, act, seed, ctx, p.iterations, 512))
+                        _run("tiam_mb512", "tiam", {}, data, act, seed, ctx, p.iterations, 512)
+                    )
                 for label, (alg, hp) in FULL_BATCH.items():
-                    problem.setdefault(label, []).append(_run(label, alg, hp, data, act, seed, ctx, p.iterations, "full"))
+                    problem.setdefault(label, []).append(
+                        _run(label, alg, hp, data, act, seed, ctx, p.iterations, "full")
+                    )
                 # Mini-batch methods get TIAM's training wall time: time one epoch, size the budget.
                 tiam_time = problem["tiam"][-1].history[-1]["time_s"]
                 for label, (alg, hp) in MINI_BATCH.items():
@@ -131,7 +149,9 @@ def run(ctx: ReproduceContext) -> Path:
                     problem.setdefault(label, []).append(_run(label, alg, hp, data, act, seed, ctx, epochs, MB_SIZE))
             summary += _summarize(ds, act, problem)
             tag = f"{ds}_{act}"
-            prows = [dict(r, dataset=ds, activation=act) for runs in problem.values() for res in runs for r in res.history]
+            prows = [
+                dict(r, dataset=ds, activation=act) for runs in problem.values() for res in runs for r in res.history
+            ]
             rows += prows
             title = f"{ds} / MLP 3x100 {act}, seeds {list(p.seeds)}"
             full = [r for r in prows if r["algorithm"] not in MINI_BATCH]
@@ -142,17 +162,47 @@ def run(ctx: ReproduceContext) -> Path:
             write_csv(ctx.out / "summary.csv", summary, SUMMARY_COLUMNS)
             _report(ctx, p, summary, plots, notes, time.perf_counter() - started)
     if rows:
-        columns = ("dataset", "activation", "algorithm", "seed", "epoch", "step", "train_loss", "train_accuracy",
-                   "test_loss", "test_accuracy", "time_s", "status", "am_objective", "am_loss", "am_penalty",
-                   "am_activation_gap", "am_eps", "am_safeguard_redos")
+        columns = (
+            "dataset",
+            "activation",
+            "algorithm",
+            "seed",
+            "epoch",
+            "step",
+            "train_loss",
+            "train_accuracy",
+            "test_loss",
+            "test_accuracy",
+            "time_s",
+            "status",
+            "am_objective",
+            "am_loss",
+            "am_penalty",
+            "am_activation_gap",
+            "am_eps",
+            "am_safeguard_redos",
+        )
         write_csv(ctx.out / "results.csv", [{c: r.get(c, "") for c in columns} for r in rows], columns)
     return _report(ctx, p, summary, plots, notes, time.perf_counter() - started)
 
 
-SUMMARY_COLUMNS = ("dataset", "activation", "algorithm", "runs", "diverged", "final_test_accuracy",
-                   "peak_test_accuracy", "target", "iterations_to_target", "time_to_target_s",
-                   "am_target", "iterations_to_am_target", "train_time_s", "accuracy_at_tiam_time",
-                   "safeguard_redos")
+SUMMARY_COLUMNS = (
+    "dataset",
+    "activation",
+    "algorithm",
+    "runs",
+    "diverged",
+    "final_test_accuracy",
+    "peak_test_accuracy",
+    "target",
+    "iterations_to_target",
+    "time_to_target_s",
+    "am_target",
+    "iterations_to_am_target",
+    "train_time_s",
+    "accuracy_at_tiam_time",
+    "safeguard_redos",
+)
 
 
 def _mean(values) -> float:
@@ -179,19 +229,25 @@ def _summarize(ds: str, act: str, problem: dict[str, list[RunResult]]) -> list[d
         am_iters = [to_target(r.history, "test_accuracy", am_target, "epoch") for r in ok]
         # Equal-time accuracy of every method, at TIAM's training time of the same seed.
         at_t = [_accuracy_at_time(r, t) for r, t in zip(runs, tiam_times)]
-        out.append({
-            "dataset": ds, "activation": act, "algorithm": name, "runs": len(runs),
-            "diverged": len(runs) - len(ok), "final_test_accuracy": finals[name],
-            "peak_test_accuracy": _mean(max(h["test_accuracy"] for h in r.history) for r in ok),
-            "target": target,
-            "iterations_to_target": _mean(iters) if all(math.isfinite(i) for i in iters) else math.nan,
-            "time_to_target_s": _mean(to_target(r.history, "test_accuracy", target, "time_s") for r in ok),
-            "am_target": am_target,
-            "iterations_to_am_target": _mean(am_iters) if all(math.isfinite(i) for i in am_iters) else math.nan,
-            "train_time_s": _mean(r.history[-1]["time_s"] for r in ok),
-            "accuracy_at_tiam_time": _mean(at_t),
-            "safeguard_redos": _mean(r.history[-1].get("am_safeguard_redos", math.nan) for r in ok),
-        })
+        out.append(
+            {
+                "dataset": ds,
+                "activation": act,
+                "algorithm": name,
+                "runs": len(runs),
+                "diverged": len(runs) - len(ok),
+                "final_test_accuracy": finals[name],
+                "peak_test_accuracy": _mean(max(h["test_accuracy"] for h in r.history) for r in ok),
+                "target": target,
+                "iterations_to_target": _mean(iters) if all(math.isfinite(i) for i in iters) else math.nan,
+                "time_to_target_s": _mean(to_target(r.history, "test_accuracy", target, "time_s") for r in ok),
+                "am_target": am_target,
+                "iterations_to_am_target": _mean(am_iters) if all(math.isfinite(i) for i in am_iters) else math.nan,
+                "train_time_s": _mean(r.history[-1]["time_s"] for r in ok),
+                "accuracy_at_tiam_time": _mean(at_t),
+                "safeguard_redos": _mean(r.history[-1].get("am_safeguard_redos", math.nan) for r in ok),
+            }
+        )
     return out
 
 
@@ -228,49 +284,69 @@ def _nz(x: float) -> float:
 
 
 def _report(ctx, p: Plan, summary, plots, notes, elapsed: float) -> Path:
-    lines = [
-        "# Reproduction: TIAM (triple-inertial alternating minimization), arXiv 2503.08489",
-        "",
-        f"- mode: {'quick (CI-sized)' if ctx.quick else 'full'} — {p.iterations} outer iterations (= full-batch "
-        f"epochs), seeds {list(p.seeds)}, MLP with three Linear layers and 100 hidden units, "
-        f"activations {', '.join(p.activations)}",
-        f"- device: {ctx.device}; torch {torch.__version__}; {platform.platform()}; "
-        f"{torch.get_num_threads()} threads; total wall time {elapsed:.0f} s",
-        "- AM methods use the registry defaults of `tiam` / `am` (docs/tiam.md); ablations are `tiam` "
-        "with the other inertias set to 0 (`tiam_p13` keeps p1 and p3). `gd`/`adam_full`: one full-batch "
-        "gradient step per iteration (lr 1.0 / 1e-2); `sgd_mb`/`adam_mb`: batch 64 (lr 0.05 / 1e-3), run "
-        "for TIAM's training wall time. `tiam_mb512`: TIAM on mini-batches of 512 (one iteration = one epoch "
-        "in the iteration columns).",
-        f"- target accuracy = {TARGET_FRACTION:.0%} of the best final test accuracy on that dataset and "
-        "activation; times are training only (evaluation excluded) and depend on the machine's load.",
-        "- These are the project's measurements, not the paper's numbers (which we do not have).",
-    ] + ([""] + notes if notes else []) + ["", "## Verdict", ""]
+    lines = (
+        [
+            "# Reproduction: TIAM (triple-inertial alternating minimization), arXiv 2503.08489",
+            "",
+            f"- mode: {'quick (CI-sized)' if ctx.quick else 'full'} — {p.iterations} outer iterations (= full-batch "
+            f"epochs), seeds {list(p.seeds)}, MLP with three Linear layers and 100 hidden units, "
+            f"activations {', '.join(p.activations)}",
+            f"- device: {ctx.device}; torch {torch.__version__}; {platform.platform()}; "
+            f"{torch.get_num_threads()} threads; total wall time {elapsed:.0f} s",
+            "- AM methods use the registry defaults of `tiam` / `am` (docs/tiam.md); ablations are `tiam` "
+            "with the other inertias set to 0 (`tiam_p13` keeps p1 and p3). `gd`/`adam_full`: one full-batch "
+            "gradient step per iteration (lr 1.0 / 1e-2); `sgd_mb`/`adam_mb`: batch 64 (lr 0.05 / 1e-3), run "
+            "for TIAM's training wall time. `tiam_mb512`: TIAM on mini-batches of 512 (one iteration = one epoch "
+            "in the iteration columns).",
+            f"- target accuracy = {TARGET_FRACTION:.0%} of the best final test accuracy on that dataset and "
+            "activation; times are training only (evaluation excluded) and depend on the machine's load.",
+            "- These are the project's measurements, not the paper's numbers (which we do not have).",
+        ]
+        + ([""] + notes if notes else [])
+        + ["", "## Verdict", ""]
+    )
     keys = sorted({(r["dataset"], r["activation"]) for r in summary}, key=lambda k: (k[0], k[1]))
     for ds, act in keys:
         rows = [r for r in summary if (r["dataset"], r["activation"]) == (ds, act)]
         lines.append(f"- **{ds} / {act}**: " + "; ".join(_verdict(rows)) + ".")
     lines += ["", "## Results", ""]
     for ds, act in keys:
-        rows = sorted([r for r in summary if (r["dataset"], r["activation"]) == (ds, act)],
-                      key=lambda r: -_nz(r["final_test_accuracy"]))
-        lines += [f"### {ds} / {act}", "",
-                  "| algorithm | final test acc | peak | iterations to target | time to target [s] | "
-                  "iterations to AM target | train time [s] | acc at TIAM's time | safeguard redos |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+        rows = sorted(
+            [r for r in summary if (r["dataset"], r["activation"]) == (ds, act)],
+            key=lambda r: -_nz(r["final_test_accuracy"]),
+        )
+        lines += [
+            f"### {ds} / {act}",
+            "",
+            "| algorithm | final test acc | peak | iterations to target | time to target [s] | "
+            "iterations to AM target | train time [s] | acc at TIAM's time | safeguard redos |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
         for r in rows:
-            lines.append(f"| {r['algorithm']} | {_f(r['final_test_accuracy'])} | {_f(r['peak_test_accuracy'])} | "
-                         f"{_f(r['iterations_to_target'], '.0f')} | {_f(r['time_to_target_s'], '.2f')} | "
-                         f"{_f(r['iterations_to_am_target'], '.0f')} | "
-                         f"{_f(r['train_time_s'], '.2f')} | {_f(r['accuracy_at_tiam_time'])} | "
-                         f"{_f(r['safeguard_redos'], '.0f')} |")
-        lines += ["", f"target: {_f(rows[0]['target'])} (90% of the best final accuracy); AM target: "
-                  f"{_f(rows[0]['am_target'])} (90% of the better of tiam / am). Iterations are outer "
-                  "iterations for full-batch methods and epochs for mini-batch ones.", "",
-                  f"![vs iteration]({ds}_{act}_iteration.png)", "", f"![vs time]({ds}_{act}_time.png)", ""]
+            lines.append(
+                f"| {r['algorithm']} | {_f(r['final_test_accuracy'])} | {_f(r['peak_test_accuracy'])} | "
+                f"{_f(r['iterations_to_target'], '.0f')} | {_f(r['time_to_target_s'], '.2f')} | "
+                f"{_f(r['iterations_to_am_target'], '.0f')} | "
+                f"{_f(r['train_time_s'], '.2f')} | {_f(r['accuracy_at_tiam_time'])} | "
+                f"{_f(r['safeguard_redos'], '.0f')} |"
+            )
+        lines += [
+            "",
+            f"target: {_f(rows[0]['target'])} (90% of the best final accuracy); AM target: "
+            f"{_f(rows[0]['am_target'])} (90% of the better of tiam / am). Iterations are outer "
+            "iterations for full-batch methods and epochs for mini-batch ones.",
+            "",
+            f"![vs iteration]({ds}_{act}_iteration.png)",
+            "",
+            f"![vs time]({ds}_{act}_time.png)",
+            "",
+        ]
     lines += ["Files: `results.csv` (every logged point, with the AM objective terms), `summary.csv`."]
     return write_atomic(ctx.out / "report.md", "\n".join(lines) + "\n")
 
 
-register_reproduction(Reproduction(
-    "tiam", run, "TIAM vs plain AM, inertia ablations, GD/Adam (3x100 MLP, ReLU and leaky ReLU)",
-    checkpoints=True))
+register_reproduction(
+    Reproduction(
+        "tiam", run, "TIAM vs plain AM, inertia ablations, GD/Adam (3x100 MLP, ReLU and leaky ReLU)", checkpoints=True
+    )
+)
