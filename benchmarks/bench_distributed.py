@@ -43,9 +43,9 @@ def _epoch_times(
     from beyondsgd import distributed as dist
     from beyondsgd import optim
     from beyondsgd.bench.runner import BatchSampler
-    from beyondsgd.bench.trainer import GradientTrainer
     from beyondsgd.data import load_dataset
     from beyondsgd.models import create_model
+    from beyondsgd.training.trainer import GradientTrainer
 
     data = load_dataset(dataset, seed=0)
     torch.manual_seed(0)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import torch
 
-from beyondsgd.bench.reproductions.momentum import MomentumConfig, run_momentum
 from beyondsgd.device import resolve_device
+from beyondsgd.reproduce.momentum import MomentumConfig, run_momentum
 
 
 def main() -> None:

@@ -18,9 +18,9 @@ import time
 
 import torch
 
-from beyondsgd.bench.executor import default_workers
-from beyondsgd.bench.sweep import parse_config
-from beyondsgd.bench.sweep_run import run_sweep
+from beyondsgd.sweep.config import parse_config
+from beyondsgd.sweep.executor import default_workers
+from beyondsgd.sweep.run import run_sweep
 
 
 def config(seeds: int) -> dict:

@@ -67,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="beyondsgd",
         description="Train neural networks with algorithms beyond plain SGD and compare them.",
     )
+    from beyondsgd import __version__
+
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
@@ -178,10 +181,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_list() -> None:
-    from beyondsgd.bench import algorithm_info, available_algorithms
-    from beyondsgd.bench.reproductions import available_reproductions, get_reproduction
+    from beyondsgd.algorithms import algorithm_info, available_algorithms
     from beyondsgd.data import available_datasets, dataset_description
     from beyondsgd.models import available_models, model_description
+    from beyondsgd.reproduce import available_reproductions, get_reproduction
 
     print("Algorithms (beyondsgd compare --algorithms a,b,...):")
     for name in available_algorithms():
@@ -235,16 +238,16 @@ def _cmd_compare(args: argparse.Namespace) -> None:
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> None:
-    from beyondsgd.bench.reproductions import ReproduceContext, get_reproduction
     from beyondsgd.device import resolve_device
     from beyondsgd.distributed import is_distributed, is_main, rank
+    from beyondsgd.reproduce import ReproduceContext, get_reproduction
     from beyondsgd.validation import POSITIVE_INT
 
     repro = get_reproduction(args.name)
     if args.checkpoint_every is not None:
         POSITIVE_INT.check("checkpoint_every", args.checkpoint_every)
         if not repro.checkpoints:
-            from beyondsgd.bench.reproductions import available_reproductions
+            from beyondsgd.reproduce import available_reproductions
 
             able = [n for n in available_reproductions() if get_reproduction(n).checkpoints]
             raise ValueError(
@@ -290,9 +293,9 @@ def _cmd_reproduce(args: argparse.Namespace) -> None:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> None:
-    from beyondsgd.bench.suites import suite_config
-    from beyondsgd.bench.sweep import load_config, parse_config
-    from beyondsgd.bench.sweep_run import run_sweep
+    from beyondsgd.sweep.config import load_config, parse_config
+    from beyondsgd.sweep.run import run_sweep
+    from beyondsgd.sweep.suites import suite_config
 
     if (args.config is None) == (args.suite is None):
         raise ValueError("give either a CONFIG file or --suite NAME (not both)")
@@ -327,7 +330,7 @@ def _cmd_report(args: argparse.Namespace) -> None:
 
     root = Path(args.dir)
     if (root / "sweep.json").is_file():
-        from beyondsgd.bench.sweep_report import write_report
+        from beyondsgd.sweep.report import write_report
 
         md = write_report(root)
     elif (root / "report.md").is_file():

@@ -146,3 +146,21 @@ def check_hyperparams(
             allowed = ", ".join(sorted(table)) or "(none)"
             raise ValueError(f"unknown hyperparameter {name!r} for {owner}; allowed: {allowed}")
         table[name].check(name, value, owner)
+
+
+__all__ = [
+    "BOOL",
+    "NONNEGATIVE",
+    "NONNEGATIVE_INT",
+    "OPTIONAL_BOOL",
+    "POSITIVE",
+    "POSITIVE_INT",
+    "UNIT",
+    "UNIT_HALF_OPEN",
+    "AnyOf",
+    "Constraint",
+    "Interval",
+    "OneOf",
+    "TupleOf",
+    "check_hyperparams",
+]

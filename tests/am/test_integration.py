@@ -3,7 +3,7 @@ import torch
 
 from beyondsgd.bench import Experiment, algorithm_info, run_experiment
 from beyondsgd.bench.compare import CompareConfig, run_compare
-from beyondsgd.bench.reproductions import ReproduceContext, get_reproduction
+from beyondsgd.reproduce import ReproduceContext, get_reproduction
 
 
 def test_registered_for_the_runner_with_full_batch():

@@ -180,12 +180,12 @@ def test_reproduce_checkpoints_resume_and_refusals(tmp_path, monkeypatch, capsys
         assert (folder / name).read_bytes() == data
 
     # A reproduction that cannot checkpoint refuses the flag clearly.
-    from beyondsgd.bench import reproductions
+    from beyondsgd import reproduce
 
-    reproductions.register_reproduction(reproductions.Reproduction("test_no_ckpt", lambda ctx: None, "test"))
+    reproduce.register_reproduction(reproduce.Reproduction("test_no_ckpt", lambda ctx: None, "test"))
     try:
         assert main(["reproduce", "test_no_ckpt", "--out", str(tmp_path / "m"), "--checkpoint-every", "1"]) == 2
     finally:
-        reproductions._REGISTRY.pop("test_no_ckpt")
+        reproduce._REGISTRY.pop("test_no_ckpt")
     err = capsys.readouterr().err
     assert "cannot resume from checkpoints; --checkpoint-every works for: dsgd, momentum, multiplicative, tiam" in err

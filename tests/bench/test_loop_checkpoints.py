@@ -5,10 +5,10 @@ import pytest
 import torch
 
 from beyondsgd.bench.checkpoint import LoopCheckpoint, load_checkpoint
-from beyondsgd.bench.reproductions import dsgd as repro_dsgd
-from beyondsgd.bench.reproductions import momentum as repro_momentum
 from beyondsgd.data import load_dataset
 from beyondsgd.optim import DSGD, HeavyBall, Nesterov
+from beyondsgd.reproduce import dsgd as repro_dsgd
+from beyondsgd.reproduce import momentum as repro_momentum
 
 CPU = torch.device("cpu")
 

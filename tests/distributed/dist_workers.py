@@ -12,9 +12,9 @@ import torch
 
 from beyondsgd import distributed as dist
 from beyondsgd import optim
-from beyondsgd.bench.trainer import GradientTrainer
 from beyondsgd.data import load_dataset
 from beyondsgd.models import create_model
+from beyondsgd.training.trainer import GradientTrainer
 from beyondsgd.validation import NONNEGATIVE
 
 # Global batches of several sizes: odd (uneven shards), size 1 (rank 1's shard is empty),

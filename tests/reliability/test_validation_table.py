@@ -9,8 +9,8 @@ import pytest
 import torch
 from constraint_examples import invalid_values
 
+from beyondsgd import algorithms as alg_registry
 from beyondsgd import optim
-from beyondsgd.bench import algorithms as alg_registry
 from beyondsgd.bench import available_algorithms
 
 

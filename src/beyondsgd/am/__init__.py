@@ -1,6 +1,7 @@
 """Alternating minimization (gradient-free) training of MLPs: TIAM and plain AM.
 
-Registers with the runner (``beyondsgd compare --algorithms tiam,am``):
+The catalogue (:mod:`beyondsgd.algorithms`) names them for the runner and the CLI
+(``beyondsgd compare --algorithms tiam,am``):
 
 * ``tiam``: :class:`TIAM`, the three inertias ``p1, p2, p3``;
 * ``am``: :class:`PlainAM`, the same iteration with no inertia.
@@ -15,16 +16,15 @@ from __future__ import annotations
 from beyondsgd.am.inertia import Inertia, extrapolate
 from beyondsgd.am.projections import ELU, Activation, LeakyReLU, ReLU, activation_from_module
 from beyondsgd.am.trainer import AM_HYPERPARAMS, TIAM, TIAM_HYPERPARAMS, AMTrainer, PlainAM
-from beyondsgd.bench.algorithms import TrainerSpec, register_trainer
 
 #: Defaults of both algorithms (chosen by the sweep in docs/tiam.md).
 AM_DEFAULTS = {"rho": 1.0, "mu": 1e-4, "eps": 1.0, "eps_decay": 0.8, "eps_min": 1e-3}
 #: TIAM's inertias on top of :data:`AM_DEFAULTS`.
-TIAM_DEFAULTS = {**AM_DEFAULTS, "p1": 0.9, "p2": 0.6, "p3": 0.3, "schedule": "constant"}
+TIAM_DEFAULTS: dict[str, float | str] = {**AM_DEFAULTS, "p1": 0.9, "p2": 0.6, "p3": 0.3, "schedule": "constant"}
 
 
 def _ablation_overrides(keep: str) -> dict[str, float]:
-    return {f"p{i}": TIAM_DEFAULTS[f"p{i}"] if str(i) in keep else 0.0 for i in (1, 2, 3)}
+    return {f"p{i}": float(TIAM_DEFAULTS[f"p{i}"]) if str(i) in keep else 0.0 for i in (1, 2, 3)}
 
 
 #: Ablations: name -> ``tiam`` hyperparameters keeping only the listed inertias.
@@ -32,36 +32,6 @@ ABLATIONS: dict[str, dict[str, float]] = {
     f"tiam_p{keep}": _ablation_overrides(keep) for keep in ("1", "2", "3", "12", "13", "23")
 }
 
-
-def _factory(cls):
-    def make(model, X, y, loss_fn, **hyperparams):
-        return cls(model, X, y, loss_fn, **hyperparams)
-
-    return make
-
-
-register_trainer(
-    TrainerSpec(
-        name="tiam",
-        factory=_factory(TIAM),
-        hyperparams=TIAM_HYPERPARAMS,
-        defaults=TIAM_DEFAULTS,
-        description="triple-inertial alternating minimization (gradient-free, full batch)",
-        family="TIAM (alternating minimization)",
-        batch_size="full",
-    )
-)
-register_trainer(
-    TrainerSpec(
-        name="am",
-        factory=_factory(PlainAM),
-        hyperparams=AM_HYPERPARAMS,
-        defaults=AM_DEFAULTS,
-        description="plain alternating minimization (TIAM with no inertia)",
-        family="TIAM (alternating minimization)",
-        batch_size="full",
-    )
-)
 
 __all__ = [
     "ABLATIONS",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 from torch import nn
 
@@ -48,4 +49,4 @@ def parse_mlp(model: nn.Module) -> LayerStructure:
         )
     if any(lin.bias is None for lin in linears):
         raise ValueError("alternating minimization needs Linear layers with biases (bias=True)")
-    return LayerStructure(list(linears), [activation_from_module(a) for a in acts], flatten)
+    return LayerStructure(cast("list[nn.Linear]", list(linears)), [activation_from_module(a) for a in acts], flatten)

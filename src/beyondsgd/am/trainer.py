@@ -1,4 +1,4 @@
-"""TIAM and plain alternating minimization as :class:`beyondsgd.bench.Trainer` s.
+"""TIAM and plain alternating minimization as :class:`beyondsgd.training.Trainer` s.
 
 One outer iteration visits, layer by layer, the blocks ``W_l, b_l, z_l, a_l``
 and finally ``z_L`` (spec "Sub-problem closed forms"), each with the inertial
@@ -42,7 +42,7 @@ from beyondsgd.am.losses import CrossEntropy, OutputLoss, Squared
 from beyondsgd.am.network import parse_mlp
 from beyondsgd.am.objective import ObjectiveTerms, penalty_sum
 from beyondsgd.am.reduction import Reducer, max_abs
-from beyondsgd.bench.trainer import LossFn, Trainer
+from beyondsgd.training import LossFn, Trainer
 from beyondsgd.validation import (
     BOOL,
     NONNEGATIVE,
@@ -416,6 +416,7 @@ class AMTrainer(Trainer):
 
     def _input_product(self, xw: torch.Tensor, p: float) -> torch.Tensor:
         """``X (W + p (W - W_prev))^T = xw + p (xw - X W_prev^T)``: no matrix product (full batch, layer 1)."""
+        assert self._xwp is not None  # set by the full-batch step before layer 1 is updated
         return extrapolate(xw, self._xwp, p)
 
     def _coupling_product(self, j, A, Ap, AW, p3, memo) -> torch.Tensor:

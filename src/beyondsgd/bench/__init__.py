@@ -1,6 +1,12 @@
-"""Benchmark machinery: runner, metrics, results files, plots and reports."""
+"""Benchmark machinery: the runner, comparisons, metrics, statistics, results files, plots and reports.
 
-from beyondsgd.bench.algorithms import (
+The names below are the package's front door (``from beyondsgd.bench import
+Experiment, run_experiment``). The trainer interface lives in
+:mod:`beyondsgd.training` and the catalogue of algorithm names in
+:mod:`beyondsgd.algorithms`; both are re-exported here for convenience.
+"""
+
+from beyondsgd.algorithms import (
     AlgorithmInfo,
     TrainerSpec,
     algorithm_info,
@@ -9,7 +15,7 @@ from beyondsgd.bench.algorithms import (
     register_trainer,
 )
 from beyondsgd.bench.runner import HISTORY_COLUMNS, Experiment, RunResult, loss_for, run_experiment
-from beyondsgd.bench.trainer import GradientTrainer, Trainer
+from beyondsgd.training import GradientTrainer, Trainer
 
 __all__ = [
     "HISTORY_COLUMNS",

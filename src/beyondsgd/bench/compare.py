@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from beyondsgd import distributed as dist
-from beyondsgd.bench.algorithms import algorithm_info, available_algorithms, make_trainer
+from beyondsgd.algorithms import algorithm_info, available_algorithms, make_trainer
 from beyondsgd.bench.html import write_html_report
 from beyondsgd.bench.io import write_atomic, write_csv, write_json
 from beyondsgd.bench.plots import plot_metric_grid

@@ -139,7 +139,7 @@ def markdown_to_html(markdown: str, base: str | Path = ".", title: str = "beyond
         elif re.match(r"^([-*]|\d+\.)\s+", s):
             flush()
             ordered = bool(re.match(r"^\d+\.", s))
-            items = []
+            items: list[str] = []
             j = i
             while j < len(lines) and (
                 re.match(r"^\s*([-*]|\d+\.)\s+", lines[j]) or (lines[j].startswith("  ") and lines[j].strip() and items)

@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from beyondsgd.bench.trainer import LossFn
+from beyondsgd.training.trainer import LossFn
 
 
 @torch.no_grad()

@@ -33,7 +33,7 @@ def _curves(rows: Iterable[Mapping[str, Any]], x: str, y: str) -> dict[str, tupl
         xv, yv = float(r[x]), float(r[y])
         if math.isfinite(xv) and math.isfinite(yv):
             by_alg[str(r["algorithm"])][float(r["step"])].append((xv, yv))
-    out = {}
+    out: dict[str, tuple[np.ndarray, ...]] = {}
     for alg, points in by_alg.items():
         steps = sorted(points)
         xs = np.array([np.mean([p[0] for p in points[s]]) for s in steps])

@@ -39,7 +39,7 @@ def summarize(
     groups: dict[str, list[RunResult]] = defaultdict(list)
     for r in results:
         groups[r.experiment.algorithm].append(r)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for alg, runs in groups.items():
         ok = [r for r in runs if r.status == "ok"]
         final_acc = summarize_values(r.final("test_accuracy") for r in ok)

@@ -1,13 +1,13 @@
 """Run one experiment: (dataset, model, algorithm, budget, batch size, seed).
 
 The runner splits the data into batches, calls the algorithm's
-:class:`~beyondsgd.bench.trainer.Trainer`, times training only (evaluation is
+:class:`~beyondsgd.training.trainer.Trainer`, times training only (evaluation is
 excluded), evaluates on the train and test sets at every log point, and stops a
 run whose loss becomes NaN/inf, marking it as diverged instead of raising.
 
 Under torchrun (a process group of several ranks) every rank runs the same
 experiment: the same batch order (one sampler, same seed), the trainer
-processes its rank's part of each batch (see :mod:`beyondsgd.bench.trainer`),
+processes its rank's part of each batch (see :mod:`beyondsgd.training.trainer`),
 evaluation is split over the ranks and all-reduced, so every rank logs the same
 numbers; only rank 0 writes checkpoints and shows progress.
 """
@@ -20,19 +20,19 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
 
 from beyondsgd import distributed as dist
-from beyondsgd.bench.algorithms import algorithm_info, make_trainer
+from beyondsgd.algorithms import algorithm_info, make_trainer
 from beyondsgd.bench.checkpoint import load_checkpoint, save_checkpoint
 from beyondsgd.bench.metrics import evaluate
-from beyondsgd.bench.trainer import LossFn, Trainer
 from beyondsgd.data import Dataset, load_dataset
 from beyondsgd.device import resolve_device
 from beyondsgd.models import create_model
+from beyondsgd.training.trainer import LossFn, Trainer
 from beyondsgd.validation import NONNEGATIVE_INT, POSITIVE_INT, Interval
 
 #: Columns of the per-log-point rows (results.csv), in order.
@@ -159,8 +159,9 @@ class BatchSampler:
         if self.perm is None or self.pos >= self.n:
             # One host-to-device copy per epoch, not per step.
             self.perm, self.pos = torch.randperm(self.n, generator=self.generator).to(self.device), 0
-        batch = self.perm[self.pos : self.pos + self.batch_size]
-        self.pos += self.batch_size
+        size = cast(int, self.batch_size)  # not full batch
+        batch = self.perm[self.pos : self.pos + size]
+        self.pos += size
         return batch
 
     def state_dict(self) -> dict[str, Any]:
@@ -220,7 +221,9 @@ def run_experiment(
     data = data.to(device)
     loss_fn = loss_for(data.task)
     classification = data.task == "classification"
-    num_outputs = data.num_classes if classification else (data.y_train.shape[1] if data.y_train.dim() > 1 else 1)
+    num_outputs = (
+        cast(int, data.num_classes) if classification else (data.y_train.shape[1] if data.y_train.dim() > 1 else 1)
+    )
 
     # Seed everything the run touches without disturbing the caller's RNG state.
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):

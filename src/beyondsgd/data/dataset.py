@@ -71,6 +71,7 @@ class Dataset:
                 if t.is_floating_point() and not bool(torch.isfinite(t).all()):
                     raise ValueError(f"{name} of dataset {self.name!r} contains NaN or infinite values")
             if self.task == "classification":
+                assert self.num_classes is not None  # checked in __post_init__
                 lo, hi = int(y.min()), int(y.max())
                 if lo < 0 or hi >= self.num_classes:
                     raise ValueError(

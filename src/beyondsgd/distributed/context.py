@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime
 import os
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -152,7 +153,7 @@ def all_reduce_max(tensor: torch.Tensor) -> torch.Tensor:
     return _all_reduce(tensor, dist.ReduceOp.MAX)
 
 
-def _all_reduce(tensor: torch.Tensor, op: dist.ReduceOp) -> torch.Tensor:
+def _all_reduce(tensor: torch.Tensor, op: Any) -> torch.Tensor:  # a dist.ReduceOp member
     if is_distributed():
         try:
             dist.all_reduce(tensor, op=op)

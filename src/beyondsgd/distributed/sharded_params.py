@@ -24,7 +24,7 @@ def is_sharded(tensor: torch.Tensor) -> bool:
     try:
         from torch.distributed.tensor import DTensor
     except ImportError:  # pragma: no cover - torch without distributed
-        DTensor = ()  # type: ignore[assignment]
+        DTensor = ()  # type: ignore[assignment,misc]
     return isinstance(tensor, DTensor) or bool(getattr(tensor, "_is_flat_param", False))
 
 

@@ -6,7 +6,7 @@ use; the trainer picks its part with one of two rules:
 
 * :func:`batch_shard` — split each global batch into ``world_size`` nearly equal
   contiguous pieces. Balanced work; needs the whole training set on every rank.
-  Used by :class:`~beyondsgd.bench.trainer.GradientTrainer`: a gradient
+  Used by :class:`~beyondsgd.training.trainer.GradientTrainer`: a gradient
   optimizer keeps no per-sample state.
 * :func:`owned_shard` — each sample belongs to one rank for the whole run
   (:func:`owned_range`: contiguous blocks of the training set), and a rank

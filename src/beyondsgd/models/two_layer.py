@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 from torch import nn
@@ -52,4 +53,5 @@ class TwoLayerReLU(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = torch.relu(x.flatten(1) @ self.W.T)  # (n, m)
-        return (h @ self.a) / math.sqrt(self.width)  # (n, k)
+        a = cast(torch.Tensor, self.a)  # a buffer (fixed signs), not a parameter
+        return (h @ a) / math.sqrt(self.width)  # (n, k)

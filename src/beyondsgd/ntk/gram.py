@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -98,7 +98,8 @@ def empirical_ntk(model: nn.Module, X: Any, *, dtype: torch.dtype = torch.float6
     if isinstance(model, TwoLayerReLU):
         Xf = _as_matrix(X, dtype).to(model.W.device)
         A = activation_patterns(model.W.detach().to(dtype), Xf)
-        scale = (model.a.to(dtype) ** 2).mean(dim=1)  # = 1 for +-1 signs
+        a = cast(torch.Tensor, model.a)
+        scale = (a.to(dtype) ** 2).mean(dim=1)  # = 1 for +-1 signs
         return (Xf @ Xf.T) * ((A * scale) @ A.T) / model.width
     return _autograd_ntk(model, torch.as_tensor(X)).to(dtype)
 

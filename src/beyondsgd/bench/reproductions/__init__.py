@@ -1,132 +1,24 @@
-"""Reproductions of the papers' experiments: ``beyondsgd reproduce NAME``.
+"""Deprecated alias of :mod:`beyondsgd.reproduce` (the 0.1.0 location of the reproductions).
 
-Each paper has one module in this package that registers a :class:`Reproduction`
-when imported; the modules are found with ``pkgutil`` and imported on first use,
-so adding a paper means adding a file.
+``import beyondsgd.bench.reproductions.momentum`` and the like keep working and
+warn; new code imports :mod:`beyondsgd.reproduce`. This package is the one
+place where ``bench`` refers to a layer above it, on purpose, for old imports.
 """
 
-from __future__ import annotations
-
-import hashlib
 import importlib
-import json
-import pkgutil
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+import sys
+import warnings
 
-import torch
+warnings.warn(
+    "beyondsgd.bench.reproductions moved to beyondsgd.reproduce; the old path will be removed in 0.3",
+    DeprecationWarning,
+    stacklevel=2,
+)
 
-if TYPE_CHECKING:
-    from beyondsgd.bench.checkpoint import LoopCheckpoint
-    from beyondsgd.bench.runner import Experiment, RunResult
-    from beyondsgd.data import Dataset
-
-
-@dataclass(frozen=True)
-class ReproduceContext:
-    """Arguments every reproduction receives.
-
-    Attributes:
-        out: folder for its files (created).
-        quick: the CI-sized version (well under a minute on 2 CPU cores).
-        device: where to train.
-        progress: show progress bars.
-        data_dir: where downloadable datasets are cached (``None``: the default).
-        checkpoint_every: if set, runs made through :meth:`run_experiment`
-            checkpoint to ``out/checkpoints/`` every this many log points, and a
-            second call with the same ``out`` resumes them (finished ones return
-            at once from their final checkpoint).
-    """
-
-    out: Path
-    quick: bool
-    device: torch.device
-    progress: bool
-    data_dir: Path | None = None
-    checkpoint_every: int | None = None
-
-    def run_experiment(
-        self, exp: Experiment, data: Dataset | None, key: str, progress: bool | None = None
-    ) -> RunResult:
-        """:func:`beyondsgd.bench.run_experiment`, checkpointed under ``key`` when asked.
-
-        Args:
-            exp, data: as for ``run_experiment``.
-            key: readable name of this run (the checkpoint's file name, followed by a hash of ``exp``).
-            progress: progress bar (default: the context's).
-        """
-        from beyondsgd.bench.runner import run_experiment
-
-        # Distinct experiments (and quick vs full versions) never share a checkpoint file.
-        digest = hashlib.sha1(json.dumps(asdict(exp), sort_keys=True, default=str).encode()).hexdigest()[:10]
-        name = f"{'quick-' if self.quick else ''}{key}-{digest}.pt"
-        path = None if self.checkpoint_every is None else self.out / "checkpoints" / name
-        return run_experiment(
-            exp,
-            data=data,
-            progress=self.progress if progress is None else progress,
-            checkpoint=path,
-            checkpoint_every=self.checkpoint_every or 1,
-        )
-
-    def loop_checkpoint(self, key: str, identity: dict[str, Any]) -> LoopCheckpoint | None:
-        """A :class:`~beyondsgd.bench.checkpoint.LoopCheckpoint` for a hand-written loop
-        (``None`` unless checkpoints were asked for)."""
-        from beyondsgd.bench.checkpoint import LoopCheckpoint
-
-        if self.checkpoint_every is None:
-            return None
-        digest = hashlib.sha1(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:10]
-        name = f"{'quick-' if self.quick else ''}{key}-{digest}.pt"
-        return LoopCheckpoint(self.out / "checkpoints" / name, identity, self.checkpoint_every)
-
-
-@dataclass(frozen=True)
-class Reproduction:
-    """One paper's experiment.
-
-    Attributes:
-        name: CLI name (``beyondsgd reproduce NAME``).
-        run: ``run(ctx) -> Path`` of the report it wrote.
-        description: one line for ``beyondsgd list``.
-        checkpoints: its training runs go through :meth:`ReproduceContext.run_experiment`,
-            so ``--checkpoint-every`` makes an interrupted reproduction resumable.
-    """
-
-    name: str
-    run: Callable[[ReproduceContext], Path]
-    description: str
-    checkpoints: bool = False
-
-
-_REGISTRY: dict[str, Reproduction] = {}
-_loaded = False
-
-
-def register_reproduction(repro: Reproduction) -> Reproduction:
-    _REGISTRY[repro.name] = repro
-    return repro
-
-
-def _load() -> None:
-    global _loaded
-    if not _loaded:
-        _loaded = True
-        for module in pkgutil.iter_modules(__path__):
-            importlib.import_module(f"{__name__}.{module.name}")
-
-
-def available_reproductions() -> list[str]:
-    _load()
-    return sorted(_REGISTRY)
-
-
-def get_reproduction(name: str) -> Reproduction:
-    """Raises ``ValueError`` for an unknown name, listing the known ones."""
-    _load()
-    if name not in _REGISTRY:
-        known = ", ".join(available_reproductions()) or "(none yet)"
-        raise ValueError(f"unknown reproduction {name!r}; available: {known}")
-    return _REGISTRY[name]
+_new = importlib.import_module("beyondsgd.reproduce")
+_new._load()
+# The old submodule names point at the new modules themselves (one module object each, one registry).
+for _name in ("common", "dsgd", "momentum", "multiplicative", "tiam"):
+    sys.modules[f"{__name__}.{_name}"] = importlib.import_module(f"beyondsgd.reproduce.{_name}")
+from beyondsgd.reproduce import *  # noqa: E402,F403
+from beyondsgd.reproduce import __all__  # noqa: E402,F401

@@ -1,0 +1,145 @@
+"""What every reproduction shares: its context, its registry entry and its report file.
+
+Each paper's module (``momentum``, ``multiplicative``, ``dsgd``, ``tiam``) builds its
+report body; :func:`write_report` adds the same header to all of them (how to
+rerun it, the machine, the wall time) and writes it atomically, so every report
+says in one place how its numbers were made.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+if TYPE_CHECKING:
+    from beyondsgd.bench.checkpoint import LoopCheckpoint
+    from beyondsgd.bench.runner import Experiment, RunResult
+    from beyondsgd.data import Dataset
+
+
+@dataclass(frozen=True)
+class ReproduceContext:
+    """Arguments every reproduction receives.
+
+    Attributes:
+        out: folder for its files (created).
+        quick: the CI-sized version (well under a minute on 2 CPU cores).
+        device: where to train.
+        progress: show progress bars.
+        data_dir: where downloadable datasets are cached (``None``: the default).
+        checkpoint_every: if set, runs made through :meth:`run_experiment`
+            checkpoint to ``out/checkpoints/`` every this many log points, and a
+            second call with the same ``out`` resumes them (finished ones return
+            at once from their final checkpoint).
+    """
+
+    out: Path
+    quick: bool
+    device: torch.device
+    progress: bool
+    data_dir: Path | None = None
+    checkpoint_every: int | None = None
+
+    def run_experiment(
+        self, exp: Experiment, data: Dataset | None, key: str, progress: bool | None = None
+    ) -> RunResult:
+        """:func:`beyondsgd.bench.run_experiment`, checkpointed under ``key`` when asked.
+
+        Args:
+            exp, data: as for ``run_experiment``.
+            key: readable name of this run (the checkpoint's file name, followed by a hash of ``exp``).
+            progress: progress bar (default: the context's).
+        """
+        from beyondsgd.bench.runner import run_experiment
+
+        # Distinct experiments (and quick vs full versions) never share a checkpoint file.
+        digest = hashlib.sha1(json.dumps(asdict(exp), sort_keys=True, default=str).encode()).hexdigest()[:10]
+        name = f"{'quick-' if self.quick else ''}{key}-{digest}.pt"
+        path = None if self.checkpoint_every is None else self.out / "checkpoints" / name
+        return run_experiment(
+            exp,
+            data=data,
+            progress=self.progress if progress is None else progress,
+            checkpoint=path,
+            checkpoint_every=self.checkpoint_every or 1,
+        )
+
+    def loop_checkpoint(self, key: str, identity: dict[str, Any]) -> LoopCheckpoint | None:
+        """A :class:`~beyondsgd.bench.checkpoint.LoopCheckpoint` for a hand-written loop
+        (``None`` unless checkpoints were asked for)."""
+        from beyondsgd.bench.checkpoint import LoopCheckpoint
+
+        if self.checkpoint_every is None:
+            return None
+        digest = hashlib.sha1(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:10]
+        name = f"{'quick-' if self.quick else ''}{key}-{digest}.pt"
+        return LoopCheckpoint(self.out / "checkpoints" / name, identity, self.checkpoint_every)
+
+
+@dataclass(frozen=True)
+class Reproduction:
+    """One paper's experiment.
+
+    Attributes:
+        name: CLI name (``beyondsgd reproduce NAME``).
+        run: ``run(ctx) -> Path`` of the report it wrote.
+        description: one line for ``beyondsgd list``.
+        checkpoints: its training runs go through :meth:`ReproduceContext.run_experiment`,
+            so ``--checkpoint-every`` makes an interrupted reproduction resumable.
+    """
+
+    name: str
+    run: Callable[[ReproduceContext], Path]
+    description: str
+    checkpoints: bool = False
+
+
+_REGISTRY: dict[str, Reproduction] = {}
+
+
+def register_reproduction(repro: Reproduction) -> Reproduction:
+    """Make ``repro`` available to ``beyondsgd reproduce`` and ``beyondsgd list``."""
+    _REGISTRY[repro.name] = repro
+    return repro
+
+
+def write_report(
+    out: Path, lines: list[str], *, command: str, device: torch.device | str, started: float | None = None
+) -> Path:
+    """Write ``out/report.md``: ``lines`` followed by the common "How this was made" section.
+
+    Every reproduction ends its report the same way, so a reader finds in one
+    place the command that reruns it and the machine that produced the numbers.
+
+    Args:
+        out: the reproduction's output folder.
+        lines: the report's Markdown lines (title first).
+        command: the command that reruns it (``beyondsgd reproduce NAME [--quick]``).
+        device: where it trained.
+        started: ``time.perf_counter()`` at the start, for the wall time.
+
+    Returns:
+        The report's path.
+    """
+    from beyondsgd.bench.io import write_atomic
+
+    made = [
+        "",
+        "## How this was made",
+        "",
+        f"- command: `{command}`",
+        f"- device: {device}; torch {torch.__version__}; Python {sys.version.split()[0]}; "
+        f"{platform.platform()}; {torch.get_num_threads()} threads",
+    ]
+    if started is not None:
+        made.append(f"- wall time: {time.perf_counter() - started:.0f} s")
+    return write_atomic(Path(out) / "report.md", "\n".join([*lines, *made]) + "\n")

@@ -1,0 +1,285 @@
+"""Running a sweep's tasks: in this process, in local worker processes, or on Ray.
+
+Every backend calls the same :func:`execute_task` (which builds the
+:class:`~beyondsgd.bench.runner.Experiment` and calls
+:func:`~beyondsgd.bench.runner.run_experiment`, the one runner of the package)
+and hands each finished record back to the driver, which stores it atomically
+in the :class:`~beyondsgd.sweep.store.RunStore` right away.  So:
+
+* a kill -9 of the driver loses only the runs in flight (they re-run on ``--resume``);
+* a worker process that dies (segfault, OOM kill, kill -9) breaks the pool: the
+  pool is rebuilt and the unfinished tasks are resubmitted, each at most
+  ``retries`` times, after which the run is reported as lost (not stored, so a
+  later ``--resume`` tries it again);
+* an exception inside a run is stored as a ``failed`` record with the error
+  (deterministic failures would fail again; ``--retry-failed`` re-runs them).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import asdict
+from typing import Any
+
+from beyondsgd.sweep.config import RunTask
+from beyondsgd.sweep.store import RunStore
+
+log = logging.getLogger(__name__)
+
+_DATA_CACHE: dict[str, Any] = {}
+
+
+def _dataset(task: RunTask):
+    """The task's dataset (cached per worker), split for tuning runs.
+
+    Tuning runs train on the first ``1 - validation_fraction`` of a fixed random
+    permutation of the training set and report the rest as their ``test_*``
+    columns; the test set itself is never seen during tuning.
+    """
+    import json
+
+    import torch
+
+    from beyondsgd.data import Dataset, load_dataset
+
+    exp = task.experiment
+    ck = json.dumps([exp["dataset"], exp["dataset_options"], task.validation_fraction], sort_keys=True, default=str)
+    if ck not in _DATA_CACHE:
+        # Seed 0 for every run: the data (and its subsample) is part of the problem, not of the seed.
+        data = load_dataset(exp["dataset"], seed=0, **exp["dataset_options"])
+        if task.validation_fraction > 0:
+            n = data.n_train
+            n_val = max(1, int(round(task.validation_fraction * n)))
+            perm = torch.randperm(n, generator=torch.Generator().manual_seed(12345))
+            val, tr = perm[:n_val], perm[n_val:]
+            data = Dataset(
+                data.name,
+                data.X_train[tr],
+                data.y_train[tr],
+                data.X_train[val],
+                data.y_train[val],
+                data.input_shape,
+                data.num_classes,
+                data.task,
+                f"{data.source} [tuning split: {n - n_val} train / {n_val} validation]",
+            )
+        if len(_DATA_CACHE) > 8:
+            _DATA_CACHE.clear()
+        _DATA_CACHE[ck] = data
+    return _DATA_CACHE[ck]
+
+
+def execute_task(task: RunTask, threads: int | None = None) -> dict[str, Any]:
+    """Run one task and return its store record (never raises for a failing run).
+
+    Args:
+        task: the run.
+        threads: ``torch.set_num_threads`` for this run (``None``: leave as is).
+    """
+    import torch
+
+    from beyondsgd.bench.runner import Experiment, run_experiment
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    record: dict[str, Any] = {"key": task.key, "task": asdict(task), "host": platform.node(), "pid": os.getpid()}
+    start = time.perf_counter()
+    try:
+        result = run_experiment(
+            Experiment(**task.experiment),
+            data=_dataset(task),
+            progress=False,
+            checkpoint=task.checkpoint,
+            checkpoint_every=task.checkpoint_every,
+        )
+        record.update(status=result.status, result=result.to_dict(), error=None)
+    except KeyboardInterrupt:
+        raise
+    except Exception as err:
+        record.update(
+            status="failed",
+            result={"history": [], "hyperparams": task.experiment["hyperparams"]},
+            error=f"{type(err).__name__}: {err}",
+            traceback=traceback.format_exc(limit=5),
+        )
+    record["wall_s"] = time.perf_counter() - start
+    return record
+
+
+def _init_worker(threads: int) -> None:
+    import signal
+
+    import torch
+
+    # Ctrl-C reaches the whole process group: let the driver alone handle it (it stops the workers).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    torch.set_num_threads(threads)
+    os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+Callback = Callable[[dict[str, Any]], None]
+
+
+class LocalPool:
+    """A process pool kept across the phases of a sweep (starting workers costs seconds each).
+
+    Use as a context manager; :func:`run_local` replaces a pool broken by a dead worker.
+    """
+
+    def __init__(self, workers: int, threads: int) -> None:
+        self.workers, self.threads = workers, threads
+        self.executor: ProcessPoolExecutor | None = None
+
+    def get(self) -> ProcessPoolExecutor:
+        if self.executor is None:
+            import multiprocessing as mp
+
+            # "spawn": a fresh interpreter per worker; forking a process that already
+            # runs torch's thread pools can deadlock.
+            self.executor = ProcessPoolExecutor(
+                max_workers=self.workers,
+                mp_context=mp.get_context("spawn"),
+                initializer=_init_worker,
+                initargs=(self.threads,),
+            )
+        return self.executor
+
+    def discard(self, wait_: bool = False, kill: bool = False) -> None:
+        """Shut the pool down; ``kill`` also terminates runs in flight (after Ctrl-C: they are not stored)."""
+        if self.executor is not None:
+            procs = list((getattr(self.executor, "_processes", None) or {}).values()) if kill else []
+            self.executor.shutdown(wait=False, cancel_futures=True)
+            for proc in procs:
+                proc.terminate()
+            if wait_ or kill:
+                self.executor.shutdown(wait=True)
+            self.executor = None
+
+    def __enter__(self) -> LocalPool:
+        return self
+
+    def __exit__(self, exc_type, *rest) -> None:
+        self.discard(wait_=exc_type is None, kill=exc_type is not None)
+
+
+def run_local(
+    tasks: Sequence[RunTask],
+    store: RunStore,
+    workers: int,
+    threads: int,
+    on_done: Callback | None = None,
+    retries: int = 2,
+    pool: LocalPool | None = None,
+) -> list[str]:
+    """Run ``tasks`` in ``workers`` processes (``workers == 1``: in this process).
+
+    Args:
+        pool: a :class:`LocalPool` to reuse (default: one for this call only).
+
+    Returns:
+        Keys of runs lost to crashed workers after ``retries`` resubmissions.
+    """
+    if workers <= 1:
+        for task in tasks:
+            rec = execute_task(task, threads)
+            store.put(rec)
+            if on_done:
+                on_done(rec)
+        return []
+    own = pool is None
+    pool = pool or LocalPool(workers, threads)
+    pending = list(tasks)
+    attempts = {t.key: 0 for t in tasks}
+    lost: list[str] = []
+    try:
+        while pending:
+            executor = pool.get()
+            futures = {executor.submit(execute_task, t, threads): t for t in pending}
+            pending = []
+            remaining = set(futures)
+            while remaining:
+                done, remaining = wait(remaining, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    task = futures[fut]
+                    try:
+                        rec = fut.result()
+                    except BrokenProcessPool:
+                        attempts[task.key] += 1
+                        if attempts[task.key] > retries:
+                            log.warning("run %s lost: its worker died %d times", task.key, attempts[task.key])
+                            lost.append(task.key)
+                        else:
+                            pending.append(task)
+                        continue
+                    store.put(rec)
+                    if on_done:
+                        on_done(rec)
+            if pending:  # a worker died: the pool is unusable, start a fresh one
+                pool.discard()
+    except BaseException:
+        pool.discard(kill=True)
+        raise
+    if own:
+        pool.discard(wait_=True)
+    return lost
+
+
+def run_ray(
+    tasks: Sequence[RunTask],
+    store: RunStore,
+    threads: int,
+    on_done: Callback | None = None,
+    address: str | None = None,
+    retries: int = 2,
+) -> list[str]:
+    """Run ``tasks`` as Ray tasks (one CPU each); the driver stores each record as it arrives.
+
+    Connects to ``address`` (e.g. ``"auto"`` for a running cluster) or, when Ray
+    is not initialized yet and no address is given, starts a local instance.
+
+    Raises:
+        ImportError: Ray is not installed (``pip install "beyondsgd[ray]"``).
+    """
+    try:
+        import ray
+    except ImportError:
+        raise ImportError('the ray backend needs Ray: pip install "beyondsgd[ray]"') from None
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    remote = ray.remote(num_cpus=1, max_retries=retries)(execute_task)
+    refs = {remote.remote(t, threads): t for t in tasks}
+    lost: list[str] = []
+    remaining = list(refs)
+    try:
+        while remaining:
+            done, remaining = ray.wait(remaining, num_returns=1)
+            for ref in done:
+                try:
+                    rec = ray.get(ref)
+                except ray.exceptions.RayError as err:  # worker died more than max_retries times
+                    log.warning("run %s lost: %s", refs[ref].key, err)
+                    lost.append(refs[ref].key)
+                    continue
+                store.put(rec)
+                if on_done:
+                    on_done(rec)
+    except BaseException:
+        for ref in remaining:
+            ray.cancel(ref, force=True)
+        raise
+    return lost
+
+
+def default_workers() -> int:
+    """One worker per available core."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)

@@ -1,0 +1,188 @@
+"""``beyondsgd sweep``: plan, execute (resumably) and report a sweep."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from beyondsgd.sweep.config import ConfigError, SweepConfig, best_trials, final_tasks, tuning_tasks
+from beyondsgd.sweep.executor import LocalPool, default_workers, run_local, run_ray
+from beyondsgd.sweep.store import RunStore
+from beyondsgd.validation import POSITIVE_INT
+
+
+@dataclass
+class SweepOutput:
+    out: Path
+    ran: int
+    skipped: int
+    lost: list[str]
+    report: Path | None
+
+
+def _probe(cfg: SweepConfig) -> None:
+    """Load every problem's data and build its model once, so a bad name fails before training."""
+    from beyondsgd.data import load_dataset
+    from beyondsgd.models import create_model
+
+    for prob in cfg.problems:
+        data = load_dataset(prob.dataset, seed=0, **prob.dataset_options)
+        n_out = data.num_classes or (data.y_train.shape[1] if data.y_train.dim() > 1 else 1)
+        try:
+            create_model(prob.model, data.input_shape, n_out, **prob.model_options)
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"problem {prob.name!r}: {err}") from None
+
+
+def run_sweep(
+    cfg: SweepConfig,
+    out: str | Path,
+    backend: str = "local",
+    workers: int | None = None,
+    threads: int | None = None,
+    resume: bool = False,
+    retry_failed: bool = False,
+    ray_address: str | None = None,
+    verbose: bool = True,
+    report: bool = True,
+    checkpoint_every: int | None = None,
+) -> SweepOutput:
+    """Run (or resume) a sweep into ``out`` and write its report.
+
+    Args:
+        cfg: the validated config.
+        out: the sweep folder (the run store).
+        backend: ``"local"`` (worker processes) or ``"ray"``.
+        workers: local worker processes (default: one per core; 1 runs in this process).
+        threads: torch threads per run (default: cores // workers, at least 1).
+        resume: continue a sweep already in ``out``: finished runs are skipped.
+        retry_failed: with ``resume``, also re-run runs stored as failed.
+        ray_address: Ray cluster address (``None``: a local instance).
+        verbose: one line per finished run on stderr.
+        report: write the report at the end.
+        checkpoint_every: each run also checkpoints to ``out/checkpoints/KEY.pt``
+            every this many log points, so a killed sweep resumes runs mid-way
+            (finished runs are skipped through the store either way).
+
+    Raises:
+        ConfigError: ``out`` holds another sweep, or a different config on resume.
+    """
+    if backend not in ("local", "ray"):
+        raise ConfigError(f"invalid backend {backend!r}: expected local or ray")
+    if checkpoint_every is not None:
+        POSITIVE_INT.check("checkpoint_every", checkpoint_every)
+    out = Path(out)
+    had_meta = (out / "sweep.json").is_file()
+    if had_meta and not resume:
+        raise ConfigError(f"{out} already holds a sweep; pass --resume to continue it, or choose another --out")
+    store = RunStore(out)
+    meta = store.read_meta()
+    if meta is not None and meta.get("fingerprint") != cfg.fingerprint():
+        raise ConfigError(
+            f"{out} holds a sweep with a different config (fingerprint {meta.get('fingerprint')} "
+            f"!= {cfg.fingerprint()}); resume it with the config it started with, or use another --out"
+        )
+    _probe(cfg)
+    store.write_meta(
+        {
+            "fingerprint": cfg.fingerprint(),
+            "config": cfg.raw,
+            "created": meta["created"] if meta else time.strftime("%Y-%m-%d %H:%M:%S"),
+        }
+    )
+    cores = default_workers()
+    workers = workers or cores
+    threads = threads or max(1, cores // workers)
+
+    ran = skipped = 0
+    lost: list[str] = []
+    started = time.perf_counter()
+
+    def todo(tasks):
+        nonlocal skipped
+        keep = []
+        for t in tasks:
+            rec = store.get(t.key) if t.key in store else None
+            if rec is not None and not (retry_failed and rec.get("status") == "failed"):
+                skipped += 1
+            elif checkpoint_every is None:
+                keep.append(t)
+            else:
+                path = str(out / "checkpoints" / f"{t.key}.pt")
+                keep.append(replace(t, checkpoint=path, checkpoint_every=checkpoint_every))
+        return keep
+
+    def execute(tasks, phase):
+        total = len(tasks)
+        count = 0
+
+        def on_done(rec: dict[str, Any]) -> None:
+            nonlocal count, ran
+            count += 1
+            ran += 1
+            if verbose:
+                t = rec["task"]
+                hist = rec["result"].get("history") or [{}]
+                last = hist[-1]
+                metric = "val" if phase == "tune" else "test"
+                val = last.get("test_accuracy")
+                msg = rec["status"] if rec["status"] != "failed" else f"failed ({rec['error']})"
+                acc = f" {metric} acc {val:.4f}" if isinstance(val, float) and val == val else ""
+                print(
+                    f"[{phase} {count}/{total}] {t['problem']} {t['algorithm']} trial {t['trial']} "
+                    f"seed {t['experiment']['seed']}: {msg}{acc} ({rec['wall_s']:.1f} s)",
+                    file=sys.stderr,
+                )
+
+        if not tasks:
+            return
+        if backend == "ray":
+            lost.extend(run_ray(tasks, store, threads, on_done, address=ray_address))
+        else:
+            lost.extend(run_local(tasks, store, workers, threads, on_done, pool=pool))
+
+    with LocalPool(workers, threads) as pool:  # started on first use, shared by both phases
+        tune = tuning_tasks(cfg)
+        execute(todo(tune), "tune")
+        records = {r["key"]: r for r in store.records()}
+        missing = [t.key for t in tune if t.key not in records]
+        if not missing:
+            # Record the choice: the report counts only final runs of the chosen trial, so a
+            # choice can never be mixed with runs of another one.
+            chosen = best_trials(cfg, records)
+            meta = store.read_meta() or {}
+            meta["chosen"] = {f"{p}|{a}": c["trial"] for (p, a), c in chosen.items()}
+            store.write_meta(meta)
+            execute(todo(final_tasks(cfg, records)), "final")
+        elif verbose:
+            # Choosing now would pick from an incomplete set of trials; the final phase waits.
+            print(
+                f"{len(missing)} tuning run(s) missing (lost); the final runs start after --resume "
+                "completes the tuning",
+                file=sys.stderr,
+            )
+    elapsed = time.perf_counter() - started
+    meta = store.read_meta() or {}
+    sessions = meta.get("sessions", [])
+    sessions.append(
+        {
+            "backend": backend,
+            "workers": workers if backend == "local" else None,
+            "threads": threads,
+            "ran": ran,
+            "skipped": skipped,
+            "lost": lost,
+            "wall_s": elapsed,
+        }
+    )
+    meta["sessions"] = sessions
+    store.write_meta(meta)
+    path = None
+    if report:
+        from beyondsgd.sweep.report import write_report
+
+        path = write_report(out)
+    return SweepOutput(out, ran, skipped, lost, path)
