@@ -124,7 +124,9 @@ def _alias_lr(owner: str, options: dict[str, Any], rule: str, gamma: Any) -> Non
                 f"for it (so LR schedulers and lr=0 act on it); got lr={lr!r} and eta_out={eta!r}. Give one of them."
             )
     elif has_lr:
-        options["eta_out"] = options["lr"]
+        # A number, not the same object: a Tensor lr is changed in place by LR schedulers, and
+        # the multiplicative step already follows lr through lr / lr_ref.
+        options["eta_out"] = _number(options["lr"])
     elif has_eta:
         options["lr"] = options["eta_out"]
 
