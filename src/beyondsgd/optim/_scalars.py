@@ -8,6 +8,7 @@ optimizers of this package follow the same convention with these helpers.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -45,3 +46,24 @@ def axpy_(y: torch.Tensor, x: torch.Tensor, c: Scalar) -> torch.Tensor:
     if isinstance(c, torch.Tensor):
         return y.add_(x * c)
     return y.add_(x, alpha=c)
+
+
+def checkable(owner: str, options: Mapping[str, Any], keys: tuple[str, ...] = ("lr", "eta_out")) -> dict[str, Any]:
+    """``options`` with one-element Tensor step sizes read as numbers, for the range checks.
+
+    torch.optim accepts a Tensor ``lr`` (the recipe for compiled steps with LR schedulers);
+    its value must pass the same range check as a number would.
+
+    Raises:
+        ValueError: a Tensor step size with other than one element.
+    """
+    out = dict(options)
+    for key in keys:
+        v = out.get(key)
+        if isinstance(v, torch.Tensor):
+            if v.numel() != 1:
+                raise ValueError(
+                    f"{owner}: invalid {key}: a Tensor {key} must have exactly one element, got shape {tuple(v.shape)}"
+                )
+            out[key] = float(v.detach())
+    return out

@@ -29,6 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from beyondsgd.optim._scalars import checkable
 from beyondsgd.optim.layer_norms import (
     ACTIVATION_BOUNDS,
     BASE_NORMS,
@@ -81,16 +82,6 @@ HYPERPARAMS = {
 #: Options that may differ between param groups (layers); the rest are the optimizer's.
 _PER_GROUP_OPTIONS = ("lr", "norm")
 _GLOBAL_OPTIONS = tuple(k for k in HYPERPARAMS if k not in _PER_GROUP_OPTIONS)
-
-
-def _checkable(hp: dict[str, Any]) -> dict[str, Any]:
-    """A one-element Tensor ``lr`` read as a number for the range check."""
-    lr = hp.get("lr")
-    if isinstance(lr, torch.Tensor):
-        if lr.numel() != 1:
-            raise ValueError(f"invalid lr: a Tensor lr must have exactly one element, got {lr.numel()}")
-        return {**hp, "lr": float(lr.detach())}
-    return hp
 
 
 def _loss_value(loss: Any) -> float:
@@ -255,7 +246,7 @@ class DSGD(torch.optim.Optimizer):
             maximize=maximize,
             foreach=foreach,
         )
-        check_hyperparams("DSGD", _checkable(hp), HYPERPARAMS)
+        check_hyperparams("DSGD", checkable("DSGD", hp), HYPERPARAMS)
         if isinstance(params, torch.Tensor):
             raise TypeError(
                 "DSGD: params must be an iterable of Tensors, (name, Tensor) pairs or param-group dicts, "
@@ -301,7 +292,7 @@ class DSGD(torch.optim.Optimizer):
                 )
         check_hyperparams(
             f"DSGD param group {index}",
-            _checkable({k: v for k, v in param_group.items() if k in _PER_GROUP_OPTIONS}),
+            checkable("DSGD", {k: v for k, v in param_group.items() if k in _PER_GROUP_OPTIONS}),
             HYPERPARAMS,
         )
         super().add_param_group(param_group)

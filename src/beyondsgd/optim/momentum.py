@@ -42,7 +42,7 @@ from typing import Any
 import torch
 from torch.optim import Optimizer
 
-from beyondsgd.optim._scalars import as_step, axpy_, compiling, new_step, value
+from beyondsgd.optim._scalars import as_step, axpy_, checkable, compiling, new_step, value
 from beyondsgd.optim.registry import OptimizerSpec, register
 from beyondsgd.validation import BOOL, NONNEGATIVE, OPTIONAL_BOOL, UNIT_HALF_OPEN, OneOf, check_hyperparams
 
@@ -74,16 +74,6 @@ def momentum_at(group: dict[str, Any], k: Any) -> Any:
     return max(0.0, (k - 1) / (k + 2))
 
 
-def _checkable(hp: dict[str, Any]) -> dict[str, Any]:
-    """A one-element Tensor ``lr`` read as a number for the range check."""
-    lr = hp.get("lr")
-    if isinstance(lr, torch.Tensor):
-        if lr.numel() != 1:
-            raise ValueError(f"invalid lr: a Tensor lr must have exactly one element, got {lr.numel()}")
-        return {**hp, "lr": float(lr.detach())}
-    return hp
-
-
 class _DisplacementMomentum(Optimizer):
     """Shared machinery: validation, param groups, state, gradient preprocessing.
 
@@ -110,7 +100,7 @@ class _DisplacementMomentum(Optimizer):
             maximize=maximize,
             foreach=foreach,
         )
-        check_hyperparams(type(self).__name__, _checkable(defaults), MOMENTUM_HYPERPARAMS)
+        check_hyperparams(type(self).__name__, checkable(type(self).__name__, defaults), MOMENTUM_HYPERPARAMS)
         super().__init__(params, defaults)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -131,7 +121,7 @@ class _DisplacementMomentum(Optimizer):
         # keys pass through, as in torch.optim (``param_names``, user tags such as ``"name"``).
         check_hyperparams(
             type(self).__name__,
-            _checkable({k: v for k, v in param_group.items() if k in MOMENTUM_HYPERPARAMS}),
+            checkable(type(self).__name__, {k: v for k, v in param_group.items() if k in MOMENTUM_HYPERPARAMS}),
             MOMENTUM_HYPERPARAMS,
         )
         super().add_param_group(param_group)

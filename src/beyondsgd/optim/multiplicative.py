@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 import torch
 from torch.optim import Optimizer
 
-from beyondsgd.optim._scalars import as_step, compiling, value
+from beyondsgd.optim._scalars import as_step, checkable, compiling, value
 from beyondsgd.optim.directions import (
     AdagradDirection,
     AdamDirection,
@@ -95,20 +95,6 @@ _MULTIPLICATIVE_ONLY = ("multiplicative", "exp")
 
 def _multiplicative_only(rule: str, gamma: Any) -> bool:
     return rule in _MULTIPLICATIVE_ONLY or (rule == "hybrid" and gamma == 1.0)
-
-
-def _checkable(owner: str, options: Mapping[str, Any]) -> dict[str, Any]:
-    """Options with a one-element Tensor ``lr``/``eta_out`` read as a number, for range checks."""
-    out = dict(options)
-    for key in ("lr", "eta_out"):
-        v = out.get(key)
-        if isinstance(v, torch.Tensor):
-            if v.numel() != 1:
-                raise ValueError(
-                    f"{owner}: invalid {key}: a Tensor {key} must have exactly one element, got {v.numel()}"
-                )
-            out[key] = float(v.detach())
-    return out
 
 
 def _alias_lr(owner: str, options: dict[str, Any], rule: str, gamma: Any) -> None:
@@ -195,7 +181,7 @@ class RuleOptimizer(Optimizer):
             defaults["lr"] = defaults["eta_out"]
         if "lr" not in defaults or "eta_out" not in defaults:
             raise ValueError(f"{name} needs lr and eta_out")
-        check_hyperparams(name, _checkable(name, defaults), self.hyperparams())
+        check_hyperparams(name, checkable(name, defaults), self.hyperparams())
         super().__init__(params, defaults)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -225,7 +211,7 @@ class RuleOptimizer(Optimizer):
         super().add_param_group(param_group)
         group = self.param_groups[-1]
         table = self.hyperparams()
-        check_hyperparams(name, _checkable(name, {k: v for k, v in group.items() if k in table}), table)
+        check_hyperparams(name, checkable(name, {k: v for k, v in group.items() if k in table}), table)
         self.direction.check(group)
         group.setdefault("lr_ref", _number(group["lr"]))
         rule = get_rule(group["rule"])

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from beyondsgd.distributed.sharded_params import check_full_tensors
+from beyondsgd.optim._scalars import checkable
 from beyondsgd.validation import Constraint, check_hyperparams
 
 ParamsLike = Iterable[torch.Tensor] | Iterable[dict[str, Any]]
@@ -106,7 +107,7 @@ def create(name: str, params: ParamsLike | nn.Module, **hyperparams: Any) -> tor
         TypeError: a single tensor as ``params`` (torch.optim's rule: an iterable).
     """
     spec = get_spec(name)
-    check_hyperparams(f"optimizer {spec.name!r}", hyperparams, spec.hyperparams)
+    check_hyperparams(f"optimizer {spec.name!r}", checkable(f"optimizer {spec.name!r}", hyperparams), spec.hyperparams)
     if isinstance(params, torch.Tensor):
         raise TypeError(
             f"optimizer {spec.name!r}: params must be an iterable of Tensors or param-group dicts "
