@@ -529,3 +529,44 @@ def test_nonfinite_gradient_is_reported_as_divergence_not_an_svd_error(norm):
 
     assert torch.isnan(opt.step(closure)) and opt.last_step["nonfinite_gradient"]
     assert all(torch.equal(a, b) for a, b in zip(before, layer.parameters()))
+
+
+def test_per_group_norm_is_honoured_and_global_options_are_refused_per_group():
+    torch.manual_seed(0)
+    w1, w2 = nn.Parameter(torch.randn(4, 3)), nn.Parameter(torch.randn(2, 4))
+    opt = DSGD(
+        [{"params": [w1], "norm": "frobenius"}, {"params": [w2]}],
+        norm="spectral",
+        selection="cyclic",
+    )
+    assert [g["norm"] for g in opt.param_groups] == ["frobenius", "spectral"]
+    g = torch.randn(4, 3)
+
+    def closure():
+        opt.zero_grad()
+        loss = (w1 * g).sum() + (w2**2).sum()
+        loss.backward()
+        return loss
+
+    before = w1.detach().clone()
+    opt.step(closure)  # cyclic: layer 0 first, Frobenius map = the gradient itself
+    step = before - w1.detach()
+    torch.testing.assert_close(step / step.norm(), g / g.norm())
+    for key, val in (("maximize", True), ("mode", "bound"), ("selection", "random")):
+        with pytest.raises(ValueError, match=f"param group 1: DSGD option {key}="):
+            DSGD([{"params": [w1]}, {"params": [w2], key: val}])
+
+
+def test_no_step_once_the_loss_is_not_finite():
+    w = nn.Parameter(torch.ones(2, 2))
+    opt = DSGD([w], mode="adaptive")
+
+    def closure():
+        opt.zero_grad()
+        loss = (w.sum() * float("inf")) if w.sum() > 0 else w.sum()
+        loss.backward()
+        return loss
+
+    before = w.detach().clone()
+    assert opt.step(closure) == float("inf")
+    assert torch.equal(w, before) and opt.last_step["nonfinite_loss"]

@@ -79,6 +79,8 @@ def test_gamma_zero_reproduces_torch_optim(cls, torch_cls, options, foreach, rul
 def test_foreach_equals_for_loop(cls, torch_cls, options, rule):
     a, b = _model(), _model()
     kw = {"rule": rule, "gamma": 0.6, "eta_out": 0.05, "eta_in": 0.7, "max_scale": 2.0 if rule == "exp" else None}
+    if rule != "hybrid":  # no additive step: lr is eta_out's alias
+        options = {k: v for k, v in options.items() if k != "lr"}
     _train(a, cls(a.parameters(), foreach=False, **kw, **options), 15)
     _train(b, cls(b.parameters(), foreach=True, **kw, **options), 15)
     torch.testing.assert_close(_flat(a), _flat(b), rtol=1e-5, atol=1e-6)
@@ -152,14 +154,52 @@ def test_lr_scheduler_changes_the_step(rule):
     torch.testing.assert_close(step_b.norm() / step_a.norm(), torch.tensor(0.1), rtol=0.05, atol=0)
 
 
-def test_scheduler_can_leave_eta_out_alone():
+def test_scheduler_can_leave_eta_out_alone_but_lr_zero_still_freezes():
+    a, b = _model(), _model()
+    kw = {"rule": "multiplicative", "lr": 0.1, "eta_out": 0.1, "scheduler_scales_eta_out": False}
+    oa, ob = RuleSGD(a.parameters(), **kw), RuleSGD(b.parameters(), **kw)
+    torch.optim.lr_scheduler.LambdaLR(ob, lambda e: 0.5)  # lr halved from the start
+    assert ob.param_groups[0]["lr"] == 0.05
+    _train(a, oa, 2)
+    _train(b, ob, 2)
+    assert torch.equal(_flat(a), _flat(b))  # eta_out untouched by the scheduler
+    torch.optim.lr_scheduler.LambdaLR(ob, lambda e: 0.0)
+    assert ob.param_groups[0]["lr"] == 0.0
+    before = _flat(b)
+    _train(b, ob, 2)
+    assert torch.equal(before, _flat(b))  # lr = 0 freezes the group under every rule
+
+
+@pytest.mark.parametrize("rule", ["additive", "hybrid", "multiplicative", "exp"])
+def test_lr_zero_freezes_a_group(rule):
     m = _model()
-    opt = RuleSGD(m.parameters(), rule="multiplicative", lr=0.1, eta_out=0.1, scheduler_scales_eta_out=False)
-    torch.optim.lr_scheduler.LambdaLR(opt, lambda e: 0.0)  # lr = 0 from the start
-    assert opt.param_groups[0]["lr"] == 0.0
-    before = _flat(m)
-    _train(m, opt, 1)
-    assert not torch.equal(before, _flat(m))
+    first = list(m.parameters())[:2]
+    rest = list(m.parameters())[2:]
+    kw = {"lr": 0.05} if rule in ("additive", "hybrid") else {}
+    opt = RuleAdam([{"params": first, "lr": 0.0}, {"params": rest}], rule=rule, gamma=0.5, eta_out=0.05, **kw)
+    before = [p.detach().clone() for p in first]
+    _train(m, opt, 3)
+    assert all(torch.equal(p, q) for p, q in zip(first, before))
+    assert not all(torch.equal(p, q) for p, q in zip(rest, [r.detach() for r in _model().parameters()][2:]))
+
+
+def test_lr_is_eta_out_for_rules_without_an_additive_part():
+    p = nn.Parameter(torch.ones(3))
+    assert Madam([p], lr=0.05).param_groups[0]["eta_out"] == 0.05
+    assert optim.create("madam", [p], lr=0.05).param_groups[0]["eta_out"] == 0.05
+    assert optim.create("m_adam", [p], lr=0.2).param_groups[0]["eta_out"] == 0.2
+    assert optim.create("m_adam", [p], eta_out=0.3).param_groups[0]["lr"] == 0.3
+    assert optim.create("h_adam", [p], lr=0.2).param_groups[0]["eta_out"] == 1e-2  # H has both steps
+    with pytest.raises(ValueError, match="lr is another name for it.*lr=0.1 and eta_out=0.2"):
+        RuleSGD([p], rule="multiplicative", lr=0.1, eta_out=0.2)
+    with pytest.raises(ValueError, match="param group 1: rule 'exp'"):
+        RuleSGD(
+            [{"params": [p]}, {"params": [nn.Parameter(torch.ones(2))], "lr": 0.1, "eta_out": 0.3}],
+            rule="exp",
+            eta_out=0.1,
+        )
+    group_lr = RuleSGD([{"params": [p], "lr": 0.4}], rule="multiplicative", eta_out=0.1).param_groups[0]
+    assert group_lr["eta_out"] == 0.4
 
 
 def test_per_group_rules_and_zero_warning():
@@ -198,7 +238,7 @@ def test_zeros_move_under_hybrid_optimizer():
 def test_m_with_eta_out_at_most_one_never_flips_signs_on_a_real_net():
     m = _model()
     start = _flat(m).sign()
-    opt = RuleAdagrad(m.parameters(), rule="multiplicative", lr=0.0, eta_out=1.0, eta_in=10.0)
+    opt = RuleAdagrad(m.parameters(), rule="multiplicative", eta_out=1.0, eta_in=10.0)
     _train(m, opt, 100)
     assert not (_flat(m).sign() == -start).any()
 
@@ -214,7 +254,7 @@ def test_closure_returns_loss_and_no_grad_params_are_skipped():
 
 def test_adam_bias_correction_inside_vs_outside():
     a, b = _model(), _model()
-    kw = {"rule": "multiplicative", "lr": 0.0, "eta_out": 0.01, "eta_in": 1.0}
+    kw = {"rule": "multiplicative", "eta_out": 0.01, "eta_in": 1.0}
     _train(a, RuleAdam(a.parameters(), bias_correction="outside", **kw), 1)
     _train(b, RuleAdam(b.parameters(), bias_correction="inside", **kw), 1)
     p0 = _flat(_model())

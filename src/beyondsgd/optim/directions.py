@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from beyondsgd.optim._scalars import new_step, value
 from beyondsgd.validation import BOOL, NONNEGATIVE, POSITIVE, UNIT, UNIT_HALF_OPEN, Constraint, OneOf, TupleOf
 
 State = dict[str, Any]
@@ -56,10 +57,17 @@ class Direction:
         raise NotImplementedError
 
 
-def _bump_steps(states: list[State]) -> list[int]:
-    for st in states:
-        st["step"] = st.get("step", 0) + 1
-    return [st["step"] for st in states]
+def _bump_steps(states: list[State]) -> list[float]:
+    """Add one to every ``step`` (0-dim tensors, as torch.optim keeps them); their new values."""
+    steps = [st["step"] for st in states]
+    torch._foreach_add_(steps, 1.0)
+    return [value(t) for t in steps]
+
+
+def _bump_step(state: State) -> Any:
+    """Add one to ``state["step"]``; its value (a number, or the tensor while compiling)."""
+    state["step"] += 1
+    return value(state["step"])
 
 
 class SGDDirection(Direction):
@@ -130,7 +138,7 @@ class AdamDirection(Direction):
 
     def _init(self, p: torch.Tensor, state: State, amsgrad: bool) -> None:
         if "exp_avg" not in state:
-            state["step"] = 0
+            state["step"] = new_step()
             state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
             state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
             if amsgrad:
@@ -139,8 +147,7 @@ class AdamDirection(Direction):
     def one(self, p, g, state, group):
         beta1, beta2 = group["betas"]
         self._init(p, state, group["amsgrad"])
-        state["step"] += 1
-        t = state["step"]
+        t = _bump_step(state)
         m, v = state["exp_avg"], state["exp_avg_sq"]
         m.lerp_(g, 1.0 - beta1)
         v.mul_(beta2).addcmul_(g, g, value=1.0 - beta2)
@@ -197,7 +204,7 @@ class RMSpropDirection(Direction):
 
     def _init(self, p: torch.Tensor, state: State, group: Mapping[str, Any]) -> None:
         if "square_avg" not in state:
-            state["step"] = 0
+            state["step"] = new_step()
             state["square_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
             if group["momentum"] > 0:
                 state["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
@@ -206,7 +213,7 @@ class RMSpropDirection(Direction):
 
     def one(self, p, g, state, group):
         self._init(p, state, group)
-        state["step"] += 1
+        _bump_step(state)
         alpha = group["alpha"]
         sq = state["square_avg"]
         sq.mul_(alpha).addcmul_(g, g, value=1.0 - alpha)
@@ -259,18 +266,18 @@ class AdagradDirection(Direction):
 
     def _init(self, p: torch.Tensor, state: State, group: Mapping[str, Any]) -> None:
         if "sum" not in state:
-            state["step"] = 0
+            state["step"] = new_step()
             state["sum"] = torch.full_like(p, group["initial_accumulator_value"], memory_format=torch.preserve_format)
 
-    def _scale(self, t: int, group: Mapping[str, Any]) -> float:
+    def _scale(self, t: Any, group: Mapping[str, Any]) -> float:
         return 1.0 / (1.0 + (t - 1) * group["lr_decay"])
 
     def one(self, p, g, state, group):
         self._init(p, state, group)
-        state["step"] += 1
+        t = _bump_step(state)
         s = state["sum"]
         s.addcmul_(g, g, value=1.0)
-        return g / s.sqrt().add_(group["eps"]), self._scale(state["step"], group)
+        return g / s.sqrt().add_(group["eps"]), self._scale(t, group)
 
     def many(self, ps, gs, states, group):
         for p, st in zip(ps, states):

@@ -29,6 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from beyondsgd.optim._scalars import checkable
 from beyondsgd.optim.layer_norms import (
     ACTIVATION_BOUNDS,
     BASE_NORMS,
@@ -76,6 +77,16 @@ HYPERPARAMS = {
     "maximize": BOOL,
     "foreach": OPTIONAL_BOOL,
 }
+
+
+#: Options that may differ between param groups (layers); the rest are the optimizer's.
+_PER_GROUP_OPTIONS = ("lr", "norm")
+_GLOBAL_OPTIONS = tuple(k for k in HYPERPARAMS if k not in _PER_GROUP_OPTIONS)
+
+
+def _loss_value(loss: Any) -> float:
+    """A closure's loss as a float: a tensor, or a Python number (as LBFGS accepts)."""
+    return float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
 
 
 def _activation_names() -> dict[type, str]:
@@ -235,15 +246,21 @@ class DSGD(torch.optim.Optimizer):
             maximize=maximize,
             foreach=foreach,
         )
-        check_hyperparams("DSGD", hp, HYPERPARAMS)
+        check_hyperparams("DSGD", checkable("DSGD", hp), HYPERPARAMS)
+        if isinstance(params, torch.Tensor):
+            raise TypeError(
+                "DSGD: params must be an iterable of Tensors, (name, Tensor) pairs or param-group dicts, "
+                f"got a single {torch.typename(params)}; wrap it in a list: [tensor]"
+            )
         params = list(params)
-        if params and isinstance(params[0], torch.Tensor):
-            params = [{"params": [p]} for p in params]  # each tensor its own layer
-        super().__init__(params, {"lr": lr})
+        if params and not isinstance(params[0], dict):
+            params = [{"params": [p]} for p in params]  # each tensor (named or not) its own layer
+        # Every option lives in ``defaults`` (pickled and deep-copied with the optimizer, and filled
+        # into each group as torch.optim does); only lr and norm may differ between groups.
+        super().__init__(params, hp)
         for index, group in enumerate(self.param_groups):
             group.setdefault("activation", "unknown")
             _check_layer_group(index, group)
-        self.options = {k: v for k, v in hp.items() if k != "lr"}
         self.last_step: dict[str, Any] = {}
         self._warned = False
         if mode == "bound":
@@ -260,6 +277,33 @@ class DSGD(torch.optim.Optimizer):
     # ------------------------------------------------------------------ bookkeeping
 
     @property
+    def options(self) -> dict[str, Any]:
+        """The optimizer-wide options (every hyperparameter but ``lr``), read from ``defaults``."""
+        return {k: self.defaults[k] for k in HYPERPARAMS if k != "lr"}
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        index = len(self.param_groups)
+        for key in _GLOBAL_OPTIONS:
+            if key in param_group and param_group[key] != self.defaults[key]:
+                raise ValueError(
+                    f"invalid param group {index}: DSGD option {key}={param_group[key]!r} differs from the "
+                    f"optimizer's {self.defaults[key]!r}; only {', '.join(_PER_GROUP_OPTIONS)} may be set per group "
+                    "(one objective, one layer choice per step)"
+                )
+        check_hyperparams(
+            f"DSGD param group {index}",
+            checkable("DSGD", {k: v for k, v in param_group.items() if k in _PER_GROUP_OPTIONS}),
+            HYPERPARAMS,
+        )
+        super().add_param_group(param_group)
+        for p in self.param_groups[-1]["params"]:
+            if p.is_complex():
+                raise ValueError(
+                    f"invalid param group {index}: DSGD does not support complex parameters (its layer norms, "
+                    "duality maps and bounds are defined for real matrices); optimize torch.view_as_real(p) instead"
+                )
+
+    @property
     def violations(self) -> int:
         """Bound-mode steps whose realized decrease was below the predicted one."""
         return int(self.state["dsgd"]["violations"])
@@ -268,6 +312,11 @@ class DSGD(torch.optim.Optimizer):
         super().__setstate__(state)
         self.__dict__.setdefault("last_step", {})
         self.__dict__.setdefault("_warned", False)
+        defaults = self.__dict__.get("defaults", {})
+        for group in self.param_groups:  # an older state_dict: options added since get their defaults
+            for key in HYPERPARAMS:
+                if key in defaults:
+                    group.setdefault(key, defaults[key])
 
     def state_dict(self) -> dict[str, Any]:
         """As ``torch.optim.Optimizer.state_dict``, with a snapshot (not a live view) of DSGD's own state."""
@@ -311,16 +360,16 @@ class DSGD(torch.optim.Optimizer):
         return out
 
     def _dual_norms_sq(self, grads: list[list[torch.Tensor]]) -> torch.Tensor:
-        """``|||g_i|||_*^2`` of every layer as one tensor."""
-        norm = BASE_NORMS[self.options["norm"]]
-        if norm.name == "frobenius" and self._use_foreach():
+        """``|||g_i|||_*^2`` of every layer (each in its group's base norm) as one tensor."""
+        names = [g["norm"] for g in self.param_groups]
+        if all(n == "frobenius" for n in names) and self._use_foreach():
             # Multi-tensor path: one fused norm over every tensor, then per-layer sums of squares.
             flat = [t for layer in grads for t in layer]
             sq = torch.stack(torch._foreach_norm(flat)).square()
             owner = torch.tensor([i for i, layer in enumerate(grads) for _ in layer], device=sq.device)
             return torch.zeros(len(grads), dtype=sq.dtype, device=sq.device).index_add_(0, owner, sq)
         # Reference path: one layer at a time.
-        return torch.stack([norm.dual_norm(layer_matrix(layer)).square() for layer in grads])
+        return torch.stack([BASE_NORMS[n].dual_norm(layer_matrix(layer)).square() for n, layer in zip(names, grads)])
 
     def _op_norms(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Operator norms of every layer, recomputed only for layers whose tensors changed.
@@ -422,6 +471,15 @@ class DSGD(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+            if not math.isfinite(_loss_value(loss)):
+                # An unbounded (or diverged) objective: no step from a non-finite loss.
+                self.last_step = {
+                    "layer": None,
+                    "scores": [math.nan] * len(self.param_groups),
+                    "predicted_decrease": math.nan,
+                    "nonfinite_loss": True,
+                }
+                return loss
         grads = self._grads()
         if not _all_finite(grads + (score_grads if score_closure is not None else [])):
             # The run has diverged: no norm (and no SVD) of a NaN gradient exists. Leave the
@@ -432,7 +490,9 @@ class DSGD(torch.optim.Optimizer):
                 "predicted_decrease": math.nan,
                 "nonfinite_gradient": True,
             }
-            return None if loss is None else torch.full_like(loss, math.nan)
+            if loss is None:
+                return None
+            return torch.full_like(loss, math.nan) if isinstance(loss, torch.Tensor) else math.nan
         if score_closure is not None:
             score_sq = self._dual_norms_sq(score_grads)
         dual_sq = self._dual_norms_sq(grads)
@@ -444,12 +504,13 @@ class DSGD(torch.optim.Optimizer):
         st = self.state["dsgd"]
         st["prev_scores"] = (dual_sq / (2.0 * kappas)).tolist()
 
-        group, norm = self.param_groups[i], BASE_NORMS[opts["norm"]]
-        params, eta = group["params"], group["lr"]
+        group = self.param_groups[i]
+        norm = BASE_NORMS[group["norm"]]
+        params, eta = group["params"], float(group["lr"])
         direction = split_layer_matrix(norm.dual_map(layer_matrix(grads[i])), params)
         g_sq = float(dual_sq[i])
         kappa = float(kappas[i])
-        f0 = None if loss is None else sign * float(loss.detach())
+        f0 = None if loss is None else sign * _loss_value(loss)
         saved = [p.detach().clone() for p in params] if adaptive else None
         backtracks, realized = 0, None
         while True:
@@ -458,7 +519,7 @@ class DSGD(torch.optim.Optimizer):
             if not check:
                 break
             with torch.enable_grad():
-                f1 = sign * float(closure().detach())
+                f1 = sign * _loss_value(closure())
             realized = f0 - f1
             # Rounding slack: below it the two loss values cannot tell the steps apart, and
             # backtracking on rounding noise would only shrink the step for nothing.

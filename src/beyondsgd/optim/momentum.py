@@ -42,6 +42,7 @@ from typing import Any
 import torch
 from torch.optim import Optimizer
 
+from beyondsgd.optim._scalars import as_step, axpy_, checkable, compiling, new_step, value
 from beyondsgd.optim.registry import OptimizerSpec, register
 from beyondsgd.validation import BOOL, NONNEGATIVE, OPTIONAL_BOOL, UNIT_HALF_OPEN, OneOf, check_hyperparams
 
@@ -59,14 +60,17 @@ MOMENTUM_HYPERPARAMS = {
 }
 
 
-def momentum_at(group: dict[str, Any], k: int) -> float:
+def momentum_at(group: dict[str, Any], k: Any) -> Any:
     """The momentum ``beta_k`` used at iterate ``k`` (``k`` = steps already taken).
 
     With the ``"convex"`` schedule ``beta_k = (k-1)/(k+2)``, so ``beta_1 = 0``,
     ``beta_2 = 1/4``, ... (``beta_0`` multiplies ``d_0 = 0`` and is set to 0).
+    ``k`` may be a 0-dim tensor (under ``torch.compile``); the result is then one too.
     """
     if group["momentum_schedule"] == "constant":
         return float(group["momentum"])
+    if isinstance(k, torch.Tensor):
+        return ((k - 1) / (k + 2)).clamp(min=0.0)
     return max(0.0, (k - 1) / (k + 2))
 
 
@@ -96,23 +100,39 @@ class _DisplacementMomentum(Optimizer):
             maximize=maximize,
             foreach=foreach,
         )
-        check_hyperparams(type(self).__name__, defaults, MOMENTUM_HYPERPARAMS)
+        check_hyperparams(type(self).__name__, checkable(type(self).__name__, defaults), MOMENTUM_HYPERPARAMS)
         super().__init__(params, defaults)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # As torch.optim does: an older state_dict gets the options added since, and its
+        # Python-number step counters become 0-dim tensors.
+        super().__setstate__(state)
+        for group in self.param_groups:
+            group.setdefault("momentum_schedule", "constant")
+            group.setdefault("weight_decay", 0.0)
+            group.setdefault("maximize", False)
+            group.setdefault("foreach", None)
+        for st in self.state.values():
+            if isinstance(st, dict) and "step" in st:
+                st["step"] = as_step(st["step"])
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         # Groups may override any hyperparameter: check the overrides with the same table.  Other
         # keys pass through, as in torch.optim (``param_names``, user tags such as ``"name"``).
         check_hyperparams(
             type(self).__name__,
-            {k: v for k, v in param_group.items() if k in MOMENTUM_HYPERPARAMS},
+            checkable(type(self).__name__, {k: v for k, v in param_group.items() if k in MOMENTUM_HYPERPARAMS}),
             MOMENTUM_HYPERPARAMS,
         )
         super().add_param_group(param_group)
 
-    def _gather(self, group: dict[str, Any]) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor], int]:
-        """Parameters with a gradient, their (sign-corrected, decayed) gradients, displacements, and k."""
+    def _gather(self, group: dict[str, Any]) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor], Any]:
+        """Parameters with a gradient, their (sign-corrected, decayed) gradients, displacements, and k.
+
+        Complex tensors are handled as ``torch.view_as_real`` pairs, as torch.optim does.
+        """
         params, grads, disps = [], [], []
-        k = 0
+        k: Any = 0
         for p in group["params"]:
             if p.grad is None:
                 continue
@@ -120,12 +140,14 @@ class _DisplacementMomentum(Optimizer):
                 raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
             state = self.state[p]
             if not state:
-                state["step"] = 0
+                state["step"] = new_step()
                 state["displacement"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-            k = int(state["step"])
-            params.append(p)
-            grads.append(p.grad)
-            disps.append(state["displacement"])
+            k = state["step"]
+            real = p.is_complex()
+            params.append(torch.view_as_real(p) if real else p)
+            grads.append(torch.view_as_real(p.grad) if real else p.grad)
+            disps.append(torch.view_as_real(state["displacement"]) if real else state["displacement"])
+        k = value(k)
         if grads and (group["maximize"] or group["weight_decay"] != 0):
             # New tensors: the .grad fields the user sees are left untouched, as torch does.
             if self._use_foreach(group, params):
@@ -164,15 +186,17 @@ class _DisplacementMomentum(Optimizer):
             if not params:
                 continue
             beta, beta_next = momentum_at(group, k), momentum_at(group, k + 1)
-            if self._use_foreach(group, params):
+            lr = value(group["lr"])
+            if not compiling() and self._use_foreach(group, params):
                 grouped = Optimizer._group_tensors_by_device_and_dtype([params, grads, disps])
                 for (dev_params, dev_grads, dev_disps), _ in grouped.values():
-                    self._update_foreach(dev_params, dev_grads, dev_disps, group["lr"], beta, beta_next)
+                    self._update_foreach(dev_params, dev_grads, dev_disps, lr, beta, beta_next)
             else:
                 for p, g, d in zip(params, grads, disps):
-                    self._update_single(p, g, d, group["lr"], beta, beta_next)
-            for p in params:
-                self.state[p]["step"] = k + 1
+                    self._update_single(p, g, d, lr, beta, beta_next)
+            for p in group["params"]:
+                if p.grad is not None:
+                    self.state[p]["step"] += 1
         return loss
 
     def _update_single(
@@ -213,7 +237,7 @@ class HeavyBall(_DisplacementMomentum):
     """
 
     def _update_single(self, p, g, d, lr, beta, beta_next):
-        d.mul_(beta).add_(g, alpha=-lr)  # d_{k+1} = beta_k d_k - eta g_k
+        axpy_(d.mul_(beta), g, -lr)  # d_{k+1} = beta_k d_k - eta g_k
         p.add_(d)  # W_{k+1} = W_k + d_{k+1}
 
     def _update_foreach(self, p, g, d, lr, beta, beta_next):
@@ -247,9 +271,9 @@ class Nesterov(_DisplacementMomentum):
     """
 
     def _update_single(self, p, g, d, lr, beta, beta_next):
-        p.add_(d, alpha=-beta)  # Y_k -> W_k
-        d.mul_(beta).add_(g, alpha=-lr)  # d_{k+1} = beta_k d_k - eta g(Y_k)
-        p.add_(d, alpha=1.0 + beta_next)  # Y_{k+1} = W_k + (1 + beta_{k+1}) d_{k+1}
+        axpy_(p, d, -beta)  # Y_k -> W_k
+        axpy_(d.mul_(beta), g, -lr)  # d_{k+1} = beta_k d_k - eta g(Y_k)
+        axpy_(p, d, 1.0 + beta_next)  # Y_{k+1} = W_k + (1 + beta_{k+1}) d_{k+1}
 
     def _update_foreach(self, p, g, d, lr, beta, beta_next):
         torch._foreach_add_(p, d, alpha=-beta)
@@ -267,7 +291,7 @@ class Nesterov(_DisplacementMomentum):
                 if not state:
                     out.append(p.detach().clone())
                 else:
-                    out.append(p - momentum_at(group, int(state["step"])) * state["displacement"])
+                    out.append(p - momentum_at(group, int(value(state["step"]))) * state["displacement"])
         return out
 
 

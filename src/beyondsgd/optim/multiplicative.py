@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 import torch
 from torch.optim import Optimizer
 
+from beyondsgd.optim._scalars import as_step, checkable, compiling, value
 from beyondsgd.optim.directions import (
     AdagradDirection,
     AdamDirection,
@@ -37,7 +38,7 @@ from beyondsgd.optim.directions import (
     SGDDirection,
 )
 from beyondsgd.optim.registry import OptimizerSpec, register
-from beyondsgd.optim.update_rules import RULES, RuleArgs, Workspace, get_rule
+from beyondsgd.optim.update_rules import RULES, RuleArgs, get_rule
 from beyondsgd.validation import (
     BOOL,
     NONNEGATIVE,
@@ -88,10 +89,46 @@ _RULE_DEFAULTS: dict[str, Any] = {
 }
 
 
+#: Rules without an additive part: their only step size is ``eta_out``, and ``lr`` is its alias.
+_MULTIPLICATIVE_ONLY = ("multiplicative", "exp")
+
+
+def _multiplicative_only(rule: str, gamma: Any) -> bool:
+    return rule in _MULTIPLICATIVE_ONLY or (rule == "hybrid" and gamma == 1.0)
+
+
+def _alias_lr(owner: str, options: dict[str, Any], rule: str, gamma: Any) -> None:
+    """For M/exp rules, make ``lr`` and ``eta_out`` one knob (in place on ``options``)."""
+    if not _multiplicative_only(rule, gamma):
+        return
+    has_lr, has_eta = "lr" in options, "eta_out" in options
+    if has_lr and has_eta:
+        lr, eta = (float(options[k]) if isinstance(options[k], torch.Tensor) else options[k] for k in ("lr", "eta_out"))
+        if lr != eta:
+            raise ValueError(
+                f"{owner}: rule {rule!r} has no additive step: its step size is eta_out and lr is another name "
+                f"for it (so LR schedulers and lr=0 act on it); got lr={lr!r} and eta_out={eta!r}. Give one of them."
+            )
+    elif has_lr:
+        # A number, not the same object: a Tensor lr is changed in place by LR schedulers, and
+        # the multiplicative step already follows lr through lr / lr_ref.
+        options["eta_out"] = _number(options["lr"])
+    elif has_eta:
+        options["lr"] = options["eta_out"]
+
+
 class RuleOptimizer(Optimizer):
     """A base optimizer whose additive step is replaced by an update rule.
 
     Subclasses set :attr:`direction` (the base optimizer) and :attr:`base_defaults`.
+
+    Step sizes (one table in docs/multiplicative.md): the additive part of a rule steps by
+    ``lr``; the multiplicative part by ``eta_out * lr / lr_ref`` where ``lr_ref`` is the
+    group's ``lr`` when the group was added (so LR schedulers, or setting ``group["lr"]``,
+    scale it; ``scheduler_scales_eta_out=False`` keeps ``eta_out`` fixed).  ``lr = 0``
+    freezes a group under every rule.  For rules without an additive part (M, ``exp``,
+    hybrid with ``gamma = 1``) ``lr`` and ``eta_out`` are one knob: give either (giving
+    both with different values is an error).
 
     Args:
         params: parameters or param groups; any option below can be set per group
@@ -99,23 +136,30 @@ class RuleOptimizer(Optimizer):
         rule: ``"additive"`` (the base optimizer itself), ``"multiplicative"`` (M),
             ``"hybrid"`` (H, mixing weight ``gamma``) or ``"exp"`` (Madam-style). Default:
             ``"hybrid"`` with ``gamma = 1``, the authors' defaults (that is, rule M).
-        lr: additive step size (rules A and H; also the reference for LR schedulers).
+        lr: additive step size (rules A and H; the alias of ``eta_out`` for M/exp); a
+            float or a one-element Tensor (read with ``.item()`` in eager mode).
         eta_in: ``tanh`` input scale: where the direction saturates; default 1.
         eta_out: multiplicative step size, the bound on ``|delta theta| / |theta|``.
         gamma: hybrid mixing weight in [0, 1] (1 = M, 0 = additive); default 1.
         weight_decay: L2 penalty added to the gradient, as in torch.optim.
         maximize: ascend instead of descend.
-        foreach: ``True``/``None`` (default): the multi-tensor path; ``False``: the
-            per-tensor reference path (equal to rounding, slower).
+        foreach: ``True``: the multi-tensor (``torch._foreach_*``) path; ``False``: one
+            tensor at a time (the reference, and on CPU the faster path: every op of a
+            tensor runs while it is in cache); ``None`` (default): ``False`` on CPU,
+            ``True`` on accelerators, as torch.optim chooses.
         exp_base, squash, clip_bound, max_scale: options of the ``exp`` rule, see
             :class:`~beyondsgd.optim.update_rules.ExponentialRule`.
-        scheduler_scales_eta_out: when a torch LR scheduler changes ``lr``, scale
-            ``eta_out`` by the same factor ``lr / initial_lr``, so schedulers act on the
-            multiplicative step too (the project's choice; the paper has no schedulers).
+        scheduler_scales_eta_out: scale ``eta_out`` by ``lr / lr_ref`` (see above), so
+            LR schedulers act on the multiplicative step too (the project's choice; the
+            paper has no schedulers).
         **base_options: the base optimizer's own options (momentum, betas, ...).
 
+    Complex parameters are optimized as ``torch.view_as_real`` pairs (torch.optim's
+    convention); their state is kept in that real form.
+
     Raises:
-        ValueError: an option out of range (the message names it and the range).
+        ValueError: an option out of range (the message names it and the range), or
+            ``lr`` and ``eta_out`` that disagree for a rule without an additive part.
 
     References:
         Kirtas et al. 2023 (arXiv 2307.07189), the M and H rules; Bernstein et al. 2020
@@ -126,16 +170,30 @@ class RuleOptimizer(Optimizer):
     base_defaults: ClassVar[Mapping[str, Any]] = {}
 
     def __init__(self, params: Iterable[Any], **options: Any) -> None:
-        defaults = {**_RULE_DEFAULTS, **self.direction.defaults, **self.base_defaults, **options}
+        name = type(self).__name__
+        merged = {**_RULE_DEFAULTS, **self.direction.defaults, **self.base_defaults}
+        options = dict(options)
+        rule = options.get("rule", merged["rule"])
+        gamma = options.get("gamma", merged["gamma"])
+        _alias_lr(name, options, rule, gamma)
+        defaults = {**merged, **options}
+        if _multiplicative_only(rule, gamma) and "lr" not in options and "eta_out" in defaults:
+            defaults["lr"] = defaults["eta_out"]
         if "lr" not in defaults or "eta_out" not in defaults:
-            raise ValueError(f"{type(self).__name__} needs lr and eta_out")
-        check_hyperparams(type(self).__name__, defaults, self.hyperparams())
-        self._work = Workspace()  # scratch buffers of the foreach path, never saved
+            raise ValueError(f"{name} needs lr and eta_out")
+        check_hyperparams(name, checkable(name, defaults), self.hyperparams())
         super().__init__(params, defaults)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        # As torch.optim does: groups of an older state_dict get the options added since.
         super().__setstate__(state)
-        self._work = Workspace()  # not pickled (Optimizer.__getstate__ keeps only its own fields)
+        for group in self.param_groups:
+            for key, val in {**_RULE_DEFAULTS, **self.direction.defaults, **self.base_defaults}.items():
+                group.setdefault(key, val)
+            group.setdefault("lr_ref", _number(group.get("initial_lr", group["lr"])))
+        for st in self.state.values():
+            if isinstance(st, dict) and "step" in st:
+                st["step"] = as_step(st["step"])
 
     @classmethod
     def hyperparams(cls) -> dict[str, Constraint]:
@@ -143,18 +201,26 @@ class RuleOptimizer(Optimizer):
         return {**RULE_HYPERPARAMS, **cls.direction.hyperparams}
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
+        name = type(self).__name__
+        if isinstance(param_group, dict) and hasattr(self, "defaults"):
+            rule = param_group.get("rule", self.defaults["rule"])
+            gamma = param_group.get("gamma", self.defaults["gamma"])
+            given = {k: param_group[k] for k in ("lr", "eta_out") if k in param_group}
+            _alias_lr(f"{name} param group {len(self.param_groups)}", given, rule, gamma)
+            param_group = {**param_group, **given}
         super().add_param_group(param_group)
         group = self.param_groups[-1]
         table = self.hyperparams()
-        check_hyperparams(type(self).__name__, {k: v for k, v in group.items() if k in table}, table)
+        check_hyperparams(name, checkable(name, {k: v for k, v in group.items() if k in table}), table)
         self.direction.check(group)
+        group.setdefault("lr_ref", _number(group["lr"]))
         rule = get_rule(group["rule"])
         if rule.freezes_zeros(self._rule_args(group)):
             with torch.no_grad():
                 zeros = [i for i, p in enumerate(group["params"]) if bool((p == 0).any())]
             if zeros:
                 warnings.warn(
-                    f"{type(self).__name__}: param group {len(self.param_groups) - 1} uses rule "
+                    f"{name}: param group {len(self.param_groups) - 1} uses rule "
                     f"{rule.name!r}, which can never move an exact zero, and parameters {zeros} of that "
                     "group hold exact zeros (zero-initialized biases?). Put them in a group with "
                     "rule='additive' or 'hybrid' (gamma < 1).",
@@ -164,12 +230,16 @@ class RuleOptimizer(Optimizer):
 
     @staticmethod
     def _rule_args(group: Mapping[str, Any]) -> RuleArgs:
-        eta_out = group["eta_out"]
-        initial_lr = group.get("initial_lr")
-        if group["scheduler_scales_eta_out"] and initial_lr:  # set by torch LR schedulers
-            eta_out = eta_out * group["lr"] / initial_lr
+        lr = value(group["lr"])
+        eta_out = value(group["eta_out"])
+        ref = group.get("lr_ref", 0.0)
+        if isinstance(lr, torch.Tensor) or lr != 0.0:
+            if group["scheduler_scales_eta_out"] and ref:
+                eta_out = eta_out * (lr / ref)
+        else:
+            eta_out = 0.0  # lr = 0 freezes the group under every rule
         return RuleArgs(
-            lr=group["lr"],
+            lr=lr,
             eta_in=group["eta_in"],
             eta_out=eta_out,
             gamma=group["gamma"],
@@ -200,36 +270,51 @@ class RuleOptimizer(Optimizer):
             if any(p.grad.is_sparse for p in params):
                 raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
             states = [self.state[p] for p in params]
+            # Complex tensors are optimized as (real, imag) pairs, as torch.optim does.
+            grads = [torch.view_as_real(p.grad) if p.is_complex() else p.grad for p in params]
+            reals = [torch.view_as_real(p) if p.is_complex() else p for p in params]
             rule, args = get_rule(group["rule"]), self._rule_args(group)
-            for p, st in zip(params, states):
+            for p, st in zip(reals, states):
                 rule.init_state(p, st, args)
-            foreach = group["foreach"]
-            # None: the multi-tensor path everywhere; unlike torch.optim's CPU default, it is also
-            # the faster one on CPU here (it reuses scratch buffers; see docs/multiplicative.md).
-            if foreach is None or foreach:
-                self._step_many(group, params, states, rule, args)
+            if compiling() or not self._use_foreach(group, reals):
+                self._step_one(group, reals, grads, states, rule, args)
             else:
-                self._step_one(group, params, states, rule, args)
+                self._step_many(group, reals, grads, states, rule, args)
+            if not compiling():
+                for p in params:  # no empty entries where there is nothing to keep (SGD without momentum)
+                    if not self.state[p]:
+                        del self.state[p]
         return loss
 
-    def _step_one(self, group, params, states, rule, args) -> None:
-        """Reference path: one tensor at a time."""
-        for p, st in zip(params, states):
-            g = -p.grad if group["maximize"] else p.grad
+    @staticmethod
+    def _use_foreach(group: Mapping[str, Any], params: list[torch.Tensor]) -> bool:
+        if group["foreach"] is not None:
+            return bool(group["foreach"])
+        return all(p.device.type != "cpu" for p in params)
+
+    def _step_one(self, group, params, grads, states, rule, args) -> None:
+        """One tensor at a time (the reference; on CPU also the faster path)."""
+        owned = self.direction.owns(group)
+        for p, g, st in zip(params, grads, states):
+            if group["maximize"]:
+                g = -g
             if group["weight_decay"] != 0.0:
                 g = g.add(p, alpha=group["weight_decay"])
             d, scale = self.direction.one(p, g, st, group)
-            rule.apply_one(p, d, scale, args, st, owned=self.direction.owns(group))
+            rule.apply_one(p, d, scale, args, st, owned=owned)
 
-    def _step_many(self, group, params, states, rule, args) -> None:
+    def _step_many(self, group, params, grads, states, rule, args) -> None:
         """Multi-tensor path (``torch._foreach_*``), equal to :meth:`_step_one` to rounding."""
-        grads = [p.grad for p in params]
         if group["maximize"]:
             grads = torch._foreach_neg(grads)
         if group["weight_decay"] != 0.0:
             grads = torch._foreach_add(grads, params, alpha=group["weight_decay"])
         dirs, scales = self.direction.many(params, grads, states, group)
-        rule.apply_many(params, dirs, scales, args, states, owned=self.direction.owns(group), work=self._work)
+        rule.apply_many(params, dirs, scales, args, states, owned=self.direction.owns(group))
+
+
+def _number(x: Any) -> float:
+    return float(x.detach()) if isinstance(x, torch.Tensor) else float(x)
 
 
 class RuleSGD(RuleOptimizer):
@@ -290,6 +375,7 @@ class Madam(RuleAdam):
 # linear range; eta_out = 0.3.  Hybrid gamma: the authors default to 1.0, which makes H identical
 # to M; we use 0.5.
 _FAMILY = "multiplicative"
+_LR_ALIASES = {"lr": "eta_out", "eta_out": "lr"}
 _HYBRID_GAMMA = 0.5
 #: base -> (class, label, defaults of m_<base>, defaults of h_<base>)
 _DEFAULTS = {
@@ -336,7 +422,9 @@ def _register_all() -> None:
                 name=f"m_{base}",
                 factory=_factory(cls, "multiplicative"),
                 hyperparams=m_table,
-                defaults=m_defaults,
+                # Rule M has no additive step: lr is the alias of eta_out (see RuleOptimizer).
+                defaults={k: v for k, v in m_defaults.items() if k != "lr"},
+                aliases=_LR_ALIASES,
                 family=_FAMILY,
                 shardable=True,  # elementwise rule and direction
                 description=f"{label} with the multiplicative rule M (Kirtas et al. 2023)",
@@ -360,6 +448,7 @@ def _register_all() -> None:
             factory=Madam,
             hyperparams=madam_table,
             defaults={"eta_out": 0.01},
+            aliases=_LR_ALIASES,
             family=_FAMILY,
             description="Madam: exponential multiplicative rule on the normalized gradient (Bernstein et al. 2020)",
         )

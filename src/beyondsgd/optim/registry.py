@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from beyondsgd.distributed.sharded_params import check_full_tensors
+from beyondsgd.optim._scalars import checkable
 from beyondsgd.validation import Constraint, check_hyperparams
 
 ParamsLike = Iterable[torch.Tensor] | Iterable[dict[str, Any]]
@@ -43,6 +44,9 @@ class OptimizerSpec:
             slice of each parameter. ``False`` (the safe default) makes
             :func:`create` refuse sharded parameters: per-tensor norms, spectral
             maps and layer scores need whole tensors.
+        aliases: hyperparameters that name the same quantity (``{"lr": "eta_out"}``
+            for the multiplicative rules): when the caller gives one, the registered
+            default of the other is not passed.
     """
 
     name: str
@@ -54,6 +58,7 @@ class OptimizerSpec:
     param_groups: Callable[[nn.Module], ParamsLike] | None = None
     batch_size: int | str | None = None
     shardable: bool = False
+    aliases: Mapping[str, str] = field(default_factory=dict)
 
 
 _REGISTRY: dict[str, OptimizerSpec] = {}
@@ -99,25 +104,40 @@ def create(name: str, params: ParamsLike | nn.Module, **hyperparams: Any) -> tor
         ValueError: unknown optimizer or hyperparameter, or a value out of range
             (the message names the argument and the allowed range); parameters
             sharded across ranks (FSDP) for an optimizer that needs whole tensors.
+        TypeError: a single tensor as ``params`` (torch.optim's rule: an iterable).
     """
     spec = get_spec(name)
-    check_hyperparams(f"optimizer {spec.name!r}", hyperparams, spec.hyperparams)
+    check_hyperparams(f"optimizer {spec.name!r}", checkable(f"optimizer {spec.name!r}", hyperparams), spec.hyperparams)
+    if isinstance(params, torch.Tensor):
+        raise TypeError(
+            f"optimizer {spec.name!r}: params must be an iterable of Tensors or param-group dicts "
+            f"(or a model), got a single {torch.typename(params)}; wrap it in a list: [tensor]"
+        )
     if isinstance(params, nn.Module):
         params = spec.param_groups(params) if spec.param_groups else params.parameters()
-    if not isinstance(params, torch.Tensor):  # a bare tensor is torch.optim's error to raise
-        params = list(params)
-    if not spec.shardable and not isinstance(params, torch.Tensor):
+    params = [_materialized(item) for item in params]
+    if not spec.shardable:
         check_full_tensors(f"optimizer {spec.name!r}", _tensors(params))
-    return spec.factory(params, **{**spec.defaults, **hyperparams})
+    defaults = {k: v for k, v in spec.defaults.items() if not any(spec.aliases.get(h) == k for h in hyperparams)}
+    return spec.factory(params, **{**defaults, **hyperparams})
+
+
+def _materialized(item: Any) -> Any:
+    """A param-group dict whose ``params`` iterator is turned into a list (it is read twice)."""
+    if isinstance(item, dict) and "params" in item and not isinstance(item["params"], torch.Tensor):
+        return {**item, "params": list(item["params"])}
+    return item
 
 
 def _tensors(params: list[Any]) -> list[torch.Tensor]:
-    """The tensors of a parameter list or of a list of param-group dicts."""
+    """The tensors of a parameter list or of a list of param-group dicts (named or not)."""
     out: list[torch.Tensor] = []
     for item in params:
         if isinstance(item, dict):
             group = item["params"]
-            out.extend([group] if isinstance(group, torch.Tensor) else list(group))
+            out.extend(_tensors([group] if isinstance(group, torch.Tensor) else list(group)))
+        elif isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):
+            out.append(item[1])  # (name, tensor), as from model.named_parameters()
         else:
             out.append(item)
     return out

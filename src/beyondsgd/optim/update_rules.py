@@ -36,6 +36,8 @@ from typing import Any
 
 import torch
 
+from beyondsgd.optim._scalars import Scalar, axpy_
+
 
 @dataclass(frozen=True)
 class RuleArgs:
@@ -53,9 +55,9 @@ class RuleArgs:
             (``None``: no clamp).
     """
 
-    lr: float
+    lr: Scalar
     eta_in: float = 1.0
-    eta_out: float = 1e-2
+    eta_out: Scalar = 1e-2
     gamma: float = 1.0
     exp_base: float = math.e
     squash: str = "tanh"
@@ -64,7 +66,11 @@ class RuleArgs:
 
 
 class UpdateRule:
-    """How a direction becomes a weight change. Subclasses implement both paths."""
+    """How a direction becomes a weight change. Subclasses implement both paths.
+
+    Scalars (``scale`` and the :class:`RuleArgs` step sizes) are Python numbers in eager mode;
+    :meth:`apply_one` also takes 0-dim tensors (the form they have under ``torch.compile``).
+    """
 
     name: str = ""
 
@@ -79,7 +85,7 @@ class UpdateRule:
         self,
         param: torch.Tensor,
         d: torch.Tensor,
-        scale: float,
+        scale: Scalar,
         args: RuleArgs,
         state: dict[str, Any],
         owned: bool = False,
@@ -97,15 +103,14 @@ class UpdateRule:
         args: RuleArgs,
         states: list[dict[str, Any]],
         owned: bool = False,
-        work: Workspace | None = None,
     ) -> None:
         """Multi-tensor path; must equal :meth:`apply_one` on each tensor to rounding.
 
-        ``work``: reusable scratch buffers (``None``: allocate temporaries)."""
+        Its temporaries live only during the call (no buffer is kept between steps)."""
         raise NotImplementedError
 
 
-def tanh_(x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+def tanh_(x: torch.Tensor, scale: Scalar = 1.0) -> torch.Tensor:
     """In place, ``x <- tanh(scale * x)``.
 
     On CPU computed as ``2 sigmoid(2 scale x) - 1``: within 2e-7 (absolute) of ``torch.tanh``
@@ -114,8 +119,16 @@ def tanh_(x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
     The identity keeps ``|result| <= 1``, so rule M still never flips a sign.
     """
     if x.is_cuda:
-        return (x.mul_(scale) if scale != 1.0 else x).tanh_()
+        return (x.mul_(scale) if not _is_one(scale) else x).tanh_()
     return x.mul_(2.0 * scale).sigmoid_().mul_(2.0).sub_(1.0)
+
+
+def _is_one(c: Scalar) -> bool:
+    return not isinstance(c, torch.Tensor) and c == 1.0
+
+
+def _is_zero(c: Scalar) -> bool:
+    return not isinstance(c, torch.Tensor) and c == 0.0
 
 
 def _foreach_tanh_(xs: list[torch.Tensor], scale: float = 1.0) -> None:
@@ -131,36 +144,6 @@ def _foreach_tanh_(xs: list[torch.Tensor], scale: float = 1.0) -> None:
         torch._foreach_sigmoid_(cpu)
         torch._foreach_mul_(cpu, 2.0)
         torch._foreach_sub_(cpu, 1.0)
-
-
-class Workspace:
-    """Scratch tensors kept from step to step, one per parameter and slot.
-
-    Re-allocating parameter-sized temporaries every step is the main cost of the rules on
-    CPU (fresh memory is page-faulted in on first touch); reusing them costs their memory
-    (at most two copies of the parameters) and nothing else.  Not part of any state_dict.
-    """
-
-    def __init__(self) -> None:
-        self._bufs: dict[tuple[int, int], torch.Tensor] = {}
-
-    def get(self, params: Sequence[torch.Tensor], slot: int) -> list[torch.Tensor]:
-        out = []
-        for p in params:
-            buf = self._bufs.get((id(p), slot))
-            if buf is None or buf.shape != p.shape or buf.dtype != p.dtype or buf.device != p.device:
-                buf = self._bufs[(id(p), slot)] = torch.empty_like(p, memory_format=torch.preserve_format)
-            out.append(buf)
-        return out
-
-    def copy_of(self, tensors: Sequence[torch.Tensor], like: Sequence[torch.Tensor], slot: int) -> list[torch.Tensor]:
-        """``tensors`` copied into this slot's buffers (shaped like ``like``)."""
-        bufs = self.get(like, slot)
-        torch._foreach_copy_(bufs, list(tensors))
-        return bufs
-
-    def clear(self) -> None:
-        self._bufs.clear()
 
 
 def _by_scale(scales: Sequence[float]) -> list[tuple[float, list[int]]]:
@@ -188,7 +171,7 @@ class HybridRule(UpdateRule):
     def gamma(self, args: RuleArgs) -> float:
         return float(args.gamma)
 
-    def coefficients(self, args: RuleArgs, scale: float) -> tuple[float, float]:
+    def coefficients(self, args: RuleArgs, scale: Scalar) -> tuple[Scalar, Scalar]:
         g = self.gamma(args)
         return g * args.eta_out * scale, (1.0 - g) * args.lr * scale
 
@@ -196,35 +179,39 @@ class HybridRule(UpdateRule):
         return self.gamma(args) == 1.0
 
     def apply_one(self, param, d, scale, args, state, owned=False):
+        g = self.gamma(args)
         a, b = self.coefficients(args, scale)
-        if a == 0.0:
-            if b != 0.0:
-                param.add_(d, alpha=-b)
+        if g == 0.0 or _is_zero(a):
+            if g != 1.0 and not _is_zero(b):
+                axpy_(param, d, -b)
             return
         abs_old = param.abs()  # the multiplicative part uses the weight *before* this step
-        if b != 0.0:
-            param.add_(d, alpha=-b)
-        t = d if owned else d.clone()
-        param.addcmul_(tanh_(t, args.eta_in), abs_old, value=-a)
+        if g != 1.0 and not _is_zero(b):
+            axpy_(param, d, -b)
+        t = tanh_(d if owned else d.clone(), args.eta_in)
+        if isinstance(a, torch.Tensor):
+            param.addcmul_(t.mul_(a), abs_old, value=-1.0)
+        else:
+            param.addcmul_(t, abs_old, value=-a)
 
-    def apply_many(self, params, dirs, scales, args, states, owned=False, work=None):
-        work = work or Workspace()
+    def apply_many(self, params, dirs, scales, args, states, owned=False):
+        g = self.gamma(args)
         for scale, idx in _by_scale(scales):
             ps = [params[i] for i in idx]
             ds = [dirs[i] for i in idx]
             a, b = self.coefficients(args, scale)
-            if a == 0.0:
-                if b != 0.0:
+            if g == 0.0 or a == 0.0:
+                if g != 1.0 and b != 0.0:
                     torch._foreach_add_(ps, ds, alpha=-b)
                 continue
-            abs_old = work.copy_of(ps, ps, 0)
-            torch._foreach_abs_(abs_old)
-            if b != 0.0:
+            abs_old = torch._foreach_abs(ps)
+            if g != 1.0 and b != 0.0:
                 torch._foreach_add_(ps, ds, alpha=-b)
-            t = ds if owned else work.copy_of(ds, ps, 1)
+            t = ds if owned else torch._foreach_mul(ds, 1.0)
             _foreach_tanh_(t, args.eta_in)
             # p -= a * tanh(eta_in d) * |p_old|, fused in one pass.
             torch._foreach_addcmul_(ps, t, abs_old, value=-a)
+            del abs_old, t
 
 
 class AdditiveRule(HybridRule):
@@ -272,34 +259,44 @@ class ExponentialRule(UpdateRule):
         return tanh_(x) if args.squash == "tanh" else x.clamp_(-args.clip_bound, args.clip_bound)
 
     def apply_one(self, param, d, scale, args, state, owned=False):
+        c = args.eta_out * scale
+        if _is_zero(c):  # a frozen group (lr = 0) does not move, clamp included
+            return
         s = self._squash(d.mul_(args.eta_in) if owned else d * args.eta_in, args)  # see tanh_
         # base ** x = exp(x * ln(base)); the sign makes |theta| shrink when d agrees with theta.
-        s.mul_(param.sign()).mul_(-args.eta_out * scale * math.log(args.exp_base)).exp_()
+        s.mul_(param.sign()).mul_(c * -math.log(args.exp_base)).exp_()
         param.mul_(s)
         if "max_abs" in state:
-            param.copy_(torch.clamp(param, -state["max_abs"], state["max_abs"]))
+            m = state["max_abs"]
+            param.clamp_(-m, m)
 
-    def apply_many(self, params, dirs, scales, args, states, owned=False, work=None):
+    def apply_many(self, params, dirs, scales, args, states, owned=False):
+        moved = []
         for scale, idx in _by_scale(scales):
+            c = args.eta_out * scale
+            if c == 0.0:
+                continue
+            moved.extend(idx)
             ps = [params[i] for i in idx]
             s = [dirs[i] for i in idx]
-            if not owned:
-                s = work.copy_of(s, ps, 1) if work is not None else torch._foreach_mul(s, 1.0)
-            torch._foreach_mul_(s, args.eta_in)
+            s = torch._foreach_mul(s, args.eta_in) if not owned else s
+            if owned:
+                torch._foreach_mul_(s, args.eta_in)
             if args.squash == "tanh":
                 _foreach_tanh_(s)
             else:
                 torch._foreach_clamp_min_(s, -args.clip_bound)
                 torch._foreach_clamp_max_(s, args.clip_bound)
-            sign = work.copy_of(ps, ps, 0) if work is not None else torch._foreach_mul(ps, 1.0)
-            torch._foreach_sign_(sign)
+            sign = torch._foreach_sign(ps)
             torch._foreach_mul_(s, sign)
-            torch._foreach_mul_(s, -args.eta_out * scale * math.log(args.exp_base))
+            del sign
+            torch._foreach_mul_(s, -c * math.log(args.exp_base))
             torch._foreach_exp_(s)
             torch._foreach_mul_(ps, s)
-        for p, st in zip(params, states):
-            if "max_abs" in st:  # a per-tensor bound: one clamp per tensor, not per entry
-                p.copy_(torch.clamp(p, -st["max_abs"], st["max_abs"]))
+        for i in moved:
+            if "max_abs" in states[i]:  # a per-tensor bound: one clamp per tensor, not per entry
+                m = states[i]["max_abs"]
+                params[i].clamp_(-m, m)
 
 
 RULES: dict[str, UpdateRule] = {
