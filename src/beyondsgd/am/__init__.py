@@ -14,13 +14,16 @@ from __future__ import annotations
 
 from beyondsgd.am.inertia import Inertia, extrapolate
 from beyondsgd.am.projections import ELU, Activation, LeakyReLU, ReLU, activation_from_module
-from beyondsgd.am.trainer import AM_HYPERPARAMS, TIAM, TIAM_HYPERPARAMS, AMTrainer, PlainAM
+from beyondsgd.am.trainer import (
+    AM_DEFAULTS,
+    AM_HYPERPARAMS,
+    TIAM,
+    TIAM_DEFAULTS,
+    TIAM_HYPERPARAMS,
+    AMTrainer,
+    PlainAM,
+)
 from beyondsgd.bench.algorithms import TrainerSpec, register_trainer
-
-#: Defaults of both algorithms (chosen by the sweep in docs/tiam.md).
-AM_DEFAULTS = {"rho": 1.0, "mu": 1e-4, "eps": 1.0, "eps_decay": 0.8, "eps_min": 1e-3}
-#: TIAM's inertias on top of :data:`AM_DEFAULTS`.
-TIAM_DEFAULTS = {**AM_DEFAULTS, "p1": 0.9, "p2": 0.6, "p3": 0.3, "schedule": "constant"}
 
 
 def _ablation_overrides(keep: str) -> dict[str, float]:

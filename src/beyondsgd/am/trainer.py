@@ -80,7 +80,14 @@ TIAM_HYPERPARAMS = {
     "schedule": OneOf(("constant", "ipalm")),
 }
 
+#: Defaults of both algorithms (chosen by the sweep in docs/tiam.md). The constructors'
+#: defaults ARE these values (one source of truth for the classes, the registry and the CLI).
+AM_DEFAULTS: dict[str, Any] = {"rho": 1.0, "mu": 1e-4, "eps": 1.0, "eps_decay": 0.8, "eps_min": 1e-3}
+#: TIAM's inertias on top of :data:`AM_DEFAULTS`.
+TIAM_DEFAULTS: dict[str, Any] = {**AM_DEFAULTS, "p1": 0.9, "p2": 0.6, "p3": 0.3, "schedule": "constant"}
+
 _Z3 = (0.0, 0.0, 0.0)
+_NO_INERTIA = {"p1": 0.0, "p2": 0.0, "p3": 0.0, "schedule": "constant"}
 
 
 def output_loss_for(
@@ -128,7 +135,9 @@ class AMTrainer(Trainer):
 
     Args:
         model: the MLP to train (``[Flatten,] Linear, act, ..., Linear``; acts:
-            ReLU, LeakyReLU, ELU). Its current weights are the starting point.
+            ReLU, LeakyReLU, ELU). Its current weights are the starting point, and
+            it is updated in place: after every :meth:`train_step` its Linear layers
+            hold the current ``W, b`` (evaluate ``model`` directly).
         X, y: the training set (all of it: auxiliary variables are per sample).
         loss_fn: ``F.cross_entropy`` or ``F.mse_loss`` (mean).
         rho: coupling penalty weight (per sample, see :mod:`beyondsgd.am.objective`).
@@ -136,8 +145,9 @@ class AMTrainer(Trainer):
         eps: initial relaxation half-width of ``|h(z) - a| <= eps``.
         eps_decay: ``eps`` is multiplied by this after every pass over the data.
         eps_min: floor of ``eps``.
-        p1, p2, p3: inertias (proximal centre, gradient point, extrapolation).
-        schedule: ``"constant"`` or ``"ipalm"`` (``p_i (k-1)/(k+2)``).
+        p1, p2, p3: inertias (proximal centre, gradient point, extrapolation);
+            ``None``: the class's default (:data:`TIAM_DEFAULTS` for :class:`TIAM`, 0 for :class:`PlainAM`).
+        schedule: ``"constant"`` or ``"ipalm"`` (``p_i (k-1)/(k+2)``); ``None``: the class's default.
         safeguard: redo a block without extrapolation when its objective rises.
         theta_init: first ``theta`` of the backtracking (later: the last accepted one).
         max_doublings: cap of the backtracking; on the cap the block keeps its value.
@@ -156,6 +166,8 @@ class AMTrainer(Trainer):
     """
 
     HYPERPARAMS: Mapping[str, Any] = TIAM_HYPERPARAMS
+    #: The defaults of this class's constructor (and of its registry entry).
+    DEFAULTS: Mapping[str, Any] = TIAM_DEFAULTS
     supports_distributed = True
 
     def __init__(
@@ -165,15 +177,15 @@ class AMTrainer(Trainer):
         y: torch.Tensor,
         loss_fn: LossFn = F.cross_entropy,
         *,
-        rho: float = 1.0,
-        mu: float = 1e-4,
-        eps: float = 1.0,
-        eps_decay: float = 0.5,
-        eps_min: float = 1e-3,
-        p1: float = 0.0,
-        p2: float = 0.0,
-        p3: float = 0.0,
-        schedule: str = "constant",
+        rho: float = AM_DEFAULTS["rho"],
+        mu: float = AM_DEFAULTS["mu"],
+        eps: float = AM_DEFAULTS["eps"],
+        eps_decay: float = AM_DEFAULTS["eps_decay"],
+        eps_min: float = AM_DEFAULTS["eps_min"],
+        p1: float | None = None,
+        p2: float | None = None,
+        p3: float | None = None,
+        schedule: str | None = None,
         safeguard: bool = True,
         theta_init: float = 1.0,
         max_doublings: int = 10,
@@ -197,10 +209,13 @@ class AMTrainer(Trainer):
             output_init=output_init,
             memory_fraction=memory_fraction,
         )
-        inertial = dict(p1=p1, p2=p2, p3=p3, schedule=schedule)
+        given = dict(p1=p1, p2=p2, p3=p3, schedule=schedule)
+        # None: the class's default (TIAM_DEFAULTS for TIAM, no inertia for PlainAM).
+        inertial = {k: (self.DEFAULTS.get(k, _NO_INERTIA[k]) if v is None else v) for k, v in given.items()}
+        p1, p2, p3, schedule = (inertial[k] for k in ("p1", "p2", "p3", "schedule"))
         if "p1" in self.HYPERPARAMS:
             hp.update(inertial)
-        elif any(inertial[k] != v for k, v in dict(p1=0.0, p2=0.0, p3=0.0, schedule="constant").items()):
+        elif any(inertial[k] != v for k, v in _NO_INERTIA.items()):
             raise ValueError(f"{type(self).__name__} has no inertia; use TIAM for p1, p2, p3, schedule")
         check_hyperparams(type(self).__name__, hp, self.HYPERPARAMS)
         super().__init__(X, y, loss_fn)
@@ -358,6 +373,7 @@ class AMTrainer(Trainer):
                     store[j][rows], store_p[j][rows] = new[j], new_p[j]
         self.samples_seen += m
         self._cache = (AW, pen, loss, self._xwp) if full else None
+        self._sync_module()
         reg = 0.5 * self.mu * sum(w.pow(2).sum() for w in self.W)
         penalty = sum(pen) / m
         if full:
@@ -544,13 +560,16 @@ class AMTrainer(Trainer):
         return loss_new
 
     # ------------------------------------------------------------------ runner interface
+    @torch.no_grad()
+    def _sync_module(self) -> None:
+        """Copy the current ``W, b`` into the user's Linear layers (in place: same Parameter objects)."""
+        for lin, W, b in zip(self.structure.linears, self.W, self.b):
+            lin.weight.copy_(W)
+            lin.bias.copy_(b)
+
     @property
     def module(self) -> nn.Module:
-        """The MLP with the current ``W, b`` (exact forward pass for predictions)."""
-        with torch.no_grad():
-            for lin, W, b in zip(self.structure.linears, self.W, self.b):
-                lin.weight.copy_(W)
-                lin.bias.copy_(b)
+        """The user's model itself: it holds the current ``W, b`` after every :meth:`train_step`."""
         return self.model
 
     @torch.no_grad()
@@ -626,6 +645,7 @@ class AMTrainer(Trainer):
         self.a[0] = self.ap[0] = self.Xf
         self._cache = None
         self.model.load_state_dict(state["module"])
+        self._sync_module()
 
 
 class TIAM(AMTrainer):
@@ -640,3 +660,4 @@ class PlainAM(AMTrainer):
     """Alternating minimization without inertia: TIAM with ``p1 = p2 = p3 = 0``."""
 
     HYPERPARAMS = AM_HYPERPARAMS
+    DEFAULTS = AM_DEFAULTS
