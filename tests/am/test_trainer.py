@@ -182,7 +182,7 @@ def test_bad_input_is_refused_with_clear_errors(small_problem, digits, monkeypat
     with pytest.raises(ValueError, match="output losses"):
         TIAM(model, X, y, F.l1_loss)
     cnn = create_model("cnn", digits.input_shape, 10)
-    with pytest.raises(ValueError, match="MLP"):
+    with pytest.raises(ValueError, match=r"module '0' is an unsupported layer \(Conv2d\)"):
         TIAM(cnn, X, y, F.cross_entropy)
     tanh_net = create_model("mlp", digits.input_shape, 10, widths=(8,), activation="tanh")
     with pytest.raises(ValueError, match="relu, leaky_relu and elu"):

@@ -38,7 +38,7 @@ from torch import nn
 from beyondsgd import distributed as dist
 from beyondsgd.am.blocks import backtracking_step
 from beyondsgd.am.inertia import Inertia, extrapolate
-from beyondsgd.am.losses import CrossEntropy, OutputLoss, Squared
+from beyondsgd.am.losses import output_loss_for
 from beyondsgd.am.network import parse_mlp
 from beyondsgd.am.objective import ObjectiveTerms, penalty_sum
 from beyondsgd.am.reduction import Reducer, max_abs
@@ -88,23 +88,6 @@ TIAM_DEFAULTS: dict[str, Any] = {**AM_DEFAULTS, "p1": 0.9, "p2": 0.6, "p3": 0.3,
 
 _Z3 = (0.0, 0.0, 0.0)
 _NO_INERTIA = {"p1": 0.0, "p2": 0.0, "p3": 0.0, "schedule": "constant"}
-
-
-def output_loss_for(
-    loss_fn: LossFn, prox_iters: int, prox_tol: float, reduce_max: Callable[[float], float] | None = None
-) -> OutputLoss:
-    """The output loss matching the runner's ``loss_fn`` (cross-entropy or MSE).
-
-    ``reduce_max``: the maximum over ranks, for the cross-entropy prox's global stopping test.
-    """
-    if loss_fn is F.cross_entropy:
-        return CrossEntropy(prox_iters, prox_tol, reduce_max)
-    if loss_fn is F.mse_loss:
-        return Squared()
-    raise ValueError(
-        "alternating minimization supports the output losses torch.nn.functional.cross_entropy "
-        f"and torch.nn.functional.mse_loss; got {loss_fn!r}"
-    )
 
 
 def available_memory_bytes(device: torch.device) -> int:
@@ -224,7 +207,7 @@ class AMTrainer(Trainer):
         self.acts = self.structure.activations
         self.distributed = dist.is_distributed() if distributed is None else bool(distributed)
         self._red = Reducer(self.distributed)
-        self.out_loss = output_loss_for(loss_fn, prox_iters, prox_tol, self._red.max if self.distributed else None)
+        self.out_loss = output_loss_for(loss_fn, prox_iters, prox_tol, self._red.max if self.distributed else None, y=y)
         self.rho, self.mu = float(rho), float(mu)
         self.eps0, self.eps_decay, self.eps_min = float(eps), float(eps_decay), float(eps_min)
         self.inertia = Inertia(float(p1), float(p2), float(p3), schedule)
@@ -233,11 +216,21 @@ class AMTrainer(Trainer):
 
         lin = self.structure.linears
         self.n = X.shape[0]  # global: batch sizes, the eps schedule and the means count every rank's samples
+        first = (self.structure.names or ["0"])[0]
+        if X.dim() > 2 and not self.structure.flatten:
+            raise ValueError(
+                f"inputs have shape {tuple(X.shape[1:])} per sample but the model has no Flatten before its first "
+                f"Linear layer {first!r} (Linear({lin[0].in_features}, {lin[0].out_features})), so the model itself "
+                "would fail on them; add nn.Flatten() as its first layer or pass X.flatten(1)"
+            )
         Xf = X.reshape(self.n, -1)
         if Xf.shape[1] != lin[0].in_features:
             raise ValueError(
-                f"inputs have {Xf.shape[1]} features per sample; the first Linear layer expects {lin[0].in_features}"
+                f"inputs have shape {tuple(X.shape[1:])} per sample ({Xf.shape[1]} features); the first Linear "
+                f"layer {first!r} expects in_features={lin[0].in_features}"
             )
+        if y.shape[0] != self.n:
+            raise ValueError(f"X has {self.n} samples but y has {y.shape[0]}")
         # The samples whose z, a this process holds: all of them, or the rank's block.
         self.start, self.stop = dist.owned_range(self.n) if self.distributed else (0, self.n)
         if self.distributed:
