@@ -1,9 +1,13 @@
-"""Alternating minimization (gradient-free) training of MLPs: TIAM and plain AM.
+"""Alternating minimization (gradient-free) training of MLPs: TIAM, plain AM and dlADMM.
 
-Registers with the runner (``beyondsgd compare --algorithms tiam,am``):
+Registers with the runner (``beyondsgd compare --algorithms tiam,am,dladmm``):
 
 * ``tiam``: :class:`TIAM`, the three inertias ``p1, p2, p3``;
-* ``am``: :class:`PlainAM`, the same iteration with no inertia.
+* ``am``: :class:`PlainAM`, the same iteration with no inertia;
+* ``dladmm``: :class:`DLADMM` (Wang et al., KDD 2019), the ADMM baseline.
+
+:func:`fit` trains the user's own model (tensors, Dataset or DataLoader over an
+:class:`IndexedDataset`) with any of them.
 
 The single- and double-inertia ablations are ``tiam`` with some inertias set to
 zero; :data:`ABLATIONS` names them (used by ``beyondsgd reproduce tiam``) without
@@ -12,6 +16,8 @@ adding them to ``beyondsgd compare``'s default list.
 
 from __future__ import annotations
 
+from beyondsgd.am.dladmm import DLADMM, DLADMM_DEFAULTS, DLADMM_HYPERPARAMS
+from beyondsgd.am.fit import FitResult, IndexedDataset, fit
 from beyondsgd.am.inertia import Inertia, extrapolate
 from beyondsgd.am.projections import ELU, Activation, LeakyReLU, ReLU, activation_from_module
 from beyondsgd.am.trainer import (
@@ -66,12 +72,29 @@ register_trainer(
     )
 )
 
+register_trainer(
+    TrainerSpec(
+        name="dladmm",
+        factory=_factory(DLADMM),
+        hyperparams=DLADMM_HYPERPARAMS,
+        defaults=DLADMM_DEFAULTS,
+        description="dlADMM: relaxed ADMM, dual variable on the last layer, backward-then-forward sweeps (full batch)",
+        family="TIAM (alternating minimization)",
+        batch_size="full",
+    )
+)
+
 __all__ = [
     "ABLATIONS",
     "AM_DEFAULTS",
     "AM_HYPERPARAMS",
     "AMTrainer",
     "Activation",
+    "DLADMM",
+    "DLADMM_DEFAULTS",
+    "DLADMM_HYPERPARAMS",
+    "FitResult",
+    "IndexedDataset",
     "ELU",
     "Inertia",
     "LeakyReLU",
@@ -82,4 +105,5 @@ __all__ = [
     "TIAM_HYPERPARAMS",
     "activation_from_module",
     "extrapolate",
+    "fit",
 ]

@@ -58,6 +58,38 @@ class LayerStructure:
         """Output width of every Linear layer."""
         return [lin.out_features for lin in self.linears]
 
+    def flat_inputs(self, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """``X`` as ``(N, features)`` after checking it against the first Linear layer and ``y``.
+
+        Raises:
+            ValueError: image-like inputs without a Flatten in the model, a feature count
+                that is not the first Linear's ``in_features`` (naming both shapes), or
+                ``X``, ``y`` of different lengths.
+        """
+        first, lin = (self.names or ["0"])[0], self.linears[0]
+        if X.dim() > 2 and not self.flatten:
+            raise ValueError(
+                f"inputs have shape {tuple(X.shape[1:])} per sample but the model has no Flatten before its first "
+                f"Linear layer {first!r} (Linear({lin.in_features}, {lin.out_features})), so the model itself "
+                "would fail on them; add nn.Flatten() as its first layer or pass X.flatten(1)"
+            )
+        if y.shape[0] != X.shape[0]:
+            raise ValueError(f"X has {X.shape[0]} samples but y has {y.shape[0]}")
+        Xf = X.reshape(X.shape[0], -1)
+        if Xf.shape[1] != lin.in_features:
+            raise ValueError(
+                f"inputs have shape {tuple(X.shape[1:])} per sample ({Xf.shape[1]} features); the first Linear "
+                f"layer {first!r} expects in_features={lin.in_features}"
+            )
+        return Xf
+
+    @torch.no_grad()
+    def write(self, W: list[torch.Tensor], b: list[torch.Tensor]) -> None:
+        """Copy ``W, b`` into the model's Linear layers, in place (the user's module is the trained one)."""
+        for lin, w, v in zip(self.linears, W, b):
+            lin.weight.copy_(w)
+            lin.bias.copy_(v)
+
 
 # One step of the chain: (kind, name, payload); kind in "linear", "act", "flatten", "identity".
 _Step = tuple[str, str, object]

@@ -65,8 +65,33 @@ class Activation(abc.ABC):
         hz = self(z)
         return hz - eps, hz + eps
 
+    def relaxed_argmin(self, c: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        """``argmin_z (z - c)^2 + (a - h(z))^2`` elementwise: dlADMM's hidden ``z``-subproblem.
+
+        Only piecewise-linear activations have it in closed form (see
+        :class:`LeakyReLU`); the others raise ``ValueError``.
+        """
+        raise ValueError(
+            f"dlADMM supports the activations relu and leaky_relu (closed-form z-subproblem); got {self.name}"
+        )
+
     def module(self) -> nn.Module:
         raise NotImplementedError
+
+
+def _two_piece_argmin(c: torch.Tensor, a: torch.Tensor, slope: float) -> torch.Tensor:
+    """``argmin_z (z - c)^2 + (a - h(z))^2`` for ``h(z) = z`` (``z >= 0``), ``slope * z`` (``z < 0``).
+
+    On each half-line the function is a convex quadratic: its minimizer there is the
+    unconstrained one clipped to the half-line, ``max((c + a)/2, 0)`` and
+    ``min((c + slope a)/(1 + slope^2), 0)``; the global minimizer is the better of the two
+    (ties: the nonnegative one). Exact and elementwise (dlADMM, Wang et al. 2019, for ReLU).
+    """
+    zp = ((c + a) / 2).clamp_min(0.0)
+    zn = ((c + slope * a) / (1.0 + slope * slope)).clamp_max(0.0)
+    fp = (zp - c).pow(2) + (a - zp).pow(2)
+    fn = (zn - c).pow(2) + (a - slope * zn).pow(2)
+    return torch.where(fn < fp, zn, zp)
 
 
 class ReLU(Activation):
@@ -81,6 +106,9 @@ class ReLU(Activation):
     def upper_preimage(self, y: torch.Tensor) -> torch.Tensor:
         # y < 0 is infeasible (h >= 0); the closest points are z <= 0, the sup is 0.
         return y.clamp_min(0.0)
+
+    def relaxed_argmin(self, c: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        return _two_piece_argmin(c, a, 0.0)
 
 
 class LeakyReLU(Activation):
@@ -102,6 +130,9 @@ class LeakyReLU(Activation):
 
     lower_preimage = _inverse
     upper_preimage = _inverse
+
+    def relaxed_argmin(self, c: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        return _two_piece_argmin(c, a, self.slope)
 
 
 class ELU(Activation):

@@ -113,6 +113,38 @@ def auxiliary_bytes(n: int, in_features: int, widths: list[int], element_size: i
     return (stored + working) * element_size
 
 
+def check_memory(
+    n: int,
+    in_features: int,
+    widths: list[int],
+    dtype: torch.dtype,
+    device: torch.device,
+    memory_fraction: float,
+    extra_per_sample: int = 0,
+) -> None:
+    """Refuse early when the auxiliary variables would not fit.
+
+    Args:
+        n, in_features, widths: samples held, input width, output width of every Linear.
+        dtype, device: where the variables live.
+        memory_fraction: the allowed fraction of the free memory.
+        extra_per_sample: further numbers per sample (e.g. dlADMM's dual variable).
+
+    Raises:
+        ValueError: the estimate exceeds ``memory_fraction`` of the free memory.
+    """
+    size = torch.finfo(dtype).bits // 8
+    need = auxiliary_bytes(n, in_features, widths, size) + n * extra_per_sample * size
+    free = available_memory_bytes(device)
+    if need > memory_fraction * free:
+        raise ValueError(
+            f"alternating minimization needs about {need / 2**20:.0f} MiB for its auxiliary variables "
+            f"(O(N x width) per layer: {n} samples, widths {widths}), more than "
+            f"memory_fraction={memory_fraction} of the {free / 2**20:.0f} MiB free on {device}; "
+            "use fewer training samples or a smaller net"
+        )
+
+
 class AMTrainer(Trainer):
     """Alternating minimization of the relaxed objective, with TIAM's three inertias.
 
@@ -216,36 +248,14 @@ class AMTrainer(Trainer):
 
         lin = self.structure.linears
         self.n = X.shape[0]  # global: batch sizes, the eps schedule and the means count every rank's samples
-        first = (self.structure.names or ["0"])[0]
-        if X.dim() > 2 and not self.structure.flatten:
-            raise ValueError(
-                f"inputs have shape {tuple(X.shape[1:])} per sample but the model has no Flatten before its first "
-                f"Linear layer {first!r} (Linear({lin[0].in_features}, {lin[0].out_features})), so the model itself "
-                "would fail on them; add nn.Flatten() as its first layer or pass X.flatten(1)"
-            )
-        Xf = X.reshape(self.n, -1)
-        if Xf.shape[1] != lin[0].in_features:
-            raise ValueError(
-                f"inputs have shape {tuple(X.shape[1:])} per sample ({Xf.shape[1]} features); the first Linear "
-                f"layer {first!r} expects in_features={lin[0].in_features}"
-            )
-        if y.shape[0] != self.n:
-            raise ValueError(f"X has {self.n} samples but y has {y.shape[0]}")
+        Xf = self.structure.flat_inputs(X, y)
         # The samples whose z, a this process holds: all of them, or the rank's block.
         self.start, self.stop = dist.owned_range(self.n) if self.distributed else (0, self.n)
         if self.distributed:
             Xf, y = Xf[self.start : self.stop], y[self.start : self.stop]
         self.y_own = y
         dtype, device = lin[0].weight.dtype, lin[0].weight.device
-        need = auxiliary_bytes(Xf.shape[0], Xf.shape[1], self.structure.widths, torch.finfo(dtype).bits // 8)
-        free = available_memory_bytes(device)
-        if need > memory_fraction * free:
-            raise ValueError(
-                f"alternating minimization needs about {need / 2**20:.0f} MiB for its auxiliary variables "
-                f"(O(N x width) per layer: {Xf.shape[0]} samples, widths {self.structure.widths}), more than "
-                f"memory_fraction={memory_fraction} of the {free / 2**20:.0f} MiB free on {device}; "
-                "use fewer training samples or a smaller net"
-            )
+        check_memory(Xf.shape[0], Xf.shape[1], self.structure.widths, dtype, device, memory_fraction)
         self.Xf = Xf.to(dtype)
 
         with torch.no_grad():
@@ -556,9 +566,7 @@ class AMTrainer(Trainer):
     @torch.no_grad()
     def _sync_module(self) -> None:
         """Copy the current ``W, b`` into the user's Linear layers (in place: same Parameter objects)."""
-        for lin, W, b in zip(self.structure.linears, self.W, self.b):
-            lin.weight.copy_(W)
-            lin.bias.copy_(b)
+        self.structure.write(self.W, self.b)
 
     @property
     def module(self) -> nn.Module:
