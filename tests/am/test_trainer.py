@@ -29,9 +29,10 @@ def record_blocks(trainer):
 
 @pytest.mark.parametrize("cls,kw", [(PlainAM, {}), (TIAM, {"p1": 0.9, "p2": 0.6, "p3": 0.3})])
 @pytest.mark.parametrize("activation", ["relu", "leaky_relu", "elu"])
-def test_every_block_update_does_not_increase_its_objective(small_problem, cls, kw, activation):
+@pytest.mark.parametrize("box", ["output", "input"])
+def test_every_block_update_does_not_increase_its_objective(small_problem, cls, kw, activation, box):
     model, X, y = small_problem(activation)
-    tr = cls(model, X, y, F.cross_entropy, **CONST_EPS, **kw)
+    tr = cls(model, X, y, F.cross_entropy, **CONST_EPS, **kw, box=box)
     log = record_blocks(tr)
     for _ in range(6):
         tr.train_step(None)

@@ -8,7 +8,17 @@ The relaxed constraint of a hidden layer is ``|h(z) - a| <= eps`` elementwise
     h_lo(y) = inf{z : h(z) >= y},   h_hi(y) = sup{z : h(z) <= y},
 
 so the Euclidean projection on ``C`` is an elementwise clamp: exact, vectorized,
-no loop.  Each activation below supplies ``h`` and its two generalized inverses.
+no loop.
+
+The box can also be taken in the *input* variable of ``h`` (option ``box="input"`` of
+the trainers, the project's choice for slopes far from 1): ``h(z - eps) <= a <= h(z + eps)``,
+i.e. ``a`` within the image of ``[z - eps, z + eps]``; its ``z``-set is
+``[h_lo(a) - eps, h_hi(a) + eps]`` (:meth:`Activation.project_input_box`).  For ReLU
+it differs from the output box only near 0; for leaky ReLU with slope ``s`` the output
+box leaves ``z`` a range of ``2 eps / s`` on the negative side, the input box ``2 eps``.
+For a 1-Lipschitz ``h`` (all three here, ELU with ``alpha <= 1``) it implies
+``|h(z) - a| <= eps``; for ELU its ``a``-range stays inside ``(-alpha, inf)`` so the
+set is never empty and the projection is exact.  Each activation below supplies ``h`` and its two generalized inverses.
 
 * ReLU: ``h_lo(y) = y`` if ``y > 0`` else ``-inf``; ``h_hi(y) = y`` (``y >= 0``
   always holds for a feasible pair, since ``a >= h(z) - eps >= -eps``).
@@ -64,6 +74,19 @@ class Activation(abc.ABC):
         """Bounds ``h(z) - eps, h(z) + eps`` of the ``a``-update."""
         hz = self(z)
         return hz - eps, hz + eps
+
+    def project_input_box(self, z: torch.Tensor, a: torch.Tensor, eps: float) -> torch.Tensor:
+        """Projection of ``z`` on ``{z : h(z - eps) <= a <= h(z + eps)}`` (the box in the input variable).
+
+        For nondecreasing ``h``: ``h(z - eps) <= a`` iff ``z - eps <= h_hi(a)`` and
+        ``a <= h(z + eps)`` iff ``z + eps >= h_lo(a)``, so the set is the interval
+        ``[h_lo(a) - eps, h_hi(a) + eps]``: an elementwise clamp, exact.
+        """
+        return torch.minimum(torch.maximum(z, self.lower_preimage(a) - eps), self.upper_preimage(a) + eps)
+
+    def input_box(self, z: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """Bounds ``h(z - eps), h(z + eps)`` of the ``a``-update under the input-variable box."""
+        return self(z - eps), self(z + eps)
 
     def relaxed_argmin(self, c: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
         """``argmin_z (z - c)^2 + (a - h(z))^2`` elementwise: dlADMM's hidden ``z``-subproblem.

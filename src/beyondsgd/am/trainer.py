@@ -69,6 +69,7 @@ AM_HYPERPARAMS = {
     "prox_iters": POSITIVE_INT,
     "prox_tol": POSITIVE,
     "output_init": OneOf(("forward", "labels")),
+    "box": OneOf(("output", "input")),
     "memory_fraction": Interval(0.0, 1.0, low_open=True),
 }
 #: The inertial hyperparameters TIAM adds.
@@ -168,6 +169,9 @@ class AMTrainer(Trainer):
         max_doublings: cap of the backtracking; on the cap the block keeps its value.
         prox_iters, prox_tol: inner solver of the cross-entropy prox.
         output_init: ``"forward"`` (``z_L`` = network output) or ``"labels"`` (mDLAM: +-1).
+        box: the relaxation ``"output"`` (``|h(z) - a| <= eps``, mDLAM's) or ``"input"``
+            (``h(z - eps) <= a <= h(z + eps)``: the box in ``z`` units, see
+            :mod:`beyondsgd.am.projections`; the project's option for leaky ReLU).
         memory_fraction: refuse when the auxiliary variables need more than this
             fraction of the free memory of the device.
         distributed: data-parallel over the process group (``None``: when more
@@ -207,6 +211,7 @@ class AMTrainer(Trainer):
         prox_iters: int = 500,
         prox_tol: float = 1e-4,
         output_init: str = "forward",
+        box: str = "output",
         memory_fraction: float = 0.5,
         distributed: bool | None = None,
     ) -> None:
@@ -222,6 +227,7 @@ class AMTrainer(Trainer):
             prox_iters=prox_iters,
             prox_tol=prox_tol,
             output_init=output_init,
+            box=box,
             memory_fraction=memory_fraction,
         )
         given = dict(p1=p1, p2=p2, p3=p3, schedule=schedule)
@@ -244,6 +250,7 @@ class AMTrainer(Trainer):
         self.eps0, self.eps_decay, self.eps_min = float(eps), float(eps_decay), float(eps_min)
         self.inertia = Inertia(float(p1), float(p2), float(p3), schedule)
         self.safeguard, self.max_doublings = bool(safeguard), int(max_doublings)
+        self.box = box
         self.hyperparams = hp
 
         lin = self.structure.linears
@@ -482,7 +489,7 @@ class AMTrainer(Trainer):
             v = self._coupling_centre(j, A, Ap, AW, p3, memo)
             if p1 != p2:
                 v = v + (p1 - p2) * (Z[j] - Zp[j])
-            z_new = act.project(v, a_next, eps)
+            z_new = act.project(v, a_next, eps) if self.box == "output" else act.project_input_box(v, a_next, eps)
             pen_new = self._red.sum(penalty_sum(A[j], self.W[j], self.b[j], z_new, self.rho, aw=AW[j]))
             return z_new, pen_new / m, pen_new
 
@@ -492,7 +499,8 @@ class AMTrainer(Trainer):
     def _update_a(self, i, A, Ap, Z, Zp, AW, pen, m, p, eps) -> None:
         """Update ``a_i`` (input of layer ``i``); its box comes from the just-updated ``z_{i-1}``."""
         rho = self.rho
-        lo, hi = self.acts[i - 1].box(Z[i - 1], eps)
+        act = self.acts[i - 1]
+        lo, hi = act.box(Z[i - 1], eps) if self.box == "output" else act.input_box(Z[i - 1], eps)
         a, a_prev = A[i], Ap[i]
         W, b = self.W[i], self.b[i]
         before = float(pen[i] / m)
