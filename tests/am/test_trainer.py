@@ -20,7 +20,7 @@ def record_blocks(trainer):
 
     def guarded(before, attempt, p):
         out = inner(before, attempt, p)
-        log.append((before, float(out[1])))
+        log.append((float(before), float(out[1])))
         return out
 
     trainer._guarded = guarded

@@ -305,10 +305,14 @@ class AMTrainer(Trainer):
     def _ok(self, before: float, after: float) -> bool:
         return after <= before + 1e-6 * (abs(before) + 1e-12)
 
-    def _guarded(self, before: float, attempt: Callable, p: tuple[float, float, float]):
-        """Run ``attempt(p)``; if the block objective rose, redo it without extrapolation (counted)."""
+    def _guarded(self, before: torch.Tensor, attempt: Callable, p: tuple[float, float, float]):
+        """Run ``attempt(p)``; if the block objective rose, redo it without extrapolation (counted).
+
+        ``before`` is a 0-d tensor: the host sync happens only when the check is made
+        (safeguard on and some inertia non-zero), never in plain AM.
+        """
         result = attempt(p)
-        if self.safeguard and p != _Z3 and not self._ok(before, float(result[1])):
+        if self.safeguard and p != _Z3 and not self._ok(float(before), float(result[1])):
             self.safeguard_count += 1
             result = attempt(_Z3)
         return result
@@ -394,7 +398,7 @@ class AMTrainer(Trainer):
     def _update_W(self, j, A, Ap, Z, Zp, AW, pen, m, p) -> None:
         rho, mu = self.rho, self.mu
         W, Wp, b = self.W[j], self.Wp[j], self.b[j]
-        before = float(pen[j] / m + 0.5 * mu * W.pow(2).sum())
+        before = pen[j] / m + 0.5 * mu * W.pow(2).sum()  # 0-d tensor: synced only if the safeguard checks
 
         def attempt(q):
             p1, p2, p3 = q
@@ -459,7 +463,7 @@ class AMTrainer(Trainer):
 
     def _update_b(self, j, A, Ap, Z, Zp, AW, pen, m, p, memo) -> None:
         b, bp = self.b[j], self.bp[j]
-        before = float(pen[j] / m)
+        before = pen[j] / m  # 0-d tensor: synced only if the safeguard checks
 
         def attempt(q):
             p1, p2, p3 = q
@@ -482,7 +486,7 @@ class AMTrainer(Trainer):
 
     def _update_z(self, j, A, Ap, Z, Zp, AW, pen, m, p, eps, memo) -> None:
         act, a_next = self.acts[j], A[j + 1]
-        before = float(pen[j] / m)
+        before = pen[j] / m  # 0-d tensor: synced only if the safeguard checks
 
         def attempt(q):
             p1, p2, p3 = q
@@ -503,7 +507,7 @@ class AMTrainer(Trainer):
         lo, hi = act.box(Z[i - 1], eps) if self.box == "output" else act.input_box(Z[i - 1], eps)
         a, a_prev = A[i], Ap[i]
         W, b = self.W[i], self.b[i]
-        before = float(pen[i] / m)
+        before = pen[i] / m  # 0-d tensor: synced only if the safeguard checks
 
         def op(u):
             return torch.minimum(torch.maximum(u, lo), hi)
@@ -553,7 +557,7 @@ class AMTrainer(Trainer):
 
     def _update_zL(self, A, Ap, Z, Zp, AW, pen, m, p, Y, loss, memo) -> torch.Tensor:
         j = self.num_layers - 1
-        before = float((loss + pen[j]) / m)
+        before = (loss + pen[j]) / m  # 0-d tensor: synced only if the safeguard checks
 
         def attempt(q):
             p1, p2, p3 = q
