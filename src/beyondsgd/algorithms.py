@@ -175,5 +175,16 @@ register_trainer(
         batch_size="full",
     )
 )
+register_trainer(
+    TrainerSpec(
+        name="dladmm",
+        factory=_am_factory(am.DLADMM),
+        hyperparams=am.DLADMM_HYPERPARAMS,
+        defaults=am.DLADMM_DEFAULTS,
+        description="dlADMM: relaxed ADMM, dual variable on the last layer, backward-then-forward sweeps (full batch)",
+        family="TIAM (alternating minimization)",
+        batch_size="full",
+    )
+)
 
 __all__ = ["AlgorithmInfo", "TrainerSpec", "algorithm_info", "available_algorithms", "make_trainer", "register_trainer"]

@@ -36,9 +36,9 @@ def test_runner_logs_objective_terms_and_bad_hyperparameter_fails_early():
         run_experiment(Experiment(algorithm="am", hyperparams={"p1": 0.5}, device="cpu"), progress=False)
 
 
-def test_compare_runs_tiam_and_am(tmp_path):
+def test_compare_runs_tiam_am_and_dladmm(tmp_path):
     cfg = CompareConfig(
-        algorithms=["tiam", "am"],
+        algorithms=["tiam", "am", "dladmm"],
         seeds=1,
         epochs=2,
         out=tmp_path,
@@ -47,7 +47,7 @@ def test_compare_runs_tiam_and_am(tmp_path):
         device="cpu",
     )
     out = run_compare(cfg, progress=False)
-    assert {r["algorithm"] for r in out.summary} == {"tiam", "am"}
+    assert {r["algorithm"] for r in out.summary} == {"tiam", "am", "dladmm"}
     assert not out.failures
     assert all(r["batch_size"] == "full" for r in out.summary)
 

@@ -48,3 +48,38 @@ def test_activation_from_module_refuses_non_monotone():
         activation_from_module(nn.SiLU())
     with pytest.raises(ValueError, match="slope"):
         LeakyReLU(0.0)
+
+
+def in_input_box(act, z, a, eps):
+    """h(z - eps) <= a <= h(z + eps), up to float64 rounding."""
+    tol = 1e-12 * (1 + a.abs())
+    return (act(z - eps) <= a + tol) & (a <= act(z + eps) + tol)
+
+
+@pytest.mark.parametrize("act", ACTS, ids=lambda a: f"{a.name}")
+@given(seed=st.integers(0, 10_000), eps=st.sampled_from([1e-3, 0.1, 1.0, 5.0]))
+@settings(max_examples=12, deadline=None)
+def test_input_box_projection_satisfies_box_exactly_and_is_nearest(act, seed, eps):
+    gen = torch.Generator().manual_seed(seed)
+    z0 = 3 * torch.randn(400, dtype=torch.float64, generator=gen)
+    zs = 3 * torch.randn(400, dtype=torch.float64, generator=gen)
+    lo, hi = act.input_box(zs, eps)  # the a-update's box: a feasible a for the state z = zs
+    a = lo + (hi - lo) * torch.rand(400, generator=gen, dtype=torch.float64)
+    assert in_input_box(act, zs, a, eps).all()
+    p = act.project_input_box(z0, a, eps)
+    assert in_input_box(act, p, a, eps).all()
+    assert ((act(p) - a).abs() <= eps * (1 + 1e-12) + 1e-12).all()  # 1-Lipschitz h: implies the output box
+    inside = in_input_box(act, z0, a, eps)
+    assert torch.equal(p[inside], z0[inside])
+    grid = torch.linspace(-40, 40, 40001, dtype=torch.float64)
+    feas = (act(grid - eps)[None, :] <= a[:50, None]) & (a[:50, None] <= act(grid + eps)[None, :])
+    dist = torch.where(feas, (grid[None, :] - z0[:50, None]).abs(), torch.tensor(torch.inf, dtype=torch.float64))
+    assert ((p[:50] - z0[:50]).abs() <= dist.min(dim=1).values + 2e-3 + 1e-9).all()
+
+
+def test_input_box_bounds_leaky_relu_pre_activation_by_eps_not_eps_over_slope():
+    act, eps = LeakyReLU(0.01), 0.1
+    a = torch.tensor([-0.5])  # h^{-1}(a) = -50
+    out = act.project(torch.tensor([-1000.0]), a, eps)  # output box: z in [-60, -40]
+    inp = act.project_input_box(torch.tensor([-1000.0]), a, eps)  # input box: z in [-50.1, -49.9]
+    assert out.item() == pytest.approx(-60.0) and inp.item() == pytest.approx(-50.1)

@@ -1,10 +1,14 @@
-"""Alternating minimization (gradient-free) training of MLPs: TIAM and plain AM.
+"""Alternating minimization (gradient-free) training of MLPs: TIAM, plain AM and dlADMM.
 
 The catalogue (:mod:`beyondsgd.algorithms`) names them for the runner and the CLI
-(``beyondsgd compare --algorithms tiam,am``):
+(``beyondsgd compare --algorithms tiam,am,dladmm``):
 
 * ``tiam``: :class:`TIAM`, the three inertias ``p1, p2, p3``;
-* ``am``: :class:`PlainAM`, the same iteration with no inertia.
+* ``am``: :class:`PlainAM`, the same iteration with no inertia;
+* ``dladmm``: :class:`DLADMM` (Wang et al., KDD 2019), the ADMM baseline.
+
+:func:`fit` trains the user's own model (tensors, Dataset or DataLoader over an
+:class:`IndexedDataset`) with any of them.
 
 The single- and double-inertia ablations are ``tiam`` with some inertias set to
 zero; :data:`ABLATIONS` names them (used by ``beyondsgd reproduce tiam``) without
@@ -13,14 +17,19 @@ adding them to ``beyondsgd compare``'s default list.
 
 from __future__ import annotations
 
+from beyondsgd.am.dladmm import DLADMM, DLADMM_DEFAULTS, DLADMM_HYPERPARAMS
+from beyondsgd.am.fit import FitResult, IndexedDataset, fit
 from beyondsgd.am.inertia import Inertia, extrapolate
 from beyondsgd.am.projections import ELU, Activation, LeakyReLU, ReLU, activation_from_module
-from beyondsgd.am.trainer import AM_HYPERPARAMS, TIAM, TIAM_HYPERPARAMS, AMTrainer, PlainAM
-
-#: Defaults of both algorithms (chosen by the sweep in docs/tiam.md).
-AM_DEFAULTS = {"rho": 1.0, "mu": 1e-4, "eps": 1.0, "eps_decay": 0.8, "eps_min": 1e-3}
-#: TIAM's inertias on top of :data:`AM_DEFAULTS`.
-TIAM_DEFAULTS: dict[str, float | str] = {**AM_DEFAULTS, "p1": 0.9, "p2": 0.6, "p3": 0.3, "schedule": "constant"}
+from beyondsgd.am.trainer import (
+    AM_DEFAULTS,
+    AM_HYPERPARAMS,
+    TIAM,
+    TIAM_DEFAULTS,
+    TIAM_HYPERPARAMS,
+    AMTrainer,
+    PlainAM,
+)
 
 
 def _ablation_overrides(keep: str) -> dict[str, float]:
@@ -39,6 +48,11 @@ __all__ = [
     "AM_HYPERPARAMS",
     "AMTrainer",
     "Activation",
+    "DLADMM",
+    "DLADMM_DEFAULTS",
+    "DLADMM_HYPERPARAMS",
+    "FitResult",
+    "IndexedDataset",
     "ELU",
     "Inertia",
     "LeakyReLU",
@@ -49,4 +63,5 @@ __all__ = [
     "TIAM_HYPERPARAMS",
     "activation_from_module",
     "extrapolate",
+    "fit",
 ]

@@ -9,11 +9,14 @@ divides sums by the batch size, so ``R`` is the *mean* loss the runner uses
 from __future__ import annotations
 
 import abc
+import functools
 import math
 from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 
 class OutputLoss(abc.ABC):
@@ -51,6 +54,9 @@ class CrossEntropy(OutputLoss):
     ``(sqrt(k) - 1)/(sqrt(k) + 1)`` with ``k = (rho + 1/2)/rho`` converges
     linearly, no Newton step or matrix inverse needed.
 
+    With label smoothing ``s`` the target is ``q = (1 - s) e_y + s/C`` and the
+    gradient ``softmax(z) - q + rho (z - v)``: the same bounds hold.
+
     Args:
         max_iters: inner iteration cap (the predecessors use 500).
         tol: stop when every sample's gradient norm is below ``tol``.
@@ -58,16 +64,27 @@ class CrossEntropy(OutputLoss):
             split across ranks, and the stopping test is global: every sample's
             ``z`` depends on the iteration count, so all ranks must stop together).
             ``None``: one process.
+        label_smoothing: as in ``F.cross_entropy``, in ``[0, 1)``.
     """
 
     name = "cross_entropy"
 
     def __init__(
-        self, max_iters: int = 500, tol: float = 1e-4, reduce_max: Callable[[float], float] | None = None
+        self,
+        max_iters: int = 500,
+        tol: float = 1e-4,
+        reduce_max: Callable[[float], float] | None = None,
+        label_smoothing: float = 0.0,
     ) -> None:
         self.max_iters, self.tol = int(max_iters), float(tol)
         self.reduce_max = reduce_max
+        self.label_smoothing = float(label_smoothing)
         self.last_iters = 0
+
+    def _soft_target(self, y: torch.Tensor, num_classes: int, dtype: torch.dtype) -> torch.Tensor:
+        q = F.one_hot(y, num_classes).to(dtype)
+        s = self.label_smoothing
+        return q if s == 0.0 else (1.0 - s) * q + s / num_classes
 
     def _converged(self, z: torch.Tensor, onehot: torch.Tensor, v: torch.Tensor, rho: float) -> bool:
         norms = self._grad(z, onehot, v, rho).norm(dim=1)
@@ -76,13 +93,13 @@ class CrossEntropy(OutputLoss):
         return self.reduce_max(float(norms.max()) if norms.numel() else 0.0) <= self.tol
 
     def sum(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(z, y, reduction="sum")
+        return F.cross_entropy(z, y, reduction="sum", label_smoothing=self.label_smoothing)
 
     def _grad(self, z: torch.Tensor, onehot: torch.Tensor, v: torch.Tensor, rho: float) -> torch.Tensor:
         return torch.softmax(z, dim=1) - onehot + rho * (z - v)
 
     def prox(self, v: torch.Tensor, y: torch.Tensor, rho: float, start: torch.Tensor) -> torch.Tensor:
-        onehot = F.one_hot(y, v.shape[1]).to(v.dtype)
+        onehot = self._soft_target(y, v.shape[1], v.dtype)
         step = 1.0 / (rho + 0.5)
         kappa = (rho + 0.5) / rho
         beta = (math.sqrt(kappa) - 1.0) / (math.sqrt(kappa) + 1.0)
@@ -123,3 +140,75 @@ class Squared(OutputLoss):
 
     def target(self, y: torch.Tensor, num_outputs: int, dtype: torch.dtype) -> torch.Tensor:
         return y.reshape(-1, num_outputs).to(dtype)
+
+
+def _loss_kind(loss_fn: Any) -> tuple[str, dict[str, Any], str]:
+    """``(kind, options, description)`` of a loss given as a function, a ``functools.partial`` or a module."""
+    if isinstance(loss_fn, functools.partial) and not loss_fn.args:
+        kind, opts, desc = _loss_kind(loss_fn.func)
+        return kind, {**opts, **loss_fn.keywords}, f"functools.partial({desc}, ...)"
+    if loss_fn is F.cross_entropy:
+        return "ce", {}, "F.cross_entropy"
+    if loss_fn is F.mse_loss:
+        return "mse", {}, "F.mse_loss"
+    if type(loss_fn) is nn.CrossEntropyLoss:
+        opts = {"weight": loss_fn.weight, "reduction": loss_fn.reduction, "label_smoothing": loss_fn.label_smoothing}
+        return "ce", {**opts, "ignore_index": loss_fn.ignore_index}, "nn.CrossEntropyLoss"
+    if type(loss_fn) is nn.MSELoss:
+        return "mse", {"reduction": loss_fn.reduction}, "nn.MSELoss"
+    raise ValueError(
+        "alternating minimization supports the output losses torch.nn.functional.cross_entropy "
+        "and torch.nn.functional.mse_loss (as functions, functools.partial or the modules nn.CrossEntropyLoss(), "
+        f"nn.MSELoss()); got {loss_fn!r}"
+    )
+
+
+def output_loss_for(
+    loss_fn: Any,
+    prox_iters: int = 500,
+    prox_tol: float = 1e-4,
+    reduce_max: Callable[[float], float] | None = None,
+    y: torch.Tensor | None = None,
+) -> OutputLoss:
+    """The :class:`OutputLoss` (with its prox) matching the runner's or the user's ``loss_fn``.
+
+    Supported options: ``reduction="mean"`` (the objective's scale), ``label_smoothing``
+    (cross-entropy: in the prox), ``ignore_index`` when no target equals it. Refused by
+    name: class ``weight``, other reductions, any other option.
+
+    Args:
+        loss_fn: ``F.cross_entropy``, ``F.mse_loss``, a ``functools.partial`` of one of them
+            with keyword options, ``nn.CrossEntropyLoss(...)`` or ``nn.MSELoss(...)``.
+        prox_iters, prox_tol: the cross-entropy prox's inner solver.
+        reduce_max: the maximum over ranks, for the cross-entropy prox's global stopping test.
+        y: the targets, to check ``ignore_index`` against (``None``: not checked).
+
+    Raises:
+        ValueError: another loss, or an option the prox does not implement.
+    """
+    kind, opts, desc = _loss_kind(loss_fn)
+    opts = dict(opts)
+    reduction = opts.pop("reduction", "mean")
+    if reduction != "mean":
+        raise ValueError(
+            f"{desc}: reduction={reduction!r} is not supported by alternating minimization "
+            "(its objective is the mean loss); use reduction='mean'"
+        )
+    if kind == "ce":
+        if opts.pop("weight", None) is not None:
+            raise ValueError(f"{desc}: class weights (weight=...) are not supported by the cross-entropy prox")
+        ignore = opts.pop("ignore_index", -100)
+        if y is not None and not y.is_floating_point() and bool((y == ignore).any()):
+            raise ValueError(
+                f"{desc}: some targets equal ignore_index={ignore}; ignored samples are not supported by "
+                "alternating minimization (drop them from the training set)"
+            )
+        smoothing = float(opts.pop("label_smoothing", 0.0))
+        if not 0.0 <= smoothing < 1.0:
+            raise ValueError(f"{desc}: invalid label_smoothing={smoothing}: expected a value in [0, 1)")
+        if opts:
+            raise ValueError(f"{desc}: options {sorted(opts)} are not supported by alternating minimization")
+        return CrossEntropy(prox_iters, prox_tol, reduce_max, label_smoothing=smoothing)
+    if opts:
+        raise ValueError(f"{desc}: options {sorted(opts)} are not supported by alternating minimization")
+    return Squared()

@@ -8,7 +8,17 @@ The relaxed constraint of a hidden layer is ``|h(z) - a| <= eps`` elementwise
     h_lo(y) = inf{z : h(z) >= y},   h_hi(y) = sup{z : h(z) <= y},
 
 so the Euclidean projection on ``C`` is an elementwise clamp: exact, vectorized,
-no loop.  Each activation below supplies ``h`` and its two generalized inverses.
+no loop.
+
+The box can also be taken in the *input* variable of ``h`` (option ``box="input"`` of
+the trainers, the project's choice for slopes far from 1): ``h(z - eps) <= a <= h(z + eps)``,
+i.e. ``a`` within the image of ``[z - eps, z + eps]``; its ``z``-set is
+``[h_lo(a) - eps, h_hi(a) + eps]`` (:meth:`Activation.project_input_box`).  For ReLU
+it differs from the output box only near 0; for leaky ReLU with slope ``s`` the output
+box leaves ``z`` a range of ``2 eps / s`` on the negative side, the input box ``2 eps``.
+For a 1-Lipschitz ``h`` (all three here, ELU with ``alpha <= 1``) it implies
+``|h(z) - a| <= eps``; for ELU its ``a``-range stays inside ``(-alpha, inf)`` so the
+set is never empty and the projection is exact.  Each activation below supplies ``h`` and its two generalized inverses.
 
 * ReLU: ``h_lo(y) = y`` if ``y > 0`` else ``-inf``; ``h_hi(y) = y`` (``y >= 0``
   always holds for a feasible pair, since ``a >= h(z) - eps >= -eps``).
@@ -65,8 +75,46 @@ class Activation(abc.ABC):
         hz = self(z)
         return hz - eps, hz + eps
 
+    def project_input_box(self, z: torch.Tensor, a: torch.Tensor, eps: float) -> torch.Tensor:
+        """Projection of ``z`` on ``{z : h(z - eps) <= a <= h(z + eps)}`` (the box in the input variable).
+
+        For nondecreasing ``h``: ``h(z - eps) <= a`` iff ``z - eps <= h_hi(a)`` and
+        ``a <= h(z + eps)`` iff ``z + eps >= h_lo(a)``, so the set is the interval
+        ``[h_lo(a) - eps, h_hi(a) + eps]``: an elementwise clamp, exact.
+        """
+        return torch.minimum(torch.maximum(z, self.lower_preimage(a) - eps), self.upper_preimage(a) + eps)
+
+    def input_box(self, z: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """Bounds ``h(z - eps), h(z + eps)`` of the ``a``-update under the input-variable box."""
+        return self(z - eps), self(z + eps)
+
+    def relaxed_argmin(self, c: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        """``argmin_z (z - c)^2 + (a - h(z))^2`` elementwise: dlADMM's hidden ``z``-subproblem.
+
+        Only piecewise-linear activations have it in closed form (see
+        :class:`LeakyReLU`); the others raise ``ValueError``.
+        """
+        raise ValueError(
+            f"dlADMM supports the activations relu and leaky_relu (closed-form z-subproblem); got {self.name}"
+        )
+
     def module(self) -> nn.Module:
         raise NotImplementedError
+
+
+def _two_piece_argmin(c: torch.Tensor, a: torch.Tensor, slope: float) -> torch.Tensor:
+    """``argmin_z (z - c)^2 + (a - h(z))^2`` for ``h(z) = z`` (``z >= 0``), ``slope * z`` (``z < 0``).
+
+    On each half-line the function is a convex quadratic: its minimizer there is the
+    unconstrained one clipped to the half-line, ``max((c + a)/2, 0)`` and
+    ``min((c + slope a)/(1 + slope^2), 0)``; the global minimizer is the better of the two
+    (ties: the nonnegative one). Exact and elementwise (dlADMM, Wang et al. 2019, for ReLU).
+    """
+    zp = ((c + a) / 2).clamp_min(0.0)
+    zn = ((c + slope * a) / (1.0 + slope * slope)).clamp_max(0.0)
+    fp = (zp - c).pow(2) + (a - zp).pow(2)
+    fn = (zn - c).pow(2) + (a - slope * zn).pow(2)
+    return torch.where(fn < fp, zn, zp)
 
 
 class ReLU(Activation):
@@ -81,6 +129,9 @@ class ReLU(Activation):
     def upper_preimage(self, y: torch.Tensor) -> torch.Tensor:
         # y < 0 is infeasible (h >= 0); the closest points are z <= 0, the sup is 0.
         return y.clamp_min(0.0)
+
+    def relaxed_argmin(self, c: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        return _two_piece_argmin(c, a, 0.0)
 
 
 class LeakyReLU(Activation):
@@ -102,6 +153,9 @@ class LeakyReLU(Activation):
 
     lower_preimage = _inverse
     upper_preimage = _inverse
+
+    def relaxed_argmin(self, c: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        return _two_piece_argmin(c, a, self.slope)
 
 
 class ELU(Activation):

@@ -38,7 +38,7 @@ from torch import nn
 from beyondsgd import distributed as dist
 from beyondsgd.am.blocks import backtracking_step
 from beyondsgd.am.inertia import Inertia, extrapolate
-from beyondsgd.am.losses import CrossEntropy, OutputLoss, Squared
+from beyondsgd.am.losses import output_loss_for
 from beyondsgd.am.network import parse_mlp
 from beyondsgd.am.objective import ObjectiveTerms, penalty_sum
 from beyondsgd.am.reduction import Reducer, max_abs
@@ -69,6 +69,7 @@ AM_HYPERPARAMS = {
     "prox_iters": POSITIVE_INT,
     "prox_tol": POSITIVE,
     "output_init": OneOf(("forward", "labels")),
+    "box": OneOf(("output", "input")),
     "memory_fraction": Interval(0.0, 1.0, low_open=True),
 }
 #: The inertial hyperparameters TIAM adds.
@@ -80,24 +81,14 @@ TIAM_HYPERPARAMS = {
     "schedule": OneOf(("constant", "ipalm")),
 }
 
+#: Defaults of both algorithms (chosen by the sweep in docs/tiam.md). The constructors'
+#: defaults ARE these values (one source of truth for the classes, the registry and the CLI).
+AM_DEFAULTS: dict[str, Any] = {"rho": 1.0, "mu": 1e-4, "eps": 1.0, "eps_decay": 0.8, "eps_min": 1e-3}
+#: TIAM's inertias on top of :data:`AM_DEFAULTS`.
+TIAM_DEFAULTS: dict[str, Any] = {**AM_DEFAULTS, "p1": 0.9, "p2": 0.6, "p3": 0.3, "schedule": "constant"}
+
 _Z3 = (0.0, 0.0, 0.0)
-
-
-def output_loss_for(
-    loss_fn: LossFn, prox_iters: int, prox_tol: float, reduce_max: Callable[[float], float] | None = None
-) -> OutputLoss:
-    """The output loss matching the runner's ``loss_fn`` (cross-entropy or MSE).
-
-    ``reduce_max``: the maximum over ranks, for the cross-entropy prox's global stopping test.
-    """
-    if loss_fn is F.cross_entropy:
-        return CrossEntropy(prox_iters, prox_tol, reduce_max)
-    if loss_fn is F.mse_loss:
-        return Squared()
-    raise ValueError(
-        "alternating minimization supports the output losses torch.nn.functional.cross_entropy "
-        f"and torch.nn.functional.mse_loss; got {loss_fn!r}"
-    )
+_NO_INERTIA = {"p1": 0.0, "p2": 0.0, "p3": 0.0, "schedule": "constant"}
 
 
 def available_memory_bytes(device: torch.device) -> int:
@@ -123,12 +114,46 @@ def auxiliary_bytes(n: int, in_features: int, widths: list[int], element_size: i
     return (stored + working) * element_size
 
 
+def check_memory(
+    n: int,
+    in_features: int,
+    widths: list[int],
+    dtype: torch.dtype,
+    device: torch.device,
+    memory_fraction: float,
+    extra_per_sample: int = 0,
+) -> None:
+    """Refuse early when the auxiliary variables would not fit.
+
+    Args:
+        n, in_features, widths: samples held, input width, output width of every Linear.
+        dtype, device: where the variables live.
+        memory_fraction: the allowed fraction of the free memory.
+        extra_per_sample: further numbers per sample (e.g. dlADMM's dual variable).
+
+    Raises:
+        ValueError: the estimate exceeds ``memory_fraction`` of the free memory.
+    """
+    size = torch.finfo(dtype).bits // 8
+    need = auxiliary_bytes(n, in_features, widths, size) + n * extra_per_sample * size
+    free = available_memory_bytes(device)
+    if need > memory_fraction * free:
+        raise ValueError(
+            f"alternating minimization needs about {need / 2**20:.0f} MiB for its auxiliary variables "
+            f"(O(N x width) per layer: {n} samples, widths {widths}), more than "
+            f"memory_fraction={memory_fraction} of the {free / 2**20:.0f} MiB free on {device}; "
+            "use fewer training samples or a smaller net"
+        )
+
+
 class AMTrainer(Trainer):
     """Alternating minimization of the relaxed objective, with TIAM's three inertias.
 
     Args:
         model: the MLP to train (``[Flatten,] Linear, act, ..., Linear``; acts:
-            ReLU, LeakyReLU, ELU). Its current weights are the starting point.
+            ReLU, LeakyReLU, ELU). Its current weights are the starting point, and
+            it is updated in place: after every :meth:`train_step` its Linear layers
+            hold the current ``W, b`` (evaluate ``model`` directly).
         X, y: the training set (all of it: auxiliary variables are per sample).
         loss_fn: ``F.cross_entropy`` or ``F.mse_loss`` (mean).
         rho: coupling penalty weight (per sample, see :mod:`beyondsgd.am.objective`).
@@ -136,13 +161,17 @@ class AMTrainer(Trainer):
         eps: initial relaxation half-width of ``|h(z) - a| <= eps``.
         eps_decay: ``eps`` is multiplied by this after every pass over the data.
         eps_min: floor of ``eps``.
-        p1, p2, p3: inertias (proximal centre, gradient point, extrapolation).
-        schedule: ``"constant"`` or ``"ipalm"`` (``p_i (k-1)/(k+2)``).
+        p1, p2, p3: inertias (proximal centre, gradient point, extrapolation);
+            ``None``: the class's default (:data:`TIAM_DEFAULTS` for :class:`TIAM`, 0 for :class:`PlainAM`).
+        schedule: ``"constant"`` or ``"ipalm"`` (``p_i (k-1)/(k+2)``); ``None``: the class's default.
         safeguard: redo a block without extrapolation when its objective rises.
         theta_init: first ``theta`` of the backtracking (later: the last accepted one).
         max_doublings: cap of the backtracking; on the cap the block keeps its value.
         prox_iters, prox_tol: inner solver of the cross-entropy prox.
         output_init: ``"forward"`` (``z_L`` = network output) or ``"labels"`` (mDLAM: +-1).
+        box: the relaxation ``"output"`` (``|h(z) - a| <= eps``, mDLAM's) or ``"input"``
+            (``h(z - eps) <= a <= h(z + eps)``: the box in ``z`` units, see
+            :mod:`beyondsgd.am.projections`; the project's option for leaky ReLU).
         memory_fraction: refuse when the auxiliary variables need more than this
             fraction of the free memory of the device.
         distributed: data-parallel over the process group (``None``: when more
@@ -156,6 +185,8 @@ class AMTrainer(Trainer):
     """
 
     HYPERPARAMS: Mapping[str, Any] = TIAM_HYPERPARAMS
+    #: The defaults of this class's constructor (and of its registry entry).
+    DEFAULTS: Mapping[str, Any] = TIAM_DEFAULTS
     supports_distributed = True
 
     def __init__(
@@ -165,21 +196,22 @@ class AMTrainer(Trainer):
         y: torch.Tensor,
         loss_fn: LossFn = F.cross_entropy,
         *,
-        rho: float = 1.0,
-        mu: float = 1e-4,
-        eps: float = 1.0,
-        eps_decay: float = 0.5,
-        eps_min: float = 1e-3,
-        p1: float = 0.0,
-        p2: float = 0.0,
-        p3: float = 0.0,
-        schedule: str = "constant",
+        rho: float = AM_DEFAULTS["rho"],
+        mu: float = AM_DEFAULTS["mu"],
+        eps: float = AM_DEFAULTS["eps"],
+        eps_decay: float = AM_DEFAULTS["eps_decay"],
+        eps_min: float = AM_DEFAULTS["eps_min"],
+        p1: float | None = None,
+        p2: float | None = None,
+        p3: float | None = None,
+        schedule: str | None = None,
         safeguard: bool = True,
         theta_init: float = 1.0,
         max_doublings: int = 10,
         prox_iters: int = 500,
         prox_tol: float = 1e-4,
         output_init: str = "forward",
+        box: str = "output",
         memory_fraction: float = 0.5,
         distributed: bool | None = None,
     ) -> None:
@@ -195,12 +227,16 @@ class AMTrainer(Trainer):
             prox_iters=prox_iters,
             prox_tol=prox_tol,
             output_init=output_init,
+            box=box,
             memory_fraction=memory_fraction,
         )
-        inertial = dict(p1=p1, p2=p2, p3=p3, schedule=schedule)
+        given = dict(p1=p1, p2=p2, p3=p3, schedule=schedule)
+        # None: the class's default (TIAM_DEFAULTS for TIAM, no inertia for PlainAM).
+        inertial = {k: (self.DEFAULTS.get(k, _NO_INERTIA[k]) if v is None else v) for k, v in given.items()}
+        p1, p2, p3, schedule = (inertial[k] for k in ("p1", "p2", "p3", "schedule"))
         if "p1" in self.HYPERPARAMS:
             hp.update(inertial)
-        elif any(inertial[k] != v for k, v in dict(p1=0.0, p2=0.0, p3=0.0, schedule="constant").items()):
+        elif any(inertial[k] != v for k, v in _NO_INERTIA.items()):
             raise ValueError(f"{type(self).__name__} has no inertia; use TIAM for p1, p2, p3, schedule")
         check_hyperparams(type(self).__name__, hp, self.HYPERPARAMS)
         super().__init__(X, y, loss_fn)
@@ -209,35 +245,24 @@ class AMTrainer(Trainer):
         self.acts = self.structure.activations
         self.distributed = dist.is_distributed() if distributed is None else bool(distributed)
         self._red = Reducer(self.distributed)
-        self.out_loss = output_loss_for(loss_fn, prox_iters, prox_tol, self._red.max if self.distributed else None)
+        self.out_loss = output_loss_for(loss_fn, prox_iters, prox_tol, self._red.max if self.distributed else None, y=y)
         self.rho, self.mu = float(rho), float(mu)
         self.eps0, self.eps_decay, self.eps_min = float(eps), float(eps_decay), float(eps_min)
         self.inertia = Inertia(float(p1), float(p2), float(p3), schedule)
         self.safeguard, self.max_doublings = bool(safeguard), int(max_doublings)
+        self.box = box
         self.hyperparams = hp
 
         lin = self.structure.linears
         self.n = X.shape[0]  # global: batch sizes, the eps schedule and the means count every rank's samples
-        Xf = X.reshape(self.n, -1)
-        if Xf.shape[1] != lin[0].in_features:
-            raise ValueError(
-                f"inputs have {Xf.shape[1]} features per sample; the first Linear layer expects {lin[0].in_features}"
-            )
+        Xf = self.structure.flat_inputs(X, y)
         # The samples whose z, a this process holds: all of them, or the rank's block.
         self.start, self.stop = dist.owned_range(self.n) if self.distributed else (0, self.n)
         if self.distributed:
             Xf, y = Xf[self.start : self.stop], y[self.start : self.stop]
         self.y_own = y
         dtype, device = lin[0].weight.dtype, lin[0].weight.device
-        need = auxiliary_bytes(Xf.shape[0], Xf.shape[1], self.structure.widths, torch.finfo(dtype).bits // 8)
-        free = available_memory_bytes(device)
-        if need > memory_fraction * free:
-            raise ValueError(
-                f"alternating minimization needs about {need / 2**20:.0f} MiB for its auxiliary variables "
-                f"(O(N x width) per layer: {Xf.shape[0]} samples, widths {self.structure.widths}), more than "
-                f"memory_fraction={memory_fraction} of the {free / 2**20:.0f} MiB free on {device}; "
-                "use fewer training samples or a smaller net"
-            )
+        check_memory(Xf.shape[0], Xf.shape[1], self.structure.widths, dtype, device, memory_fraction)
         self.Xf = Xf.to(dtype)
 
         with torch.no_grad():
@@ -280,10 +305,14 @@ class AMTrainer(Trainer):
     def _ok(self, before: float, after: float) -> bool:
         return after <= before + 1e-6 * (abs(before) + 1e-12)
 
-    def _guarded(self, before: float, attempt: Callable, p: tuple[float, float, float]):
-        """Run ``attempt(p)``; if the block objective rose, redo it without extrapolation (counted)."""
+    def _guarded(self, before: torch.Tensor, attempt: Callable, p: tuple[float, float, float]):
+        """Run ``attempt(p)``; if the block objective rose, redo it without extrapolation (counted).
+
+        ``before`` is a 0-d tensor: the host sync happens only when the check is made
+        (safeguard on and some inertia non-zero), never in plain AM.
+        """
         result = attempt(p)
-        if self.safeguard and p != _Z3 and not self._ok(before, float(result[1])):
+        if self.safeguard and p != _Z3 and not self._ok(float(before), float(result[1])):
             self.safeguard_count += 1
             result = attempt(_Z3)
         return result
@@ -358,6 +387,7 @@ class AMTrainer(Trainer):
                     store[j][rows], store_p[j][rows] = new[j], new_p[j]
         self.samples_seen += m
         self._cache = (AW, pen, loss, self._xwp) if full else None
+        self._sync_module()
         reg = 0.5 * self.mu * sum(w.pow(2).sum() for w in self.W)
         penalty = sum(pen) / m
         if full:
@@ -368,7 +398,7 @@ class AMTrainer(Trainer):
     def _update_W(self, j, A, Ap, Z, Zp, AW, pen, m, p) -> None:
         rho, mu = self.rho, self.mu
         W, Wp, b = self.W[j], self.Wp[j], self.b[j]
-        before = float(pen[j] / m + 0.5 * mu * W.pow(2).sum())
+        before = pen[j] / m + 0.5 * mu * W.pow(2).sum()  # 0-d tensor: synced only if the safeguard checks
 
         def attempt(q):
             p1, p2, p3 = q
@@ -434,7 +464,7 @@ class AMTrainer(Trainer):
 
     def _update_b(self, j, A, Ap, Z, Zp, AW, pen, m, p, memo) -> None:
         b, bp = self.b[j], self.bp[j]
-        before = float(pen[j] / m)
+        before = pen[j] / m  # 0-d tensor: synced only if the safeguard checks
 
         def attempt(q):
             p1, p2, p3 = q
@@ -457,14 +487,14 @@ class AMTrainer(Trainer):
 
     def _update_z(self, j, A, Ap, Z, Zp, AW, pen, m, p, eps, memo) -> None:
         act, a_next = self.acts[j], A[j + 1]
-        before = float(pen[j] / m)
+        before = pen[j] / m  # 0-d tensor: synced only if the safeguard checks
 
         def attempt(q):
             p1, p2, p3 = q
             v = self._coupling_centre(j, A, Ap, AW, p3, memo)
             if p1 != p2:
                 v = v + (p1 - p2) * (Z[j] - Zp[j])
-            z_new = act.project(v, a_next, eps)
+            z_new = act.project(v, a_next, eps) if self.box == "output" else act.project_input_box(v, a_next, eps)
             pen_new = self._red.sum(penalty_sum(A[j], self.W[j], self.b[j], z_new, self.rho, aw=AW[j]))
             return z_new, pen_new / m, pen_new
 
@@ -474,10 +504,11 @@ class AMTrainer(Trainer):
     def _update_a(self, i, A, Ap, Z, Zp, AW, pen, m, p, eps) -> None:
         """Update ``a_i`` (input of layer ``i``); its box comes from the just-updated ``z_{i-1}``."""
         rho = self.rho
-        lo, hi = self.acts[i - 1].box(Z[i - 1], eps)
+        act = self.acts[i - 1]
+        lo, hi = act.box(Z[i - 1], eps) if self.box == "output" else act.input_box(Z[i - 1], eps)
         a, a_prev = A[i], Ap[i]
         W, b = self.W[i], self.b[i]
-        before = float(pen[i] / m)
+        before = pen[i] / m  # 0-d tensor: synced only if the safeguard checks
 
         def op(u):
             return torch.minimum(torch.maximum(u, lo), hi)
@@ -527,7 +558,7 @@ class AMTrainer(Trainer):
 
     def _update_zL(self, A, Ap, Z, Zp, AW, pen, m, p, Y, loss, memo) -> torch.Tensor:
         j = self.num_layers - 1
-        before = float((loss + pen[j]) / m)
+        before = (loss + pen[j]) / m  # 0-d tensor: synced only if the safeguard checks
 
         def attempt(q):
             p1, p2, p3 = q
@@ -545,13 +576,14 @@ class AMTrainer(Trainer):
         return loss_new
 
     # ------------------------------------------------------------------ runner interface
+    @torch.no_grad()
+    def _sync_module(self) -> None:
+        """Copy the current ``W, b`` into the user's Linear layers (in place: same Parameter objects)."""
+        self.structure.write(self.W, self.b)
+
     @property
     def module(self) -> nn.Module:
-        """The MLP with the current ``W, b`` (exact forward pass for predictions)."""
-        with torch.no_grad():
-            for lin, W, b in zip(self.structure.linears, self.W, self.b):
-                lin.weight.copy_(W)
-                lin.bias.copy_(b)
+        """The user's model itself: it holds the current ``W, b`` after every :meth:`train_step`."""
         return self.model
 
     @torch.no_grad()
@@ -627,6 +659,7 @@ class AMTrainer(Trainer):
         self.a[0] = self.ap[0] = self.Xf
         self._cache = None
         self.model.load_state_dict(state["module"])
+        self._sync_module()
 
 
 class TIAM(AMTrainer):
@@ -641,3 +674,4 @@ class PlainAM(AMTrainer):
     """Alternating minimization without inertia: TIAM with ``p1 = p2 = p3 = 0``."""
 
     HYPERPARAMS = AM_HYPERPARAMS
+    DEFAULTS = AM_DEFAULTS

@@ -76,6 +76,13 @@ def available() -> list[str]:
     return sorted(_REGISTRY)
 
 
+#: Algorithms that are trainers (not optimizers), so that ``create`` can point to them (no import of am).
+_TRAINER_HINTS = {
+    name: f"beyondsgd.am.{cls}(model, X, y, loss_fn) or beyondsgd.am.fit(model, data, algorithm={name!r})"
+    for name, cls in (("tiam", "TIAM"), ("am", "PlainAM"), ("dladmm", "DLADMM"))
+}
+
+
 def get_spec(name: str) -> OptimizerSpec:
     """The registry entry for ``name``.
 
@@ -83,6 +90,12 @@ def get_spec(name: str) -> OptimizerSpec:
         ValueError: for an unknown name, listing the known ones.
     """
     key = str(name).lower()
+    if key in _TRAINER_HINTS:
+        raise ValueError(
+            f"{name!r} is a trainer, not a torch.optim optimizer (it keeps per-sample auxiliary variables): "
+            f"use {_TRAINER_HINTS[key]}, or the runner (beyondsgd compare --algorithms {key}); "
+            f"optimizers: {', '.join(available())}"
+        )
     if key not in _REGISTRY:
         raise ValueError(f"unknown optimizer {name!r}; available: {', '.join(available())}")
     return _REGISTRY[key]

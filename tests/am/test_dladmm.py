@@ -1,0 +1,196 @@
+"""dlADMM against its math: block descent, exact sub-problems, the dual step, gradients."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from beyondsgd.algorithms import algorithm_info, make_trainer
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from beyondsgd.am import DLADMM, DLADMM_DEFAULTS
+from beyondsgd.am.projections import LeakyReLU, ReLU
+
+
+def lagrangian(tr, W=None, b=None, z=None, a=None, u=None):
+    """The augmented Lagrangian written from the paper (mean scale), independent of the trainer's code."""
+    W, b, z, a = W or tr.W, b or tr.b, z or tr.z, a or tr.a
+    u = tr.u if u is None else u
+    n, L = tr.n, len(W)
+    val = F.cross_entropy(z[-1], tr.y, reduction="sum")
+    r_L = z[-1] - a[L - 1] @ W[-1].T - b[-1]
+    val = val + (u * r_L).sum() + tr.rho / 2 * r_L.pow(2).sum()
+    for j in range(L - 1):
+        r = z[j] - a[j] @ W[j].T - b[j]
+        val = val + tr.nu / 2 * (r.pow(2).sum() + (a[j + 1] - tr.acts[j](z[j])).pow(2).sum())
+    return val / n + tr.mu / 2 * sum(w.pow(2).sum() for w in W)
+
+
+@pytest.fixture
+def trainer(small_problem):
+    def make(activation="relu", **kw):
+        model, X, y = small_problem(activation)
+        return DLADMM(model, X, y, **kw)
+
+    return make
+
+
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu"])
+def test_every_primal_block_does_not_increase_the_lagrangian_and_dual_step_is_the_papers(trainer, activation):
+    tr = trainer(activation)
+    tr.trace = []
+    start = tr.terms()["dladmm_objective"]
+    assert start == pytest.approx(float(lagrangian(tr)), rel=1e-5)
+    for _ in range(4):
+        u_old = tr.u.clone()
+        tr.train_step(None)
+        r_L = tr.z[-1] - tr.a[-1] @ tr.W[-1].T - tr.b[-1]
+        assert torch.allclose(tr.u, u_old + tr.rho * r_L, atol=1e-6)  # u <- u + rho r_L
+    names = [name for name, _ in tr.trace]
+    # backward z3 b3 W3 a2 z2 b2 W2 a1 z1 b1 W1, forward W1 b1 z1 a1 W2 b2 z2 a2 W3 b3 z3, then u
+    assert names[:23] == [
+        "z3",
+        "b3",
+        "W3",
+        "a2",
+        "z2",
+        "b2",
+        "W2",
+        "a1",
+        "z1",
+        "b1",
+        "W1",
+        "W1",
+        "b1",
+        "z1",
+        "a1",
+        "W2",
+        "b2",
+        "z2",
+        "a2",
+        "W3",
+        "b3",
+        "z3",
+        "u",
+    ]
+    prev = start
+    for name, value in tr.trace:
+        if name == "u":  # the dual ascent step raises L by rho ||r_L||^2 / N >= 0
+            assert value >= prev - 1e-6
+        else:
+            assert value <= prev + 1e-5 * abs(prev), name
+        prev = value
+    assert float(lagrangian(tr)) == pytest.approx(prev, rel=1e-5)
+
+
+def test_block_gradients_match_autograd_of_the_lagrangian(trainer):
+    tr = trainer()
+    for _ in range(2):
+        tr.train_step(None)
+    Ws = [w.clone().double().requires_grad_(True) for w in tr.W]
+    as_ = [tr.a[0].double()] + [a.clone().double().requires_grad_(True) for a in tr.a[1:]]
+    val = lagrangian(tr, W=Ws, b=[v.double() for v in tr.b], z=[v.double() for v in tr.z], a=as_, u=tr.u.double())
+    gW = torch.autograd.grad(val, Ws + as_[1:])
+    # The trainer's W and a gradients (as in _update_W/_update_a), in float64 from the same state.
+    for j in range(tr.num_layers):
+        w = tr._weight(j)
+        target = tr._target(j).double()
+        r = as_[j].detach() @ Ws[j].detach().T + tr.b[j].double() - target
+        mine = (w / tr.n) * (r.T @ as_[j].detach()) + tr.mu * Ws[j].detach()
+        assert torch.allclose(mine, gW[j], atol=1e-9, rtol=1e-6)
+    for i in range(1, tr.num_layers):
+        W, target = Ws[i].detach(), tr._target(i).double()
+        r = as_[i].detach() @ W.T + tr.b[i].double() - target
+        hz = tr.acts[i - 1](tr.z[i - 1].double())
+        mine = tr._weight(i) * (r @ W) + tr.nu * (as_[i].detach() - hz)  # sum form: times N
+        assert torch.allclose(mine / tr.n, gW[tr.num_layers + i - 1], atol=1e-9, rtol=1e-6)
+
+
+def test_b_and_z_are_exact_block_minimizers(trainer):
+    tr = trainer()
+    tr.train_step(None)
+    # b: zero gradient of L at the state right after a b update (checked on a fresh b update).
+    for j in range(tr.num_layers):
+        tr._update_b(j)
+        b = [v.clone().double().requires_grad_(True) if k == j else v.double() for k, v in enumerate(tr.b)]
+        val = lagrangian(
+            tr,
+            W=[w.double() for w in tr.W],
+            b=b,
+            z=[v.double() for v in tr.z],
+            a=[v.double() for v in tr.a],
+            u=tr.u.double(),
+        )
+        (g,) = torch.autograd.grad(val, b[j])
+        assert g.abs().max() < 1e-6
+    # z_L: the prox is the minimizer (zero gradient up to the prox tolerance).
+    tr._update_z(tr.num_layers - 1)
+    z = [v.double() for v in tr.z]
+    z[-1] = z[-1].clone().requires_grad_(True)
+    val = lagrangian(
+        tr,
+        W=[w.double() for w in tr.W],
+        b=[v.double() for v in tr.b],
+        z=z,
+        a=[v.double() for v in tr.a],
+        u=tr.u.double(),
+    )
+    (g,) = torch.autograd.grad(val, z[-1])
+    assert (g * tr.n).norm(dim=1).max() < 2 * tr.hyperparams["prox_tol"]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.sampled_from([0.0, 0.01, 0.3]))
+def test_relaxed_z_subproblem_is_the_exact_minimizer(seed, slope):
+    gen = torch.Generator().manual_seed(seed)
+    c, a = (
+        torch.randn(40, generator=gen, dtype=torch.float64) * 3,
+        torch.randn(40, generator=gen, dtype=torch.float64) * 3,
+    )
+    act = ReLU() if slope == 0.0 else LeakyReLU(slope)
+    z = act.relaxed_argmin(c, a)
+    grid = torch.linspace(-20, 20, 40001, dtype=torch.float64)[:, None]
+    f_grid = (grid - c).pow(2) + (a - act(grid)).pow(2)
+    f_z = (z - c).pow(2) + (a - act(z)).pow(2)
+    assert (f_z <= f_grid.min(0).values + 1e-12).all()  # no grid point is better
+    assert (f_z >= f_grid.min(0).values - 2e-3).all()  # and the grid gets close (sanity of the check)
+
+
+def test_registered_trains_digits_and_refuses_what_it_cannot_do(digits, small_problem):
+    info = algorithm_info("dladmm")
+    assert info.kind == "trainer" and info.batch_size == "full" and info.defaults == DLADMM_DEFAULTS
+    torch.manual_seed(0)
+    from beyondsgd.models import create_model
+
+    net = create_model("mlp", digits.input_shape, 10, widths=(100, 100))
+    tr = make_trainer("dladmm", net, digits.X_train, digits.y_train, F.cross_entropy)
+    for _ in range(20):
+        tr.train_step(None)
+    with torch.no_grad():
+        acc = (net(digits.X_test).argmax(1) == digits.y_test).float().mean().item()
+    assert acc >= 0.8  # measured 0.867 (seed 0, 20 iterations); chance is 0.1
+    assert tr.end_epoch(20)["dladmm_backtrack_caps"] == 0
+    model, X, y = small_problem("elu")
+    with pytest.raises(ValueError, match="dlADMM supports the activations relu and leaky_relu"):
+        DLADMM(model, X, y)
+    model, X, y = small_problem()
+    tr = DLADMM(model, X, y)
+    with pytest.raises(ValueError, match="dlADMM is full batch"):
+        tr.train_step(torch.arange(10))
+    with pytest.raises(ValueError, match="invalid nu=0"):
+        DLADMM(model, X, y, nu=0)
+
+
+def test_checkpoint_resume_is_identical(small_problem):
+    import copy
+
+    model, X, y = small_problem()
+    tr = DLADMM(model, X, y)
+    for _ in range(2):
+        tr.train_step(None)
+    state = copy.deepcopy(tr.state_dict())
+    cont = [float(tr.train_step(None)) for _ in range(2)]
+    model2, _, _ = small_problem(seed=5)
+    tr2 = DLADMM(model2, X, y)
+    tr2.load_state_dict(state)
+    assert [float(tr2.train_step(None)) for _ in range(2)] == cont
+    assert all(torch.equal(p, q) for p, q in zip(model.parameters(), model2.parameters()))

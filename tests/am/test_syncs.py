@@ -1,0 +1,70 @@
+"""Host synchronizations per outer iteration (what a GPU run waits for), counted on CPU."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from beyondsgd.am import TIAM, PlainAM, blocks, losses
+from beyondsgd.am import trainer as am_trainer
+
+
+@pytest.fixture
+def count_syncs(monkeypatch):
+    """Count tensor -> host conversions (float(), bool(), int(), .item(), .tolist())."""
+    counter = {"n": 0}
+    for name in ("__float__", "__bool__", "__int__", "item", "tolist"):
+        original = getattr(torch.Tensor, name)
+
+        def wrapped(self, *args, _original=original, **kwargs):
+            counter["n"] += 1
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, wrapped)
+    return counter
+
+
+@pytest.fixture
+def count_decisions(monkeypatch):
+    """Backtracking trials and cross-entropy prox stopping tests: the decisions that must sync."""
+    counter = {"trials": 0, "prox_checks": 0}
+    step = blocks.backtracking_step
+
+    def counted_step(*args, **kwargs):
+        res = step(*args, **kwargs)
+        counter["trials"] += res.doublings + 1
+        return res
+
+    check = losses.CrossEntropy._converged
+
+    def counted_check(self, *args):
+        counter["prox_checks"] += 1
+        return check(self, *args)
+
+    monkeypatch.setattr(am_trainer, "backtracking_step", counted_step)
+    monkeypatch.setattr(losses.CrossEntropy, "_converged", counted_check)
+    return counter
+
+
+def test_plain_am_syncs_only_for_backtracking_prox_and_the_logged_terms(small_problem, count_syncs, count_decisions):
+    model, X, y = small_problem()
+    tr = PlainAM(model, X, y, F.cross_entropy)
+    tr.train_step(None)  # warm-up: the first iteration also computes the starting products
+    count_syncs["n"], count_decisions["trials"], count_decisions["prox_checks"] = 0, 0, 0
+    tr.train_step(None)
+    decisions = count_decisions["trials"] + count_decisions["prox_checks"]
+    # Everything else: the logged terms (loss, penalty, reg, and one max per hidden layer's gap).
+    logging = 3 + (tr.num_layers - 1)
+    assert count_syncs["n"] == decisions + logging
+
+
+def test_tiam_adds_one_sync_per_safeguard_check(small_problem, count_syncs, count_decisions):
+    model, X, y = small_problem()
+    tr = TIAM(model, X, y, F.cross_entropy)
+    tr.train_step(None)
+    count_syncs["n"], count_decisions["trials"], count_decisions["prox_checks"] = 0, 0, 0
+    tr.train_step(None)
+    blocks_per_iteration = 4 * (tr.num_layers - 1) + 3
+    decisions = count_decisions["trials"] + count_decisions["prox_checks"]
+    logging = 3 + (tr.num_layers - 1)
+    # Each safeguard check compares two values (2 syncs); redone blocks add their own trials.
+    assert count_syncs["n"] == decisions + 2 * blocks_per_iteration + logging
