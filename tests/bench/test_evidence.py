@@ -147,3 +147,11 @@ def test_verdict_carries_the_rule_it_used():
     assert ev.verdict(d, delta=0.1).rule == ev.VERDICT_RULE
     quick = ev.verdict(d, delta=0.1, min_seeds=2)
     assert "n < 2 seeds" in quick.rule and quick.rule != ev.VERDICT_RULE
+
+
+def test_verdict_table_prints_every_verdict_with_its_rule():
+    b = [0.80, 0.81, 0.82, 0.83, 0.84]
+    a = [x + 0.05 for x in b]
+    vs = ev.verdicts_holm({"a beats b": ev.paired_difference([x + 0.001 * i for i, x in enumerate(a)], b)}, 0.01)
+    text = "\n".join(ev.verdict_table(vs))
+    assert "a beats b" in text and "**holds**" in text and ev.VERDICT_RULE in text and "Combined" in text

@@ -434,3 +434,36 @@ def combine_verdicts(words: Iterable[str]) -> str:
     if any(w in ("holds", "holds partly") for w in ws):
         return "holds partly"
     return "inconclusive"  # no part holds, not all fail: at least one is inconclusive
+
+
+def verdict_table(verdicts: Mapping[str, Verdict], title: str = "claim") -> list[str]:
+    """Markdown lines for a family of verdicts: one row per claim, then the combined verdict and the rule.
+
+    Args:
+        verdicts: claim text -> :class:`Verdict` (e.g. from :func:`verdicts_holm`).
+        title: header of the first column.
+
+    Returns:
+        Lines of a markdown table, a "combined" line and the rule's text (every verdict printed
+        next to the rule that produced it).
+    """
+    lines = [
+        f"| {title} | mean diff | 95% CI | n | p (Holm) | d_z | delta | verdict |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    rules = []
+    for claim, v in verdicts.items():
+        d = v.diff
+        if d is None:
+            lines.append(f"| {claim} | — | — | 0 | — | — | {v.delta:g} | {v.word} |")
+        else:
+            lines.append(
+                f"| {claim} | {d.mean:+.4g} | [{d.ci_low:.4g}, {d.ci_high:.4g}] | {d.n} | {v.p_used:.3g} | "
+                f"{d.d_z:.3g} | {v.delta:g} | **{v.word}** |"
+            )
+        if v.rule not in rules:
+            rules.append(v.rule)
+    if verdicts:
+        lines += ["", f"Combined: **{combine_verdicts(v.word for v in verdicts.values())}** ({COMBINE_RULE})"]
+    lines += [""] + [f"> {r}" for r in rules]
+    return lines
