@@ -117,3 +117,20 @@ def test_quick_reproduction_writes_report(tmp_path, monkeypatch):
     with open(tmp_path / "problems.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert {r["rule"] for r in rows} == {"A", "M", "H"} and len({r["base"] for r in rows}) == 4
+
+
+def test_image_claims_on_hand_made_histories():
+    rows = []
+    for seed in range(5):
+        for rule, (early, final) in {"A": (0.50, 0.90), "M": (0.70, 0.90), "H": (0.50, 0.80)}.items():
+            jitter = 0.002 * (seed - 2) * (1 if rule == "A" else -1)
+            for epoch, acc in ((1, early + jitter), (2, final + jitter)):
+                rows.append(
+                    {"dataset": "d", "model": "mlp", "base": "adam", "rule": rule, "seed": seed, "epoch": epoch}
+                    | {"test_accuracy": acc, "status": "ok"}
+                )
+    v = repro.image_claims(rows, min_seeds=5)
+    assert v["d/mlp adam: M beats A (after epoch 1)"].word == "holds"  # faster early
+    assert v["d/mlp adam: M beats A (final)"].word == "does not hold"  # same at the end, CI excludes 1 pt
+    assert v["d/mlp adam: H beats A (final)"].word == "does not hold"  # significantly worse
+    assert v["d/mlp adam: H beats A (after epoch 1)"].word == "does not hold"  # equal, CI within 1 pt
