@@ -22,7 +22,7 @@ after the first epoch (the paper's "faster training", at a fixed small budget) a
 (delta = 1 point), Holm-corrected over all claims, printed with the rule.  The robustness grid
 has one seed per cell and is descriptive (scored per rule against its own best, see
 :func:`sensitivity`).  ``--dataset NAME`` runs the image study on that dataset (MLP, and the CNN
-for images; downloadable ones subsampled to 10 000 training images); ``--preset paper``
+for images; downloadable ones subsampled to 10 000 training images, 2 000 with ``--quick``); ``--preset paper``
 (documented, for a GPU, not run here) uses full Fashion-MNIST and CIFAR-10 with the CNN, 40
 epochs; the paper's ResNet/VGG are not in the model zoo.
 """
@@ -165,7 +165,8 @@ def _datasets(ctx: ReproduceContext) -> tuple[list[tuple[str, str, dict, Any]], 
     notes = []
     if ctx.dataset is not None:
         big = ctx.dataset in ("mnist", "fashion-mnist", "cifar10")
-        kw: dict[str, Any] = {"n_train": 10000 if ctx.preset != "paper" else None} if big else {}
+        n_train = 2000 if ctx.quick else None if ctx.preset == "paper" else 10000
+        kw: dict[str, Any] = {"n_train": n_train} if big else {}
         if big:
             kw.update(data_dir=ctx.data_dir, n_test=None)
         data = load_dataset(ctx.dataset, **kw)
