@@ -3,10 +3,10 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from beyondsgd.algorithms import algorithm_info, make_trainer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from beyondsgd.algorithms import algorithm_info, make_trainer
 from beyondsgd.am import DLADMM, DLADMM_DEFAULTS
 from beyondsgd.am.projections import LeakyReLU, ReLU
 

@@ -5,9 +5,9 @@ import functools
 import pytest
 import torch
 import torch.nn.functional as F
-from beyondsgd.algorithms import make_trainer
 from torch import nn
 
+from beyondsgd.algorithms import make_trainer
 from beyondsgd.am import AM_DEFAULTS, TIAM, TIAM_DEFAULTS, PlainAM
 from beyondsgd.am.losses import output_loss_for
 from beyondsgd.am.network import parse_mlp

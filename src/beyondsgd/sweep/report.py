@@ -213,7 +213,7 @@ def write_report(root: str | Path, level: float = 0.95) -> Path:
         n_failed += rec["status"] == "failed"
         (tune if t["phase"] == "tune" else final)[t["problem"]][t["algorithm"]].append(rec)
     chosen = meta.get("chosen", {})
-    for p_, by_alg in final.items():  # only the chosen trial's runs (see sweep_run)
+    for p_, by_alg in final.items():  # only the chosen trial's runs (see sweep.run)
         for a_, recs in by_alg.items():
             if f"{p_}|{a_}" in chosen:
                 by_alg[a_] = [r for r in recs if r["task"]["trial"] == chosen[f"{p_}|{a_}"]]

@@ -1,6 +1,6 @@
 """Deprecated alias of :mod:`beyondsgd.reproduce` (the 0.1.0 location of the reproductions).
 
-``import beyondsgd.bench.reproductions.momentum`` and the like keep working and
+``import beyondsgd.reproduce.momentum`` and the like keep working and
 warn; new code imports :mod:`beyondsgd.reproduce`. This package is the one
 place where ``bench`` refers to a layer above it, on purpose, for old imports.
 """
@@ -10,7 +10,7 @@ import sys
 import warnings
 
 warnings.warn(
-    "beyondsgd.bench.reproductions moved to beyondsgd.reproduce; the old path will be removed in 0.3",
+    "beyondsgd.reproduce moved to beyondsgd.reproduce; the old path will be removed in 0.3",
     DeprecationWarning,
     stacklevel=2,
 )
