@@ -173,6 +173,10 @@ def _read_csv(path: Path, target: str | None) -> tuple[np.ndarray, np.ndarray, l
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    import zipfile
+
+    if not zipfile.is_zipfile(path):
+        raise _fail(path, "not a readable .npz file (not a zip archive; write it with numpy.savez)")
     try:
         with np.load(path, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
@@ -224,7 +228,7 @@ def _as_array(value: Any, name: str, where: str) -> np.ndarray:
         raise DatasetFileError(f"{where}: {name} cannot be made an array ({exc})") from None
 
 
-def _check_features(X: np.ndarray, name: str, where: str) -> np.ndarray:
+def _check_features(X: np.ndarray, name: str, where: str, csv_lines: bool = False) -> np.ndarray:
     if X.ndim < 2:
         raise DatasetFileError(f"{where}: {name} has shape {X.shape}, expected (n_samples, n_features, ...)")
     if X.shape[0] == 0:
@@ -238,7 +242,7 @@ def _check_features(X: np.ndarray, name: str, where: str) -> np.ndarray:
         count = int(finite.size - np.count_nonzero(finite))
         raise DatasetFileError(
             f"{where}: {name} has {count} NaN, infinite or missing value(s); the first is in row {int(bad_rows[0])} "
-            f"(0-based sample index{', data line ' + str(int(bad_rows[0]) + 2) + ' of the CSV' if name == 'X' else ''})"
+            f"(0-based sample index{', line ' + str(int(bad_rows[0]) + 2) + ' of the CSV' if csv_lines else ''})"
         )
     return X
 
@@ -378,7 +382,8 @@ def from_arrays(
         )
     names = ("X", "y") if len(arrays) == 2 else _SPLIT_KEYS
     arrs = [_as_array(a, n, label) for a, n in zip(arrays, names)]
-    Xs = [_check_features(arrs[i], names[i], label) for i in range(0, len(arrs), 2)]
+    csv_lines = isinstance(where, Path) and where.suffix.lower() == ".csv"
+    Xs = [_check_features(arrs[i], names[i], label, csv_lines) for i in range(0, len(arrs), 2)]
     ys = [arrs[i] for i in range(1, len(arrs), 2)]
     for X, y, xn, yn in zip(Xs, ys, names[0::2], names[1::2]):
         if y.ndim == 0 or len(y) != len(X):
