@@ -296,6 +296,12 @@ def verdict_lines(
         )
     elif len(ties.summaries) > 1:
         lines.append(f"- `{ties.best}` is better than every other algorithm compared here.")
+    n_min = min((s.n for s in ties.summaries.values() if s.n), default=0)
+    if ties.tied and n_min < evidence.MIN_SEEDS:
+        lines.append(
+            f"- Caution: with {n_min} seed(s) the test has little power: 'tied' means 'not shown to differ', "
+            f"not 'equal'; use at least {evidence.MIN_SEEDS} seeds (--seeds) to separate close algorithms."
+        )
     lines.append(f"- Test: {ties.rule}")
     lines += family_lines(by_seed, families, metric)
     return lines
