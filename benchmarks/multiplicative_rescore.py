@@ -14,9 +14,8 @@ import csv
 import sys
 from pathlib import Path
 
-from beyondsgd.reproduce.multiplicative import robustness_summary
-
 from beyondsgd.bench.io import write_csv
+from beyondsgd.reproduce.multiplicative import robustness_summary
 
 
 def main(src: str, dst: str) -> None:

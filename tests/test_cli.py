@@ -69,10 +69,14 @@ def test_compare_checkpoints_and_resumes(tmp_path, capsys):
     out = tmp_path / "cmp"
     args = ["compare", "--algorithms", "sgd", "--out", str(out), "--checkpoint-every", "1", *TINY]
     assert main(args) == 0
-    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["sgd-seed0.pt", "sgd-seed1.pt"]
+    assert not (out / "checkpoints").exists()  # finished runs' checkpoints are removed (results are in runs/)
     first = (out / "results.csv").read_text()
-    assert main(args) == 0  # finished runs come back from their checkpoints unchanged
+    assert main(args) == 0  # finished runs are reused unchanged
     assert (out / "results.csv").read_text() == first
+    assert "reused 2 finished run(s)" in capsys.readouterr().out
+    kept = tmp_path / "kept"
+    assert main([*args[:4], str(kept), *args[5:], "--keep-checkpoints"]) == 0
+    assert sorted(p.name for p in (kept / "checkpoints").iterdir()) == ["sgd-seed0.pt", "sgd-seed1.pt"]
     assert main([*args[: -len(TINY)], *TINY, "--checkpoint-every", "0"]) == 2
     assert "checkpoint_every=0" in capsys.readouterr().err
 

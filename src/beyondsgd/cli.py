@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import difflib
 import os
 import sys
 import tempfile
@@ -62,8 +63,63 @@ def _batch_size(text: str) -> int | str:
         raise argparse.ArgumentTypeError(f"expected a positive integer or 'full', got {text!r}") from None
 
 
+def _threads(text: str) -> int | str:
+    from beyondsgd.bench.threads import parse_threads
+
+    try:
+        return parse_threads(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+class Parser(argparse.ArgumentParser):
+    """``argparse`` that never takes an option for an abbreviation of another and suggests the closest option.
+
+    Abbreviations are off (``allow_abbrev=False``): ``--target diagnosis`` must not
+    silently become ``--target-accuracy diagnosis``. An unknown option is answered
+    with the closest valid one of the same command.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def option_names(self) -> list[str]:
+        return [o for a in self._actions for o in a.option_strings if o.startswith("--")]
+
+    def suggest(self, token: str) -> str | None:
+        """The valid option closest to ``token`` (``None`` if none is close)."""
+        flag = token.split("=", 1)[0]
+        names = self.option_names()
+        prefixed = [n for n in names if n.startswith(flag)] if flag.startswith("--") and len(flag) > 2 else []
+        if len(prefixed) == 1:
+            return prefixed[0]
+        close = difflib.get_close_matches(flag, names, n=1, cutoff=0.6)
+        return close[0] if close else None
+
+    def parse_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> argparse.Namespace:  # type: ignore[override]
+        ns, extras = self.parse_known_args(args, namespace)
+        if extras:
+            target: Parser = self
+            command = getattr(ns, "command", None)
+            for action in self._actions:
+                if isinstance(action, argparse._SubParsersAction) and command in action.choices:
+                    target = action.choices[command]
+            hints = []
+            for tok in extras:
+                if tok.startswith("-"):
+                    best = target.suggest(tok)
+                    if best:
+                        hints.append(f"{tok.split('=', 1)[0]} -> did you mean {best}?")
+            message = f"unrecognized arguments: {' '.join(extras)}"
+            if hints:
+                message += " (" + "; ".join(hints) + ")"
+            target.error(message)
+        return ns
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="beyondsgd",
         description="Train neural networks with algorithms beyond plain SGD and compare them.",
     )
@@ -71,8 +127,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    common = Parser(add_help=False)
+    common.add_argument(
+        "--threads",
+        type=_threads,
+        default="auto",
+        metavar="N|auto",
+        help="torch CPU threads per run. auto (default): compare uses 1 thread for small runs "
+        "(parameters x batch < 5e7) or parallel ranks, else the idle cores; reproduce keeps torch's choice",
+    )
     common.add_argument(
         "--dist-timeout",
         type=float,
@@ -87,7 +150,31 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser(
         "compare", parents=[common], help="run algorithms on one problem over several seeds and write a report"
     )
-    c.add_argument("--dataset", default="digits", help="dataset name (default: digits)")
+    c.add_argument(
+        "--dataset",
+        default="digits",
+        metavar="NAME|FILE",
+        help="dataset name, or your own .csv/.npz/.pt file (default: digits); see docs/own-data.md",
+    )
+    c.add_argument(
+        "--target",
+        default=None,
+        metavar="COLUMN",
+        help="with a .csv --dataset: the label column (default: the last column)",
+    )
+    c.add_argument(
+        "--task",
+        default=None,
+        choices=("classification", "regression"),
+        help="with a file --dataset: classification (default; labels of any type) or regression (numeric target)",
+    )
+    c.add_argument(
+        "--test-fraction",
+        type=float,
+        default=None,
+        metavar="F",
+        help="with a file holding one unsplit set: share held out for testing, stratified, seed 0 (default: 0.2)",
+    )
     c.add_argument("--model", default="mlp", help="model name (default: mlp)")
     c.add_argument(
         "--algorithms", default=None, help="comma-separated algorithm names (default: every registered algorithm)"
@@ -124,14 +211,27 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="dataset option, e.g. --data-option unit_norm=True",
     )
-    c.add_argument("--out", default="compare-results", help="output folder (default: ./compare-results)")
+    c.add_argument(
+        "--out",
+        default="compare-results",
+        help="output folder (default: ./compare-results); rerunning the same command there trains only "
+        "the runs that have not finished",
+    )
+    c.add_argument(
+        "--overwrite", action="store_true", help="delete the results of a different comparison found in --out"
+    )
     c.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
     c.add_argument(
         "--checkpoint-every",
         type=int,
         default=None,
         metavar="N",
-        help="checkpoint each run every N epochs under OUT/checkpoints; rerunning resumes",
+        help="also checkpoint each run every N epochs under OUT/checkpoints, so an interrupted run resumes mid-way",
+    )
+    c.add_argument(
+        "--keep-checkpoints",
+        action="store_true",
+        help="keep the checkpoints of finished runs (default: deleted once the run's results are written)",
     )
     c.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -191,14 +291,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-report", action="store_true", help="only run; write the report later with `beyondsgd report`")
 
     rp = sub.add_parser("report", help="(re)write report.md and the self-contained report.html of a results folder")
-    rp.add_argument("dir", help="a sweep folder, or any folder with a report.md (compare, reproduce)")
+    rp.add_argument(
+        "dir", help="a sweep or compare folder (also a partial one), or any folder with a report.md (reproduce)"
+    )
     return parser
 
 
 def _cmd_list() -> None:
     from beyondsgd.algorithms import algorithm_info, available_algorithms
-    from beyondsgd.data import available_datasets, dataset_description
-    from beyondsgd.models import available_models, model_description
+    from beyondsgd.data import available_datasets, dataset_description, dataset_origin
+    from beyondsgd.models import available_models, model_description, model_origin
     from beyondsgd.reproduce import available_reproductions, get_reproduction
 
     print("Algorithms (beyondsgd compare --algorithms a,b,...):")
@@ -206,12 +308,14 @@ def _cmd_list() -> None:
         info = algorithm_info(name)
         defaults = ", ".join(f"{k}={v}" for k, v in info.defaults.items())
         print(f"  {name:<14} [{info.family}] {info.description}" + (f" (defaults: {defaults})" if defaults else ""))
-    print("\nDatasets (--dataset):")
+    print("\nDatasets (--dataset NAME, or --dataset FILE.csv|.npz|.pt):")
     for name in available_datasets():
-        print(f"  {name:<14} {dataset_description(name)}")
+        origin = dataset_origin(name)
+        print(f"  {name:<14} {dataset_description(name)}" + ("" if origin == "built-in" else f" [{origin}]"))
     print("\nModels (--model):")
     for name in available_models():
-        print(f"  {name:<14} {model_description(name)}")
+        origin = model_origin(name)
+        print(f"  {name:<14} {model_description(name)}" + ("" if origin == "built-in" else f" [{origin}]"))
     print("\nReproductions (beyondsgd reproduce NAME):")
     names = available_reproductions()
     for name in names:
@@ -223,11 +327,22 @@ def _cmd_list() -> None:
 def _cmd_compare(args: argparse.Namespace) -> None:
     from beyondsgd.bench.compare import CompareConfig, run_compare
     from beyondsgd.bench.report import markdown_table
+    from beyondsgd.data.files import looks_like_path
     from beyondsgd.distributed import is_main
 
     data_options = _key_values(args.data_option, "--data-option")
     if args.n_train is not None:
         data_options["n_train"] = args.n_train
+    for flag, key in (("target", "target"), ("task", "task"), ("test_fraction", "test_fraction")):
+        value = getattr(args, flag)
+        if value is None:
+            continue
+        if not looks_like_path(args.dataset):
+            raise ValueError(
+                f"--{flag.replace('_', '-')} applies to a data file (--dataset FILE.csv|.npz|.pt), "
+                f"not to the dataset {args.dataset!r}"
+            )
+        data_options[key] = value
     cfg = CompareConfig(
         dataset=args.dataset,
         model=args.model,
@@ -242,14 +357,35 @@ def _cmd_compare(args: argparse.Namespace) -> None:
         out=args.out,
         device=args.device,
         checkpoint_every=args.checkpoint_every,
+        keep_checkpoints=args.keep_checkpoints,
+        overwrite=args.overwrite,
+        threads=args.threads,
     )
-    out = run_compare(cfg, progress=False if args.no_progress else None)
+    try:
+        out = run_compare(cfg, progress=False if args.no_progress else None)
+    except KeyboardInterrupt:
+        if is_main() and (Path(cfg.out) / "report.md").is_file():
+            print(f"beyondsgd: partial report of the finished runs in {Path(cfg.out) / 'report.md'}", file=sys.stderr)
+        raise
     if not is_main():
         return
-    print(markdown_table(out.summary, cfg.target_accuracy))
+    from beyondsgd.bench.report import report_metric
+
+    print(markdown_table(out.summary, cfg.target_accuracy, report_metric(_task_of(out))))
     for alg, seed, msg in out.failures:
         print(f"failed: {alg} seed {seed}: {msg}", file=sys.stderr)
+    if out.reused:
+        print(f"reused {out.reused} finished run(s) found in {out.out}/; trained {len(out.results) - out.reused}")
     print(f"wrote {out.out / 'report.md'}, {out.out / 'results.csv'} and plots in {out.out}/")
+
+
+def _task_of(out: Any) -> str:
+    import json
+
+    try:
+        return json.loads((out.out / "compare.json").read_text())["data"]["task"]
+    except (OSError, ValueError, KeyError):
+        return "classification"
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> None:
@@ -350,10 +486,16 @@ def _cmd_report(args: argparse.Namespace) -> None:
     from beyondsgd.bench.html import write_html_report
 
     root = Path(args.dir)
+    if not root.is_dir():
+        raise ValueError(f"{root} is not a folder")
     if (root / "sweep.json").is_file():
         from beyondsgd.sweep.report import write_report
 
         md = write_report(root)
+    elif (root / "compare.json").is_file():
+        from beyondsgd.bench.compare import rewrite_report
+
+        md = rewrite_report(root)
     elif (root / "report.md").is_file():
         md = root / "report.md"
     else:
@@ -371,10 +513,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    if getattr(args, "threads", None) is not None:
-        if args.threads < 1:
-            parser.error(f"invalid --threads {args.threads}: expected a positive integer")
-        torch.set_num_threads(args.threads)
+    if args.command != "compare" and isinstance(getattr(args, "threads", None), int):
+        torch.set_num_threads(args.threads)  # compare chooses per comparison (see beyondsgd.bench.threads)
     if getattr(args, "dist_timeout", None) is not None and not args.dist_timeout > 0:
         parser.error(f"invalid --dist-timeout {args.dist_timeout}: expected a number of seconds > 0")
     owns_group = False  # leave a process group the caller created alone
@@ -419,10 +559,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, ImportError, DatasetUnavailableError) as err:
         print(f"beyondsgd: error: {_on_rank(err)}", file=sys.stderr)
         return 2
+    except OSError as err:  # a file that cannot be read or written: say which, no traceback
+        where = f" ({err.filename})" if getattr(err, "filename", None) else ""
+        print(f"beyondsgd: error: {err.strerror or err}{where}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(
             "beyondsgd: interrupted; files written so far are complete and kept"
-            + (" (continue with --resume)" if args.command == "sweep" else ""),
+            + (" (continue with --resume)" if args.command == "sweep" else "")
+            + (" (run the same command again to train only the missing runs)" if args.command == "compare" else ""),
             file=sys.stderr,
         )
         return 130

@@ -36,4 +36,4 @@ def test_summary_statistics_by_hand():
     # The diverged run is counted but never enters the means, even though it reached 0.95 before blowing up.
     assert b["diverged"] == 1 and b["runs"] == 1
     assert math.isnan(b["final_test_accuracy_mean"]) and math.isnan(b["time_to_target_s_mean"])
-    assert "| b | — ± — |" in markdown_table(rows, 0.75)
+    assert "| b | undecided | — | — |" in markdown_table(rows, 0.75)

@@ -21,6 +21,12 @@ def test_exports():
         "dataset_description",
         "DatasetUnavailableError",
         "default_data_dir",
+        "DatasetFileError",
+        "load_file",
+        "register_dataset",
+        "unregister_dataset",
+        "FILE_FORMATS",
+        "dataset_origin",
     }
     assert issubclass(data_pkg.DatasetUnavailableError, RuntimeError)
 

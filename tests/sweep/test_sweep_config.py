@@ -155,3 +155,23 @@ def test_auto_with_a_named_hyperparameter():
     assert c.spaces["sgd"]["lr"].values == pytest.approx((0.005, 0.015, 0.05, 0.15, 0.5))
     with pytest.raises(ConfigError, match="auto:momentum needs a positive numeric registered default"):
         parse_config(cfg(algorithms={"sgd": "auto:momentum"}))
+
+
+def test_a_data_file_as_dataset_relative_to_the_config(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "mine.csv").write_text("a,b,label\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(20)))
+    (tmp_path / "sweep.yaml").write_text(
+        "problems:\n  - {dataset: data/mine.csv, epochs: 1, dataset_options: {target: label}}\n"
+        "algorithms:\n  sgd: {lr: [0.1]}\n"
+    )
+    c = load_config(tmp_path / "sweep.yaml")
+    (prob,) = c.problems
+    assert prob.dataset == str((tmp_path / "data" / "mine.csv").resolve()) and prob.name == "mine-mlp"
+    with pytest.raises(ConfigError, match=r"problems\[0\]\.dataset: data file '.*missing.csv' not found"):
+        parse_config(cfg(problems=[{"dataset": "missing.csv"}]), base=tmp_path)
+    from beyondsgd.bench.sweep_run import _probe
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,label\nx,1\ny,0\n")
+    with pytest.raises(ValueError, match="feature column 'a' is not numeric"):
+        _probe(parse_config(cfg(problems=[{"dataset": str(bad), "epochs": 1}])))

@@ -18,6 +18,7 @@ import math
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -122,6 +123,20 @@ class RunResult:
             return math.nan
         return float(self.history[-1].get(key, math.nan))
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunResult:
+        """The inverse of :meth:`to_dict` (``runs/*.json`` back to a result; JSON nulls become NaN).
+
+        Raises:
+            ValueError: the dict lacks a field or holds an unknown experiment field.
+        """
+        try:
+            exp = Experiment(**d["experiment"])
+            history = [{k: (math.nan if v is None else v) for k, v in row.items()} for row in d["history"]]
+            return cls(exp, dict(d["hyperparams"]), history, d["status"], d.get("diverged_step"))
+        except (KeyError, TypeError) as err:
+            raise ValueError(f"not a run result ({type(err).__name__}: {err})") from None
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "experiment": asdict(self.experiment),
@@ -185,6 +200,7 @@ def run_experiment(
     progress: bool | None = None,
     checkpoint: str | os.PathLike | None = None,
     checkpoint_every: int = 1,
+    model_factory: Callable[..., nn.Module] | None = None,
 ) -> RunResult:
     """Train and log one experiment.
 
@@ -199,6 +215,9 @@ def run_experiment(
             streams, optimizer state), apart from wall-clock times.
         checkpoint_every: write the checkpoint every this many log points
             (and always at the end).
+        model_factory: build the model with ``model_factory(input_shape, num_outputs,
+            **exp.model_options)`` instead of the registered model ``exp.model``
+            (``exp.model`` then only names it in the results).
 
     Returns:
         The :class:`RunResult`. A run whose loss becomes NaN/inf is returned with
@@ -228,7 +247,7 @@ def run_experiment(
     # Seed everything the run touches without disturbing the caller's RNG state.
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(exp.seed)
-        model = create_model(exp.model, data.input_shape, num_outputs, device=device, **exp.model_options)
+        model = build_model(exp.model, data.input_shape, num_outputs, device, exp.model_options, model_factory)
         trainer = make_trainer(info.name, model, data.X_train, data.y_train, loss_fn, exp.hyperparams)
         if dist.is_distributed() and not trainer.supports_distributed:
             raise ValueError(
@@ -248,6 +267,32 @@ def run_experiment(
             progress,
             ckpt,
         )
+
+
+def build_model(
+    name: str,
+    input_shape: tuple[int, ...],
+    num_outputs: int,
+    device: torch.device | str | None,
+    options: dict[str, Any],
+    factory: Callable[..., nn.Module] | None = None,
+) -> nn.Module:
+    """The registered model ``name``, or ``factory(input_shape, num_outputs, **options)`` when given.
+
+    Raises:
+        ValueError: unknown name, bad options, or a factory that does not return an ``nn.Module``.
+    """
+    if factory is None:
+        return create_model(name, input_shape, num_outputs, device=device, **options)
+    try:
+        model = factory(tuple(input_shape), num_outputs, **options)
+    except TypeError as err:
+        raise ValueError(
+            f"model factory {name!r} failed: {err} (it is called as factory(input_shape, num_outputs, **model_options))"
+        ) from None
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model factory {name!r} returned {type(model).__name__}, expected a torch nn.Module")
+    return model.to(device) if device is not None else model
 
 
 def _data_signature(data: Dataset) -> dict[str, Any]:

@@ -26,6 +26,9 @@ class Dataset:
         num_classes: number of classes, ``None`` for regression.
         task: ``"classification"`` or ``"regression"``.
         source: human readable provenance.
+        class_names: the original label of each class id (``class_names[i]`` is
+            class ``i``), when the labels were mapped from names or other values
+            (file data); ``None`` when the ids are the labels.
     """
 
     name: str
@@ -37,6 +40,7 @@ class Dataset:
     num_classes: int | None
     task: str
     source: str
+    class_names: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "input_shape", tuple(int(d) for d in self.input_shape))
@@ -44,6 +48,10 @@ class Dataset:
             raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
         if (self.task == "regression") != (self.num_classes is None):
             raise ValueError("num_classes must be None exactly when task is 'regression'")
+        if self.class_names is not None:
+            object.__setattr__(self, "class_names", tuple(str(c) for c in self.class_names))
+            if len(self.class_names) != self.num_classes:
+                raise ValueError(f"class_names has {len(self.class_names)} names but num_classes={self.num_classes}")
         for split in ("train", "test"):
             X = getattr(self, f"X_{split}")
             y = getattr(self, f"y_{split}")

@@ -16,7 +16,7 @@ import torch
 from beyondsgd.data.errors import DatasetUnavailableError
 from beyondsgd.data.raw import LoadRequest, RawData, fixed_split
 
-_EXTRA_HINT = 'pip install "beyondsgd[datasets]"'
+_EXTRA_HINT = 'pip install "beyondsgd[datasets]" (from a checkout: pip install -e ".[datasets]")'
 
 
 def _missing_extra(dataset: str, package: str, exc: ImportError) -> DatasetUnavailableError:

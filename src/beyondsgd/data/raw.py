@@ -36,6 +36,8 @@ class RawData:
         source: human readable provenance.
         pixel_max: for images, the value of a full-intensity pixel (inputs are
             divided by it to land in ``[0, 1]``); ``None`` for non-images.
+        class_names: the original label of each class id, when the labels were
+            mapped to ``0..C-1`` (file data); ``None`` otherwise.
     """
 
     X_train: np.ndarray
@@ -46,6 +48,7 @@ class RawData:
     num_classes: int | None
     source: str
     pixel_max: float | None = None
+    class_names: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         # Catch loader bugs here, where the message can still say which split.

@@ -1,5 +1,11 @@
 """The dataset registry and :func:`load_dataset`, the package's front door.
 
+Three kinds of names reach a loader: the built-in datasets, datasets added with
+:func:`register_dataset` (or by an installed package through the
+``beyondsgd.datasets`` entry-point group, read lazily the first time a name is
+not found or the list is asked for), and file paths (``.csv``, ``.npz``,
+``.pt``; see :mod:`beyondsgd.data.files`).
+
 ``load_dataset`` validates its arguments, asks the dataset's loader for raw
 arrays, then applies the same steps to every dataset, in this order:
 finiteness check, subsampling, conversion to tensors (images to ``[0, 1]``),
@@ -8,6 +14,8 @@ standardization, optional unit-norm rows, and the move to ``device``.
 
 from __future__ import annotations
 
+import inspect
+import logging
 import numbers
 import os
 from collections.abc import Callable, Mapping
@@ -20,6 +28,14 @@ import torch
 from beyondsgd.data import downloadable, embedded, synthetic
 from beyondsgd.data.dataset import Dataset
 from beyondsgd.data.download import resolve_data_dir
+from beyondsgd.data.files import (
+    DEFAULT_TEST_FRACTION,
+    FILE_FORMATS,
+    OptionalStr,
+    from_arrays,
+    load_file,
+    looks_like_path,
+)
 from beyondsgd.data.raw import LoadRequest, RawData
 from beyondsgd.data.transforms import (
     STANDARDIZE_MODES,
@@ -31,9 +47,24 @@ from beyondsgd.data.transforms import (
 from beyondsgd.data.transforms import (
     standardize as standardize_,
 )
-from beyondsgd.validation import Constraint, Interval
+from beyondsgd.validation import Constraint, Interval, OneOf
+
+log = logging.getLogger(__name__)
 
 _POS_INT = Interval(1, integer=True)
+
+#: Entry-point group through which installed packages add datasets.
+ENTRY_POINT_GROUP = "beyondsgd.datasets"
+
+
+class _AnyValue(Constraint):
+    """Options of user loaders: the loader itself checks them."""
+
+    def allows(self, value: Any) -> bool:
+        return True
+
+    def describe(self) -> str:
+        return "any value"
 
 
 @dataclass(frozen=True)
@@ -45,12 +76,15 @@ class DatasetSpec:
         description: one line for listings.
         loader: returns the raw arrays for a :class:`LoadRequest`.
         options: option name -> (default, allowed values).
+        origin: where it comes from: ``"built-in"``, ``"register_dataset (module)"``,
+            ``"entry point VALUE (package DIST)"`` or ``"file"``.
     """
 
     name: str
     description: str
     loader: Callable[[LoadRequest], RawData]
     options: Mapping[str, tuple[Any, Constraint]] = field(default_factory=dict)
+    origin: str = "built-in"
 
 
 _SPECS = {
@@ -118,22 +152,218 @@ _SPECS = {
 }
 
 _ALIASES = {"fashion_mnist": "fashion-mnist"}
+_BUILTIN = frozenset(_SPECS)
+_entry_points_loaded = False
+
+_FILE_OPTIONS: Mapping[str, tuple[Any, Constraint]] = {
+    "target": (None, OptionalStr()),
+    "task": (None, OneOf((None, "classification", "regression"))),
+    "test_fraction": (DEFAULT_TEST_FRACTION, Interval(0.0, 1.0, low_open=True, high_open=True)),
+}
 
 
 def available_datasets() -> list[str]:
-    """Names accepted by :func:`load_dataset`, sorted."""
+    """Names accepted by :func:`load_dataset`, sorted (built-in, registered and from entry points).
+
+    A path to a ``.csv``, ``.npz`` or ``.pt`` file is accepted as well.
+    """
+    _load_entry_points()
     return sorted(_SPECS)
 
 
+def dataset_origin(name: str) -> str:
+    """Where a dataset comes from: ``built-in``, ``register_dataset (module)`` or ``entry point ...``."""
+    return _spec(name).origin
+
+
+def _check_name(name: Any) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"invalid name={name!r}: expected a non-empty string")
+    key = name.strip().lower()
+    if looks_like_path(key):
+        raise ValueError(
+            f"invalid name={name!r}: a dataset name cannot contain a path separator or end in "
+            f"{', '.join(FILE_FORMATS)} (those are read as files)"
+        )
+    return key
+
+
+def _wrap_loader(name: str, loader: Callable[..., Any], task: str) -> tuple[Callable, dict]:
+    """Adapt a user loader ``loader(**options)`` (optionally taking ``seed``) to the registry's protocol."""
+    try:
+        params = inspect.signature(loader).parameters
+    except (TypeError, ValueError):  # builtins without a signature
+        params = {}
+    takes_seed = "seed" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+    options = {
+        k: (p.default, _AnyValue())
+        for k, p in params.items()
+        if k != "seed" and p.default is not p.empty and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+    }
+
+    def load(request: LoadRequest) -> RawData:
+        kwargs = dict(request.options)
+        if takes_seed:
+            kwargs["seed"] = request.seed
+        out = loader(**kwargs)
+        return raw_from_user(out, name, task, request.seed)
+
+    return load, options
+
+
+def raw_from_user(out: Any, name: str, task: str = "classification", seed: int = 0) -> RawData:
+    """What a user loader (or ``run_compare(data=...)``) returned, as :class:`RawData`.
+
+    Args:
+        out: a :class:`Dataset`, ``(X, y)``, ``(X_train, y_train, X_test, y_test)``
+            or a mapping with those keys.
+        name: the dataset's name, for messages.
+        task: task of array data (a :class:`Dataset` says its own).
+        seed: seed of the train/test split of ``(X, y)``.
+
+    Returns:
+        The raw arrays (class ids mapped to ``0..C-1`` for array data).
+    """
+    if isinstance(out, Dataset):
+        to_np = lambda t: t.detach().cpu().numpy()  # noqa: E731
+        return RawData(
+            to_np(out.X_train),
+            to_np(out.y_train),
+            to_np(out.X_test),
+            to_np(out.y_test),
+            out.input_shape,
+            out.num_classes,
+            out.source,
+            class_names=out.class_names,
+        )
+    if isinstance(out, RawData):
+        return out
+    return from_arrays(out, task=task, seed=seed, where=f"dataset {name!r}")
+
+
+def register_dataset(
+    name: str,
+    loader: Callable[..., Any],
+    description: str | None = None,
+    *,
+    task: str = "classification",
+    overwrite: bool = False,
+) -> None:
+    """Make a dataset of your own available by name, to ``load_dataset``, compare and sweeps.
+
+    Args:
+        name: the name (case-insensitive); it cannot look like a file path.
+        loader: called as ``loader(**options)`` (plus ``seed=`` when it takes a
+            ``seed`` parameter); its keyword parameters with defaults become the
+            dataset's options (``--data-option KEY=VALUE``). It returns a
+            :class:`Dataset`, ``(X, y)`` (split by a fixed seeded stratified
+            80/20 split), ``(X_train, y_train, X_test, y_test)`` or a mapping
+            with those keys. Arrays get the same checks and preprocessing as
+            every dataset (standardization with train statistics by default).
+        description: one line for ``beyondsgd list`` (default: the loader's
+            docstring's first line).
+        task: ``"classification"`` or ``"regression"`` for array data.
+        overwrite: replace a dataset of the same name (built-ins included).
+
+    Raises:
+        ValueError: bad name, a name already taken (without ``overwrite``), a
+            loader that is not callable, or a bad task.
+    """
+    key = _check_name(name)
+    if not callable(loader):
+        raise ValueError(f"invalid loader={loader!r}: expected a callable returning a Dataset or arrays")
+    if task not in ("classification", "regression"):
+        raise ValueError(f"invalid task={task!r}: expected 'classification' or 'regression'")
+    _load_entry_points()
+    if key in _SPECS and not overwrite:
+        raise ValueError(
+            f"dataset {key!r} is already registered ({_SPECS[key].origin}); pass overwrite=True to replace it"
+        )
+    module = getattr(loader, "__module__", None) or "?"
+    _SPECS[key] = _user_spec(key, loader, description, task, f"register_dataset ({module})")
+
+
+def _user_spec(key: str, loader: Callable[..., Any], description: str | None, task: str, origin: str) -> DatasetSpec:
+    wrapped, options = _wrap_loader(key, loader, task)
+    doc = (inspect.getdoc(loader) or "").strip().splitlines()
+    text = description or (doc[0] if doc else f"user dataset ({getattr(loader, '__qualname__', loader)!r})")
+    if options:
+        text += " (options " + ", ".join(f"{k}={v[0]!r}" for k, v in options.items()) + ")"
+    return DatasetSpec(key, text, wrapped, options, origin)
+
+
+def unregister_dataset(name: str) -> None:
+    """Remove a dataset added with :func:`register_dataset` (built-ins cannot be removed).
+
+    Raises:
+        ValueError: unknown name, or a built-in dataset.
+    """
+    key = _spec(name).name
+    if key in _BUILTIN and _SPECS[key].origin == "built-in":
+        raise ValueError(f"dataset {key!r} is built in and cannot be unregistered")
+    del _SPECS[key]
+
+
+def _load_entry_points() -> None:
+    """Register the datasets of installed packages (group ``beyondsgd.datasets``), once.
+
+    The entry point's name is the dataset's name, its object the loader (see
+    :func:`register_dataset`). A broken entry point is skipped with a warning:
+    another package's bug must not break ``beyondsgd``.
+    """
+    global _entry_points_loaded
+    if _entry_points_loaded:
+        return
+    _entry_points_loaded = True
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        dist = getattr(getattr(ep, "dist", None), "name", None) or "?"
+        origin = f"entry point {ep.value} (package {dist})"
+        try:
+            key = _check_name(ep.name)
+            if key in _SPECS:
+                raise ValueError(f"the name is already taken ({_SPECS[key].origin})")
+            loader = ep.load()
+            if not callable(loader):
+                raise ValueError(f"{ep.value} is not callable")
+            _SPECS[key] = _user_spec(key, loader, None, "classification", origin)
+        except Exception as exc:  # a broken plug-in is reported, not fatal
+            log.warning("skipping dataset entry point %r from %s: %s", ep.name, origin, exc)
+
+
+def reload_entry_points() -> None:
+    """Read the ``beyondsgd.datasets`` entry points again (after installing a package at run time)."""
+    global _entry_points_loaded
+    _entry_points_loaded = False
+    _load_entry_points()
+
+
+def _file_spec(path: str | os.PathLike) -> DatasetSpec:
+    def load(request: LoadRequest) -> RawData:
+        o = request.options
+        return load_file(path, target=o["target"], task=o["task"], test_fraction=o["test_fraction"], seed=request.seed)
+
+    return DatasetSpec(str(path), f"data file {path}", load, _FILE_OPTIONS, "file")
+
+
 def _spec(name: Any) -> DatasetSpec:
+    if looks_like_path(name):
+        return _file_spec(name)
     if not isinstance(name, str):
         raise ValueError(
-            f"invalid name={name!r}: expected a dataset name (str), one of {', '.join(available_datasets())}"
+            f"invalid name={name!r}: expected a dataset name (str) or a file path, one of "
+            f"{', '.join(available_datasets())}"
         )
     key = name.strip().lower()
     key = _ALIASES.get(key, key)
     if key not in _SPECS:
-        raise ValueError(f"unknown dataset name={name!r}; available: {', '.join(available_datasets())}")
+        _load_entry_points()
+    if key not in _SPECS:
+        raise ValueError(
+            f"unknown dataset name={name!r}; available: {', '.join(available_datasets())}, "
+            f"or a path to a {'/'.join(FILE_FORMATS)} file"
+        )
     return _SPECS[key]
 
 
@@ -193,7 +423,9 @@ def load_dataset(
 
     Args:
         name: one of :func:`available_datasets` (case-insensitive; ``fashion_mnist``
-            is accepted for ``fashion-mnist``).
+            is accepted for ``fashion-mnist``), or the path of a ``.csv``, ``.npz``
+            or ``.pt`` file (options ``target``, ``task``, ``test_fraction``; the
+            split of an unsplit file is drawn with ``seed``).
         n_train: use a random subset of this many training samples (``None``: all).
         n_test: use a random subset of this many test samples (``None``: all).
         standardize: ``"feature"``: z-score each feature with train statistics
@@ -221,7 +453,36 @@ def load_dataset(
         DatasetUnavailableError: the data cannot be obtained here; the message
             says how to fix it.
     """
-    spec = _spec(name)
+    return _load(
+        _spec(name),
+        n_train=n_train,
+        n_test=n_test,
+        standardize=standardize,
+        unit_norm=unit_norm,
+        seed=seed,
+        data_dir=data_dir,
+        download=download,
+        device=device,
+        dtype=dtype,
+        **options,
+    )
+
+
+def _load(
+    spec: DatasetSpec,
+    *,
+    n_train: int | None = None,
+    n_test: int | None = None,
+    standardize: str = "feature",
+    unit_norm: bool = False,
+    seed: int = 0,
+    data_dir: str | os.PathLike | None = None,
+    download: bool = True,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype = torch.float32,
+    **options: Any,
+) -> Dataset:
+    """:func:`load_dataset` for a spec already looked up (also used for arrays passed in from Python)."""
     _check_count("n_train", n_train)
     _check_count("n_test", n_test)
     if not isinstance(standardize, str) or standardize not in STANDARDIZE_MODES:
@@ -279,5 +540,5 @@ def load_dataset(
         unit_normalize(Xte, "X_test")
 
     source = raw.source + (f"; {', '.join(notes)} (seed {seed})" if notes else "")
-    data = Dataset(spec.name, Xtr, ytr, Xte, yte, raw.input_shape, raw.num_classes, raw.task, source)
+    data = Dataset(spec.name, Xtr, ytr, Xte, yte, raw.input_shape, raw.num_classes, raw.task, source, raw.class_names)
     return data if device is None else data.to(device)

@@ -1,7 +1,15 @@
-"""Models by name: MLP, a small CNN, and the two-layer net of the NTK papers."""
+"""Models by name: MLP, a small CNN, the two-layer net of the NTK papers, and your own.
+
+Your own model: ``register_model(name, factory)`` with
+``factory(input_shape, num_outputs, **options) -> nn.Module``, or, from an
+installed package, an entry point in the group ``beyondsgd.models`` (read
+lazily, the first time a name is not found or the list is asked for).
+"""
 
 from __future__ import annotations
 
+import inspect
+import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -23,8 +31,18 @@ _MODELS: dict[str, tuple[Callable[..., nn.Module], str]] = {
 }
 
 
+log = logging.getLogger(__name__)
+
+#: Entry-point group through which installed packages add models.
+ENTRY_POINT_GROUP = "beyondsgd.models"
+
+_ORIGINS: dict[str, str] = {name: "built-in" for name in _MODELS}
+_entry_points_loaded = False
+
+
 def available_models() -> list[str]:
-    """Names accepted by :func:`create_model`."""
+    """Names accepted by :func:`create_model` (built-in, registered and from entry points)."""
+    _load_entry_points()
     return sorted(_MODELS)
 
 
@@ -33,11 +51,103 @@ def model_description(name: str) -> str:
     return _MODELS[_key(name)][1]
 
 
+def model_origin(name: str) -> str:
+    """Where a model comes from: ``built-in``, ``register_model (module)`` or ``entry point ...``."""
+    return _ORIGINS[_key(name)]
+
+
+def _normalize(name: Any) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"invalid model name={name!r}: expected a non-empty string")
+    return name.strip().lower().replace("-", "_")
+
+
 def _key(name: str) -> str:
-    key = str(name).lower().replace("-", "_")
+    key = _normalize(name)
+    if key not in _MODELS:
+        _load_entry_points()
     if key not in _MODELS:
         raise ValueError(f"unknown model {name!r}; available: {', '.join(available_models())}")
     return key
+
+
+def _describe(factory: Callable[..., nn.Module], description: str | None) -> str:
+    if description:
+        return description
+    doc = (inspect.getdoc(factory) or "").strip().splitlines()
+    return doc[0] if doc else f"user model {getattr(factory, '__qualname__', factory)!r}"
+
+
+def register_model(
+    name: str, factory: Callable[..., nn.Module], description: str | None = None, *, overwrite: bool = False
+) -> None:
+    """Make a model of your own available by name, to compare, sweeps and :func:`create_model`.
+
+    Args:
+        name: the name (case-insensitive, ``-`` and ``_`` are the same).
+        factory: ``factory(input_shape, num_outputs, **options)`` returning an
+            ``nn.Module`` that maps a batch ``(n, *input_shape)`` to ``(n, num_outputs)``;
+            an ``nn.Module`` subclass with that constructor works as is.
+            ``--model-option KEY=VALUE`` becomes ``options``.
+        description: one line for ``beyondsgd list`` (default: the first line of
+            the factory's docstring).
+        overwrite: replace a model of the same name (built-ins included).
+
+    Raises:
+        ValueError: bad name, a name already taken (without ``overwrite``), or a
+            factory that is not callable.
+    """
+    key = _normalize(name)
+    if not callable(factory):
+        raise ValueError(f"invalid factory={factory!r}: expected a callable (input_shape, num_outputs, **options)")
+    _load_entry_points()
+    if key in _MODELS and not overwrite:
+        raise ValueError(f"model {key!r} is already registered ({_ORIGINS[key]}); pass overwrite=True to replace it")
+    _MODELS[key] = (factory, _describe(factory, description))
+    _ORIGINS[key] = f"register_model ({getattr(factory, '__module__', None) or '?'})"
+
+
+def unregister_model(name: str) -> None:
+    """Remove a model added with :func:`register_model` or an entry point.
+
+    Raises:
+        ValueError: unknown name, or a built-in model.
+    """
+    key = _key(name)
+    if _ORIGINS[key] == "built-in":
+        raise ValueError(f"model {key!r} is built in and cannot be unregistered")
+    del _MODELS[key], _ORIGINS[key]
+
+
+def _load_entry_points() -> None:
+    """Register the models of installed packages (group ``beyondsgd.models``), once; broken ones are skipped."""
+    global _entry_points_loaded
+    if _entry_points_loaded:
+        return
+    _entry_points_loaded = True
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        dist = getattr(getattr(ep, "dist", None), "name", None) or "?"
+        origin = f"entry point {ep.value} (package {dist})"
+        try:
+            key = _normalize(ep.name)
+            if key in _MODELS:
+                raise ValueError(f"the name is already taken ({_ORIGINS[key]})")
+            factory = ep.load()
+            if not callable(factory):
+                raise ValueError(f"{ep.value} is not callable")
+            _MODELS[key] = (factory, _describe(factory, None))
+            _ORIGINS[key] = origin
+        except Exception as exc:  # a broken plug-in is reported, not fatal
+            log.warning("skipping model entry point %r from %s: %s", ep.name, origin, exc)
+
+
+def reload_entry_points() -> None:
+    """Read the ``beyondsgd.models`` entry points again (after installing a package at run time)."""
+    global _entry_points_loaded
+    _entry_points_loaded = False
+    _load_entry_points()
 
 
 def create_model(
@@ -70,6 +180,8 @@ def create_model(
         model = factory(tuple(input_shape), num_outputs, **options)
     except TypeError as err:  # unknown keyword: say which model and which options exist
         raise ValueError(f"bad option for model {name!r}: {err}. {model_description(name)}") from None
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"the factory of model {name!r} returned {type(model).__name__}, expected a torch nn.Module")
     if init_scale != 1.0:
         with torch.no_grad():
             for p in model.parameters():
@@ -86,4 +198,7 @@ __all__ = [
     "create_model",
     "make_activation",
     "model_description",
+    "model_origin",
+    "register_model",
+    "unregister_model",
 ]

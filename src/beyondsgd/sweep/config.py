@@ -295,7 +295,7 @@ def _unknown(where: str, given: Mapping[str, Any], allowed: set[str]) -> None:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(extra)}; allowed: {', '.join(sorted(allowed))}")
 
 
-def _problem(i: int, p: Any) -> Problem:
+def _problem(i: int, p: Any, base: Path | None = None) -> Problem:
     where = f"problems[{i}]"
     if not isinstance(p, Mapping):
         raise ConfigError(f"{where}: expected a mapping with at least 'dataset', got {p!r}")
@@ -303,11 +303,27 @@ def _problem(i: int, p: Any) -> Problem:
     if "dataset" not in p:
         raise ConfigError(f"{where}: missing 'dataset'")
     from beyondsgd.data import available_datasets
+    from beyondsgd.data.files import FILE_FORMATS, looks_like_path
     from beyondsgd.models import available_models
 
     dataset, model = str(p["dataset"]), str(p.get("model", "mlp"))
-    if dataset.lower() not in available_datasets():
-        raise ConfigError(f"{where}.dataset: unknown dataset {dataset!r}; available: {', '.join(available_datasets())}")
+    default_name = dataset
+    if looks_like_path(dataset):
+        # A data file: relative paths are relative to the config file, made absolute so
+        # that workers started in another folder find it.
+        path = Path(dataset).expanduser()
+        if not path.is_absolute() and base is not None:
+            path = base / path
+        if not path.is_file():
+            raise ConfigError(f"{where}.dataset: data file {str(path)!r} not found")
+        if path.suffix.lower() not in FILE_FORMATS:
+            raise ConfigError(f"{where}.dataset: {str(path)!r} is not a {', '.join(FILE_FORMATS)} file")
+        dataset, default_name = str(path.resolve()), path.stem
+    elif dataset.lower() not in available_datasets():
+        raise ConfigError(
+            f"{where}.dataset: unknown dataset {dataset!r}; available: {', '.join(available_datasets())}, "
+            f"or the path of a {'/'.join(FILE_FORMATS)} file"
+        )
     if model not in available_models():
         raise ConfigError(f"{where}.model: unknown model {model!r}; available: {', '.join(available_models())}")
     target = p.get("target", {"test_accuracy": 0.9})
@@ -321,7 +337,7 @@ def _problem(i: int, p: Any) -> Problem:
     if isinstance(tvalue, bool) or not isinstance(tvalue, (int, float)) or not math.isfinite(tvalue):
         raise ConfigError(f"{where}.target.{tmetric}: expected a number, got {tvalue!r}")
     prob = Problem(
-        name=str(p.get("name", f"{dataset}-{model}")),
+        name=str(p.get("name", f"{default_name}-{model}")),
         dataset=dataset,
         model=model,
         model_options=_mapping(f"{where}.model_options", p.get("model_options")),
@@ -339,8 +355,13 @@ def _problem(i: int, p: Any) -> Problem:
     return prob
 
 
-def parse_config(raw: Mapping[str, Any]) -> SweepConfig:
+def parse_config(raw: Mapping[str, Any], base: str | Path | None = None) -> SweepConfig:
     """Validate a config mapping and build a :class:`SweepConfig`.
+
+    Args:
+        raw: the parsed config.
+        base: folder that relative data-file paths (``dataset: data/my.csv``) are
+            relative to (:func:`load_config` passes the config file's folder; default: the current folder).
 
     Raises:
         ConfigError: naming the offending entry and what is allowed; nothing has run yet.
@@ -352,7 +373,7 @@ def parse_config(raw: Mapping[str, Any]) -> SweepConfig:
     problems_raw = raw.get("problems")
     if not isinstance(problems_raw, list) or not problems_raw:
         raise ConfigError("problems: expected a non-empty list of problems")
-    problems = [_problem(i, p) for i, p in enumerate(problems_raw)]
+    problems = [_problem(i, p, None if base is None else Path(base)) for i, p in enumerate(problems_raw)]
     names = [p.name for p in problems]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
@@ -470,7 +491,7 @@ def load_config(path: str | Path) -> SweepConfig:
         raise
     except Exception as err:  # a syntax error of either format
         raise ConfigError(f"config file {str(path)!r} is not valid {path.suffix[1:].upper()}: {err}") from None
-    return parse_config(raw)
+    return parse_config(raw, base=path.parent)
 
 
 # --------------------------------------------------------------------------- the run plan
