@@ -162,6 +162,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--threads-per-worker", type=int, default=None, help="torch threads per run (default: cores // workers)"
     )
     s.add_argument("--ray-address", default=None, help="Ray cluster address (default: start a local instance)")
+    s.add_argument(
+        "--storage",
+        default=None,
+        metavar="URL",
+        help="search method tpe: the Optuna study database shared by every process given the same URL "
+        "(sqlite:///PATH, postgresql://USER@HOST/DB, journal:PATH; default: OUT/optuna.db)",
+    )
     s.add_argument("--quiet", action="store_true", help="no line per finished run")
     s.add_argument(
         "--checkpoint-every",
@@ -315,6 +322,7 @@ def _cmd_sweep(args: argparse.Namespace) -> None:
         verbose=not args.quiet,
         report=not args.no_report,
         checkpoint_every=args.checkpoint_every,
+        storage=args.storage,
     )
     wrote = f"wrote {out.report} and {out.report.with_suffix('.html')}" if out.report else f"results in {out.out}"
     print(f"{out.ran} run(s) executed, {out.skipped} already stored, {len(out.lost)} lost; {wrote}")

@@ -45,7 +45,7 @@ def cfg(**kw):
             cfg(algorithms={"sgd": {"lr": {"log_uniform": [1e-3, 1.0]}}}, search={"method": "grid"}),
             "method=grid cannot enumerate continuous dimensions ['lr']",
         ),
-        (cfg(search={"method": "bayes"}), "search.method: expected auto, grid or random"),
+        (cfg(search={"method": "bayes"}), "search.method: expected one of auto, grid, random, tpe"),
         (cfg(search={"trials": 0}), "search.trials: expected an integer >= 1"),
         (cfg(search={"validation_fraction": 1.5}), "search.validation_fraction"),
         (cfg(search={"budget": 3}), "search: unknown key(s) budget"),

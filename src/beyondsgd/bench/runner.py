@@ -18,6 +18,7 @@ import math
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -184,6 +185,7 @@ def run_experiment(
     progress: bool | None = None,
     checkpoint: str | os.PathLike | None = None,
     checkpoint_every: int = 1,
+    on_log: Callable[[dict[str, Any]], None] | None = None,
 ) -> RunResult:
     """Train and log one experiment.
 
@@ -198,6 +200,10 @@ def run_experiment(
             streams, optimizer state), apart from wall-clock times.
         checkpoint_every: write the checkpoint every this many log points
             (and always at the end).
+        on_log: called with each new history row (after the row is appended,
+            before the checkpoint of that point is written).  An exception it
+            raises stops the run and propagates to the caller: a tuner uses this
+            to report per-epoch values and to prune (early-stop) a trial.
 
     Returns:
         The :class:`RunResult`. A run whose loss becomes NaN/inf is returned with
@@ -244,6 +250,7 @@ def run_experiment(
             device,
             progress,
             ckpt,
+            on_log,
         )
 
 
@@ -353,6 +360,7 @@ def _train(
     device: torch.device,
     progress: bool | None,
     ckpt: _Checkpointer,
+    on_log: Callable[[dict[str, Any]], None] | None = None,
 ) -> RunResult:
     n = data.n_train
     batch_size = None if exp.batch_size in ("full", None) else int(exp.batch_size)
@@ -382,6 +390,8 @@ def _train(
                 **extra,
             }
         )
+        if on_log is not None:
+            on_log(result.history[-1])
 
     state = ckpt.resume
     if state is not None:
