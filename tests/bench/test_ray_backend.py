@@ -60,7 +60,11 @@ def test_tpe_sweep_on_ray_workers_share_the_study(local_ray, tmp_path):
     """Ray workers open the sweep's study database themselves to report per-epoch values."""
     optuna = pytest.importorskip("optuna")
     cfg = parse_config(
-        {**CONFIG, "algorithms": {"sgd": {"lr": {"log_uniform": [0.01, 1.0]}}}, "search": {"method": "tpe", "trials": 3}}
+        {
+            **CONFIG,
+            "algorithms": {"sgd": {"lr": {"log_uniform": [0.01, 1.0]}}},
+            "search": {"method": "tpe", "trials": 3},
+        }
     )
     out = run_sweep(cfg, tmp_path / "rt", backend="ray", threads=1, verbose=False, report=False)
     assert out.lost == [] and out.ran == 3 + 2

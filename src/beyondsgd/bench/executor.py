@@ -45,9 +45,7 @@ def _dataset(task: RunTask):
     """
     import json
 
-    import torch
-
-    from beyondsgd.data import Dataset, load_dataset
+    from beyondsgd.data import load_dataset
 
     exp = task.experiment
     ck = json.dumps([exp["dataset"], exp["dataset_options"], task.validation_fraction], sort_keys=True, default=str)
@@ -55,25 +53,43 @@ def _dataset(task: RunTask):
         # Seed 0 for every run: the data (and its subsample) is part of the problem, not of the seed.
         data = load_dataset(exp["dataset"], seed=0, **exp["dataset_options"])
         if task.validation_fraction > 0:
-            n = data.n_train
-            n_val = max(1, int(round(task.validation_fraction * n)))
-            perm = torch.randperm(n, generator=torch.Generator().manual_seed(12345))
-            val, tr = perm[:n_val], perm[n_val:]
-            data = Dataset(
-                data.name,
-                data.X_train[tr],
-                data.y_train[tr],
-                data.X_train[val],
-                data.y_train[val],
-                data.input_shape,
-                data.num_classes,
-                data.task,
-                f"{data.source} [tuning split: {n - n_val} train / {n_val} validation]",
-            )
+            data = validation_split(data, task.validation_fraction)
         if len(_DATA_CACHE) > 8:
             _DATA_CACHE.clear()
         _DATA_CACHE[ck] = data
     return _DATA_CACHE[ck]
+
+
+def validation_split(data, fraction: float):
+    """The tuning view of a dataset: train on a fixed random ``1 - fraction`` of its training set,
+    report the held-out rest as the ``test_*`` columns (the test set is never seen).
+
+    Args:
+        data: a :class:`~beyondsgd.data.Dataset`.
+        fraction: share of the training set held out for validation, in (0, 1).
+
+    Returns:
+        A new :class:`~beyondsgd.data.Dataset` (same permutation, seed 12345, for every caller).
+    """
+    import torch
+
+    from beyondsgd.data import Dataset
+
+    n = data.n_train
+    n_val = max(1, int(round(fraction * n)))
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(12345))
+    val, tr = perm[:n_val], perm[n_val:]
+    return Dataset(
+        data.name,
+        data.X_train[tr],
+        data.y_train[tr],
+        data.X_train[val],
+        data.y_train[val],
+        data.input_shape,
+        data.num_classes,
+        data.task,
+        f"{data.source} [tuning split: {n - n_val} train / {n_val} validation]",
+    )
 
 
 def execute_task(task: RunTask, threads: int | None = None) -> dict[str, Any]:
