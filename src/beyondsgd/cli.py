@@ -139,6 +139,21 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
     r.add_argument("--data-dir", default=None, help="where downloadable datasets are cached")
     r.add_argument(
+        "--dataset",
+        default=None,
+        help="run on this dataset only, e.g. fashion-mnist (the real files, no stand-in); default: the "
+        "reproduction's list",
+    )
+    r.add_argument(
+        "--preset",
+        default="default",
+        choices=("default", "paper"),
+        help="default: sized for a 2-core CPU; paper: full datasets and the papers' widths (for a GPU)",
+    )
+    r.add_argument(
+        "--seeds", type=int, default=None, help="seeds per headline comparison (default: 5 full, 2 with --quick)"
+    )
+    r.add_argument(
         "--checkpoint-every",
         type=int,
         default=None,
@@ -296,6 +311,9 @@ def _cmd_reproduce(args: argparse.Namespace) -> None:
                     device=resolve_device(args.device),
                     progress=False,
                     data_dir=Path(args.data_dir) if args.data_dir else None,
+                    dataset=args.dataset,
+                    preset=args.preset,
+                    seeds=args.seeds,
                 )
             )
         return
@@ -308,6 +326,9 @@ def _cmd_reproduce(args: argparse.Namespace) -> None:
         progress=not args.no_progress and sys.stderr.isatty(),
         data_dir=Path(args.data_dir) if args.data_dir else None,
         checkpoint_every=args.checkpoint_every,
+        dataset=args.dataset,
+        preset=args.preset,
+        seeds=args.seeds,
     )
     report = Path(repro.run(ctx))
     if report.suffix == ".md" and report.is_file():

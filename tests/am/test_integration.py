@@ -58,7 +58,12 @@ def test_reproduce_tiam_quick_writes_report(tmp_path):
     report = repro.run(ReproduceContext(out=tmp_path, quick=True, device=torch.device("cpu"), progress=False))
     text = report.read_text()
     assert "## Verdict" in text and "digits / relu" in text
-    assert "TIAM" in text and ("beats plain AM" in text or "does not beat plain AM" in text or "ties plain AM" in text)
+    assert "TIAM vs plain AM" in text and "TIAM beats plain AM (equal iterations)" in text
+    # every verdict word comes from bench.evidence, printed next to its rule
+    from beyondsgd.bench import evidence as ev
+
+    assert "Verdict rule (beyondsgd.bench.evidence)" in text and ev.TIE_RULE in text
+    assert any(f"**{w}**" in text for w in ev.VERDICTS)
     for f in ("results.csv", "summary.csv", "digits_relu_iteration.png", "digits_relu_time.png"):
         assert (tmp_path / f).stat().st_size > 0
     rows = (tmp_path / "summary.csv").read_text().splitlines()

@@ -143,10 +143,15 @@ def test_env_var_sets_data_root(tmp_path, monkeypatch, fake_mnist):
     assert default_data_dir() == root
     load_dataset("mnist")
     assert _leftovers(root / "mnist") == sorted(MNIST_NAMES)
-    # An explicit data_dir wins over the environment variable.
+    # An explicit data_dir is searched first; verified copies under $BEYONDSGD_DATA are the fallback
+    # (used where they lie, nothing downloaded) ...
     other = tmp_path / "explicit"
-    load_dataset("mnist", data_dir=str(other))
-    assert _leftovers(other / "mnist") == sorted(MNIST_NAMES)
+    data = load_dataset("mnist", data_dir=str(other))
+    assert _leftovers(other / "mnist") == [] and str(root / "mnist") in data.source
+    # ... and without them, the download goes into the explicit data_dir.
+    monkeypatch.delenv(ENV_VAR)
+    data = load_dataset("mnist", data_dir=str(other))
+    assert _leftovers(other / "mnist") == sorted(MNIST_NAMES) and str(other / "mnist") in data.source
 
 
 def test_default_data_dir_without_env(monkeypatch):

@@ -80,3 +80,13 @@ def test_spectrum_and_condition_number():
     np.testing.assert_allclose(sp.eigenvectors @ np.diag(sp.eigenvalues) @ sp.eigenvectors.T, H.numpy(), atol=1e-12)
     assert sp.lambda_min == pytest.approx(lambda_min(H)) and sp.lambda_min > 0
     assert condition_number(H) == pytest.approx(ref[-1] / ref[0]) == pytest.approx(sp.condition_number)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_gram_inf_diagonal_is_exactly_half_the_squared_norm(dtype):
+    X = torch.tensor([[0.1, 0.7, 0.3], [3.0, -1.0, 2.5], [1e-3, 2e-3, -5e-4]], dtype=torch.float64)
+    H = gram_inf(X, dtype=dtype)
+    G = X.to(dtype) @ X.to(dtype).T
+    assert torch.equal(H.diagonal(), G.diagonal() / 2)
+    assert H[0, 0].item() == pytest.approx(0.295, rel=1e-15 if dtype == torch.float64 else 1e-7)
+    assert gram_inf([[0.1, 0.7, 0.3]])[0, 0].item() == 0.295  # exact in float64 (0.59 / 2)

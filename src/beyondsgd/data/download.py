@@ -1,6 +1,9 @@
 """Fetching files into the data cache, with checksum verification.
 
-Guarantees: a file is only ever used after its md5 matched; a download goes to
+Guarantees: a file is only ever used after its md5 matched (or, for a ``.gz`` file
+whose table entry gives ``content_md5``, after the md5 of its complete decompressed
+content matched: a re-compressed copy passes, a corrupt or truncated one never does);
+a download goes to
 a temporary file in the target directory and is moved into place atomically
 (``os.replace``) only once verified, so an interrupted or wrong download never
 leaves a file that looks valid.  Failures raise :class:`DatasetUnavailableError`
@@ -9,6 +12,7 @@ with instructions to place the files by hand.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import http.client
 import logging
@@ -16,11 +20,13 @@ import os
 import tempfile
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+import zlib
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import platformdirs
 
+from beyondsgd.data import sources
 from beyondsgd.data.errors import DatasetUnavailableError
 from beyondsgd.data.sources import RemoteFile
 
@@ -50,6 +56,30 @@ def resolve_data_dir(data_dir: str | os.PathLike | None) -> Path:
     return default_data_dir() if data_dir is None else Path(data_dir).expanduser()
 
 
+def search_dirs(dataset: str, data_root: Path) -> list[Path]:
+    """Folders searched for ``dataset``'s files, in order, after ``<data_root>/<dataset>``.
+
+    Order: ``<data_root>/<dataset>`` (the ``data_dir`` argument, else ``$BEYONDSGD_DATA``, else
+    the user cache -- downloads go there), then ``$BEYONDSGD_DATA/<dataset>`` if set, then
+    ``<user cache>/beyondsgd/data/<dataset>``, then the system folders of
+    :data:`beyondsgd.data.sources.SYSTEM_DIRS` (e.g. ``/usr/share/datasets/fashion-mnist``,
+    installed by Debian's ``dataset-fashion-mnist``).  Duplicates are dropped.
+
+    Returns:
+        The folders after the first one (the fallbacks), without duplicates.
+    """
+    primary = data_root / dataset
+    out: list[Path] = []
+    env = os.environ.get(ENV_VAR, "").strip()
+    candidates = [Path(env).expanduser() / dataset] if env else []
+    candidates.append(Path(platformdirs.user_cache_dir("beyondsgd")) / "data" / dataset)
+    candidates.extend(Path(d) for d in sources.SYSTEM_DIRS.get(dataset, ()))
+    for c in candidates:
+        if c != primary and c not in out:
+            out.append(c)
+    return out
+
+
 def file_md5(path: Path) -> str:
     """md5 hex digest of a file, read in chunks (CIFAR-10 is 170 MB)."""
     digest = hashlib.md5(usedforsecurity=False)
@@ -57,6 +87,43 @@ def file_md5(path: Path) -> str:
         for block in iter(lambda: f.read(_CHUNK), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def gzip_content_md5(path: Path) -> str:
+    """md5 hex digest of the decompressed content of a gzip file, read in chunks.
+
+    Raises:
+        OSError, EOFError, zlib.error: the file is not gzip, is truncated or its CRC fails
+            (``gzip`` checks the CRC-32 and length trailer of every member).
+    """
+    digest = hashlib.md5(usedforsecurity=False)
+    with gzip.open(path, "rb") as f:
+        for block in iter(lambda: f.read(_CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_file(path: Path, remote: RemoteFile) -> str | None:
+    """Why ``path`` may not be used as ``remote`` (None when it verifies).
+
+    Accepted: the file's md5 equals ``remote.md5``; or ``remote.content_md5`` is set and the
+    md5 of the complete decompressed content equals it (a re-compressed copy).  A truncated,
+    non-gzip or otherwise corrupt file is rejected with the reason.
+    """
+    actual = file_md5(path)
+    if actual == remote.md5:
+        return None
+    if remote.content_md5 is None:
+        return f"{path} has md5 {actual}, expected {remote.md5}"
+    try:
+        content = gzip_content_md5(path)
+    except (OSError, EOFError, zlib.error) as exc:
+        return f"{path} has md5 {actual} (expected {remote.md5}) and does not decompress ({exc or type(exc).__name__})"
+    if content == remote.content_md5:
+        return None
+    return (
+        f"{path} has md5 {actual} (expected {remote.md5}), decompressed md5 {content} (expected {remote.content_md5})"
+    )
 
 
 class _FetchError(Exception):
@@ -106,41 +173,60 @@ def ensure_files(
     directory: Path,
     download: bool,
     data_root: Path | None = None,
+    fallback_dirs: Sequence[Path] = (),
 ) -> dict[str, Path]:
-    """Make sure every file of a dataset is present in ``directory`` and verified.
+    """Make sure every file of a dataset is present and verified, in ``directory`` or a fallback.
 
-    Present files are re-verified (md5) on every call.  A missing file is
-    downloaded when ``download`` is true; a corrupt one (wrong md5) is replaced
-    by a fresh verified download when allowed, and never used.
+    Each file is looked up in ``directory`` first, then in each of ``fallback_dirs`` in order;
+    the first copy that verifies (:func:`verify_file`) is used where it lies (fallbacks are
+    only read).  Present files are re-verified on every call.  When no copy verifies, the
+    file is downloaded into ``directory`` if ``download`` is true (a corrupt file there is
+    replaced only once the new one is verified); a corrupt copy is never used.
 
     Args:
         dataset: dataset name, for messages.
-        files: file name -> where to get it and its md5.
-        directory: folder holding the files (created only when downloading).
+        files: file name -> where to get it and its md5 (and content md5).
+        directory: the dataset's folder in the data root (created only when downloading).
         download: whether the network may be used.
         data_root: the data root ``directory`` lives in, for the message.
+        fallback_dirs: further folders to search, in order (``$BEYONDSGD_DATA``, the user
+            cache, system folders such as ``/usr/share/datasets/fashion-mnist``).
 
     Returns:
         File name -> path of the verified file.
 
     Raises:
         DatasetUnavailableError: listing every file still missing or corrupt,
-            its URL(s), the exact directory to put it in, and why.
+            its URL(s), the exact directory to put it in, the folders searched, and why.
     """
     paths = {}
     problems: dict[str, str] = {}
+    fallbacks = [Path(d) for d in fallback_dirs if Path(d) != directory]
     for name, remote in files.items():
         path = directory / name
         paths[name] = path
+        rejected = []
+        problem = "missing"
         if path.is_file():
-            actual = file_md5(path)
-            if actual == remote.md5:
+            why = verify_file(path, remote)
+            if why is None:
                 continue
-            problem = (
-                f"corrupt: {path} has md5 {actual}, expected {remote.md5}; delete it or replace it with a good copy"
-            )
-        else:
-            problem = "missing"
+            problem = f"corrupt: {why}; delete it or replace it with a good copy"
+        found = None
+        for folder in fallbacks:
+            candidate = folder / name
+            if candidate.is_file():
+                why = verify_file(candidate, remote)
+                if why is None:
+                    found = candidate
+                    break
+                rejected.append(f"rejected {why}")
+        if found is not None:
+            log.info("using verified %s", found)
+            paths[name] = found
+            continue
+        if rejected:
+            problem += " (" + "; ".join(rejected) + ")"
         if not download:
             problems[name] = problem + " (download=False)"
             continue
@@ -149,7 +235,7 @@ def ensure_files(
         except _FetchError as exc:
             problems[name] = f"{problem}; download failed: {exc}"
     if problems:
-        raise DatasetUnavailableError(_unavailable_message(dataset, files, directory, problems, data_root))
+        raise DatasetUnavailableError(_unavailable_message(dataset, files, directory, problems, data_root, fallbacks))
     return paths
 
 
@@ -159,6 +245,7 @@ def _unavailable_message(
     directory: Path,
     problems: Mapping[str, str],
     data_root: Path | None,
+    fallbacks: Sequence[Path] = (),
 ) -> str:
     lines = [f"dataset {dataset!r} is not available: {len(problems)} file(s) missing or corrupt in {directory}"]
     for name, problem in problems.items():
@@ -173,4 +260,8 @@ def _unavailable_message(
         f"environment variable, else {Path(platformdirs.user_cache_dir('beyondsgd')) / 'data'}; "
         f"each dataset uses a subfolder named after it."
     )
+    if fallbacks:
+        lines.append("Also searched (read only): " + ", ".join(str(f) for f in fallbacks))
+    if dataset in sources.SYSTEM_PACKAGES:
+        lines.append(f"Or install the system package: {sources.SYSTEM_PACKAGES[dataset]}")
     return "\n".join(lines)

@@ -1,6 +1,9 @@
 """Loaders of the datasets fetched from the network: mnist, fashion-mnist, cifar10.
 
-Each dataset keeps its files, exactly as published, in ``<data root>/<name>/``.
+Each dataset keeps its files, exactly as published, in ``<data root>/<name>/``; verified copies
+elsewhere (``$BEYONDSGD_DATA``, the user cache, system folders such as Debian's
+``/usr/share/datasets/fashion-mnist``) are used where they lie, see
+:func:`beyondsgd.data.download.search_dirs`.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from beyondsgd.data import sources
-from beyondsgd.data.download import ensure_files
+from beyondsgd.data.download import ensure_files, search_dirs
 from beyondsgd.data.formats import read_cifar10_archive, read_idx
 from beyondsgd.data.raw import LoadRequest, RawData
 
@@ -18,7 +21,12 @@ from beyondsgd.data.raw import LoadRequest, RawData
 def _files(name: str, request: LoadRequest) -> dict[str, Path]:
     # Look the table up now (not at import) so that tests can patch it.
     directory = request.data_dir / name
-    return ensure_files(name, sources.DOWNLOADS[name], directory, request.download, request.data_dir)
+    fallbacks = search_dirs(name, request.data_dir)
+    return ensure_files(name, sources.DOWNLOADS[name], directory, request.download, request.data_dir, fallbacks)
+
+
+def _folders(paths: dict[str, Path]) -> str:
+    return ", ".join(sorted({str(p.parent) for p in paths.values()}))
 
 
 def _check_labels(name: str, labels: np.ndarray, n_images: int) -> np.ndarray:
@@ -49,7 +57,7 @@ def _load_idx_dataset(name: str, request: LoadRequest, title: str) -> RawData:
         y_test,
         input_shape=(1, 28, 28),
         num_classes=10,
-        source=f"{title} IDX files (md5-verified) in {request.data_dir / name}, canonical split",
+        source=f"{title} IDX files (md5-verified) in {_folders(paths)}, canonical split",
         pixel_max=255.0,
     )
 

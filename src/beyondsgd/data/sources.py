@@ -14,10 +14,17 @@ from typing import NamedTuple
 
 
 class RemoteFile(NamedTuple):
-    """One file to fetch: candidate URLs (tried in order) and its md5 hex digest."""
+    """One file to fetch: candidate URLs (tried in order), its md5 hex digest, and optionally
+    the md5 of its decompressed content.
+
+    ``content_md5`` (for ``.gz`` files) lets a re-compressed copy of the same content pass
+    verification, e.g. Debian's ``dataset-fashion-mnist`` package, whose ``.gz`` files were
+    re-compressed (different bytes, identical decompressed files).
+    """
 
     urls: tuple[str, ...]
     md5: str
+    content_md5: str | None = None
 
 
 _MNIST_MIRRORS = (
@@ -29,9 +36,12 @@ _MNIST_MIRRORS = (
 _FASHION_MIRRORS = ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",)
 
 
-def _from_mirrors(mirrors: tuple[str, ...], md5s: dict[str, str]) -> dict[str, RemoteFile]:
+def _from_mirrors(
+    mirrors: tuple[str, ...], md5s: dict[str, str], content_md5s: dict[str, str] | None = None
+) -> dict[str, RemoteFile]:
     """Table entries for files that every mirror serves under the same name."""
-    return {name: RemoteFile(tuple(m + name for m in mirrors), md5) for name, md5 in md5s.items()}
+    content = content_md5s or {}
+    return {name: RemoteFile(tuple(m + name for m in mirrors), md5, content.get(name)) for name, md5 in md5s.items()}
 
 
 # File names of the four IDX files shared by MNIST and Fashion-MNIST.
@@ -61,6 +71,13 @@ DOWNLOADS: dict[str, dict[str, RemoteFile]] = {
             "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
             "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
         },
+        # md5 of the decompressed IDX files (the canonical ones of zalandoresearch/fashion-mnist).
+        {
+            "train-images-idx3-ubyte.gz": "f4a8712d7a061bf5bd6d2ca38dc4d50a",
+            "train-labels-idx1-ubyte.gz": "9018921c3c673c538a1fc5bad174d6f9",
+            "t10k-images-idx3-ubyte.gz": "8181f5470baa50b63fa0f6fddb340f0a",
+            "t10k-labels-idx1-ubyte.gz": "15d484375f8d13e6eb1aabb0c3f46965",
+        },
     ),
     "cifar10": _from_mirrors(
         ("https://www.cs.toronto.edu/~kriz/",),
@@ -68,4 +85,17 @@ DOWNLOADS: dict[str, dict[str, RemoteFile]] = {
             CIFAR10_FILE: "c58f30108f718f92721af3b95e74349a",
         },
     ),
+}
+
+#: Read-only folders searched after the data root, the ``$BEYONDSGD_DATA`` root and the user cache:
+#: dataset name -> folders holding its files directly.  ``/usr/share/datasets/fashion-mnist`` is
+#: where Debian/Ubuntu's ``dataset-fashion-mnist`` package (``apt-get install dataset-fashion-mnist``)
+#: puts the original files, re-compressed (accepted through ``content_md5``).
+SYSTEM_DIRS: dict[str, tuple[str, ...]] = {
+    "fashion-mnist": ("/usr/share/datasets/fashion-mnist",),
+}
+
+#: How to get a dataset from a system package, quoted in the "not available" message.
+SYSTEM_PACKAGES: dict[str, str] = {
+    "fashion-mnist": "on Debian/Ubuntu: sudo apt-get install dataset-fashion-mnist",
 }

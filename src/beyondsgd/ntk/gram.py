@@ -28,7 +28,8 @@ from beyondsgd.models.two_layer import TwoLayerReLU
 
 
 def _as_matrix(X: Any, dtype: torch.dtype) -> torch.Tensor:
-    X = torch.as_tensor(X)
+    # Lists straight to ``dtype``: torch.as_tensor(list) would round them to float32 first.
+    X = X if isinstance(X, torch.Tensor) else torch.as_tensor(X, dtype=dtype)
     if X.dim() < 2:
         raise ValueError(f"X must have shape (n, ...) with n samples, got shape {tuple(X.shape)}")
     X = X.reshape(X.shape[0], -1).to(dtype)
@@ -42,7 +43,9 @@ def gram_inf(X: Any, *, dtype: torch.dtype = torch.float64) -> torch.Tensor:
 
     Exact formula (no sampling); one matrix product plus elementwise work done
     in place.  The cosine is clipped to ``[-1, 1]`` before ``arccos`` so rounding
-    cannot produce NaN on the diagonal or for (anti)parallel pairs.
+    cannot produce NaN for (anti)parallel pairs, and the diagonal is set to its exact
+    value ``||x_i||^2 / 2`` (angle 0): through ``arccos`` a cosine that rounds to
+    ``1 - 1 ulp`` would give e.g. 0.2949999980 instead of 0.295 for ``[[0.1, 0.7, 0.3]]``.
 
     Args:
         X: inputs, shape ``(n, ...)`` (flattened per sample); tensor or array.
@@ -69,6 +72,7 @@ def gram_inf(X: Any, *, dtype: torch.dtype = torch.float64) -> torch.Tensor:
     H = G * inv[:, None]  # cosines, built in one new buffer and then updated in place
     H.mul_(inv[None, :]).clamp_(-1.0, 1.0).arccos_()
     H.neg_().add_(math.pi).mul_(G).div_(2 * math.pi)
+    H.diagonal().copy_(G.diagonal() / 2)  # exact: theta_ii = 0
     return H
 
 

@@ -24,6 +24,10 @@ if TYPE_CHECKING:
     from beyondsgd.data import Dataset
 
 
+#: Sizes a reproduction can be run at (besides ``quick``).
+PRESETS = ("default", "paper")
+
+
 @dataclass(frozen=True)
 class ReproduceContext:
     """Arguments every reproduction receives.
@@ -38,6 +42,13 @@ class ReproduceContext:
             checkpoint to ``out/checkpoints/`` every this many log points, and a
             second call with the same ``out`` resumes them (finished ones return
             at once from their final checkpoint).
+        dataset: run on this dataset only (e.g. ``"fashion-mnist"``, the real files; no
+            offline stand-in is substituted), ``None``: the reproduction's default list.
+        preset: ``"default"`` (sized for the 2-core machine; ``quick`` shrinks it further) or
+            ``"paper"`` (full datasets and the papers' widths, for a GPU; documented per
+            reproduction, not run on the development machine).
+        seeds: number of seeds for the headline comparisons (``None``: the reproduction's
+            default, >= 5 in the full version, >= 2 in ``quick``).
     """
 
     out: Path
@@ -46,6 +57,31 @@ class ReproduceContext:
     progress: bool
     data_dir: Path | None = None
     checkpoint_every: int | None = None
+    dataset: str | None = None
+    preset: str = "default"
+    seeds: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.preset not in PRESETS:
+            raise ValueError(f"invalid preset={self.preset!r}: expected one of {', '.join(PRESETS)}")
+        if self.seeds is not None and (
+            isinstance(self.seeds, bool) or not isinstance(self.seeds, int) or self.seeds < 1
+        ):
+            raise ValueError(f"invalid seeds={self.seeds!r}: expected a positive integer")
+        if self.dataset is not None:
+            from beyondsgd.data.registry import _spec
+
+            try:
+                object.__setattr__(self, "dataset", _spec(self.dataset).name)  # canonical name (aliases)
+            except ValueError as err:
+                raise ValueError(f"invalid dataset={self.dataset!r}: {err}") from None
+        if self.quick and self.preset == "paper":
+            raise ValueError("invalid preset='paper' with quick=True: the paper-scale preset has no quick version")
+
+    def seed_list(self, default_full: int = 5, default_quick: int = 2) -> list[int]:
+        """Seeds 0..k-1: ``seeds`` if given, else ``default_quick`` (quick) or ``default_full``."""
+        k = self.seeds if self.seeds is not None else (default_quick if self.quick else default_full)
+        return list(range(k))
 
     def run_experiment(
         self, exp: Experiment, data: Dataset | None, key: str, progress: bool | None = None

@@ -8,6 +8,15 @@ several widths, loss ``1/2 sum_i (f(x_i) - y_i)^2`` with ``y = +-1``.  Next to
 every measured curve: the frozen-kernel prediction (per-mode linear theory with
 the network's own ``H(0)``) and the high-resolution ODEs.
 
+Evidence (:mod:`beyondsgd.bench.evidence`): every (dataset, width) is run for several seeds of
+the network initialization (same data subsample); the headline "NAG needs fewer iterations than
+HB" is a paired comparison per (dataset, width) of ``ln(iterations to eps)`` over those seeds,
+Holm-corrected across the settings, with the verdict rule printed next to it.
+
+Sizes: ``--quick`` (CI), the default (real Fashion-MNIST, fits the 2-core machine) and
+``--preset paper`` (MNIST, Fashion-MNIST and CIFAR-10 with n = 1000 and widths 1e3..1e5, for a
+GPU; not run on the development machine).
+
 Project choices (the paper's exact protocol was not available): classes 0 vs 1,
 inputs z-scored per feature then scaled to unit norm, ``(eta, beta)`` from the
 ``"common"`` rule of :func:`beyondsgd.ntk.tuned_parameters` on the spectrum of
@@ -25,6 +34,7 @@ from typing import Any
 
 import torch
 
+from beyondsgd.bench import evidence as ev
 from beyondsgd.bench.checkpoint import LoopCheckpoint
 from beyondsgd.bench.io import write_atomic, write_csv, write_json
 from beyondsgd.bench.reproductions import ReproduceContext, Reproduction, register_reproduction
@@ -61,8 +71,13 @@ class MomentumConfig:
         eps_rel: the loss target is ``eps_rel * L(0)``.
         classes: the two classes (targets -1 and +1).
         rule: tuning rule for ``(eta, beta)`` (see :func:`beyondsgd.ntk.tuned_parameters`).
-        seed: data subsample and network initialization.
+        seed: data subsample.
         wang_c: the constant of Wang et al.'s Theta-rate (a project choice, see docs).
+        datasets: (paper's dataset, stand-in used when its files are absent) pairs; a pair with
+            the same name twice has no stand-in (missing files are an error).
+        seeds: network initializations per (dataset, width): the paired samples of the verdict.
+        min_gain: the smallest relative saving of iterations that matters for "NAG beats HB"
+            (0.1: NAG needs at least 10% fewer iterations).
     """
 
     n: int = 100
@@ -74,9 +89,23 @@ class MomentumConfig:
     seed: int = 0
     wang_c: float = 0.25
     datasets: Sequence[tuple[str, str]] = field(default=DATASETS)
+    seeds: Sequence[int] = (0, 1, 2, 3, 4)
+    min_gain: float = 0.1
 
 
-QUICK = MomentumConfig(n=48, widths=(250, 1000), iterations=100)
+#: ``--quick``: CI-sized (Fashion-MNIST when installed, else the mnist1d stand-in), 2 seeds.
+QUICK = MomentumConfig(n=48, widths=(250, 1000), iterations=100, datasets=(("fashion-mnist", "mnist1d"),), seeds=(0, 1))
+#: The default full run, sized for the 2-core machine: real Fashion-MNIST only (no stand-in), n = 200,
+#: widths 1e3..1.6e4, 5 initialization seeds.
+FULL = MomentumConfig(n=200, widths=(1000, 4000, 16000), iterations=120, datasets=(("fashion-mnist", "fashion-mnist"),))
+#: ``--preset paper``: the paper's three datasets, n = 1000, widths 1e3..1e5, 300 iterations, 5 seeds
+#: (for a GPU; not run on the development machine).
+PAPER = MomentumConfig(
+    n=1000,
+    widths=(1000, 10000, 100000),
+    iterations=300,
+    datasets=(("mnist", "mnist"), ("fashion-mnist", "fashion-mnist"), ("cifar10", "cifar10")),
+)
 
 
 def load_pair(
@@ -88,6 +117,8 @@ def load_pair(
         data = load_dataset(preferred, unit_norm=True, data_dir=data_dir, download=True)
         name = preferred
     except DatasetUnavailableError:
+        if fallback == preferred:
+            raise
         data = load_dataset(fallback, unit_norm=True, data_dir=data_dir)
         name, note = fallback, f"{preferred} unavailable offline; stand-in {fallback}"
     X, y = data.X_train.flatten(1), data.y_train
@@ -180,6 +211,8 @@ def run_momentum(
     data_dir: Path | None = None,
     progress: bool = False,
     loop_checkpoint: Callable[[str, dict[str, Any]], LoopCheckpoint | None] | None = None,
+    command: str = "",
+    preset: str = "custom",
 ) -> Path:
     """Run the experiment with ``cfg`` and write data, plots and ``report.md`` into ``out``.
 
@@ -210,8 +243,8 @@ def run_momentum(
                 "gram_seconds": time.perf_counter() - t0,
             }
         )
-        for width in widths:
-            net0 = TwoLayerReLU((X.shape[1],), width=width, generator=torch.Generator().manual_seed(cfg.seed))
+        for width, seed in ((w, sd) for w in widths for sd in cfg.seeds):
+            net0 = TwoLayerReLU((X.shape[1],), width=width, generator=torch.Generator().manual_seed(seed))
             H0 = empirical_ntk(net0, X)
             sp = spectrum(H0)
             with torch.no_grad():
@@ -228,10 +261,11 @@ def run_momentum(
                     "eta": eta,
                     "beta": beta,
                     "iterations": cfg.iterations,
-                    "seed": cfg.seed,
+                    "seed": seed,
+                    "data_seed": cfg.seed,
                 }
-                ckpt = loop_checkpoint(f"{name}-m{width}-{method}", identity) if loop_checkpoint else None
-                run = train(method, X, y, width, eta, beta, cfg.iterations, cfg.seed, device, ckpt)
+                ckpt = loop_checkpoint(f"{name}-m{width}-{method}-s{seed}", identity) if loop_checkpoint else None
+                run = train(method, X, y, width, eta, beta, cfg.iterations, seed, device, ckpt)
                 losses = run["losses"]
                 pred = predict_loss(
                     method, eta, beta, sp.eigenvalues, sp.eigenvectors, xi0, cfg.iterations, at="lookahead"
@@ -241,6 +275,7 @@ def run_momentum(
                 row = {
                     "dataset": name,
                     "width": width,
+                    "seed": seed,
                     "method": method,
                     "eta": eta,
                     "beta": beta,
@@ -269,6 +304,7 @@ def run_momentum(
                     {
                         "dataset": name,
                         "width": width,
+                        "seed": seed,
                         "method": method,
                         "iteration": k,
                         "loss": float(losses[k]),
@@ -278,11 +314,12 @@ def run_momentum(
                 )
                 if progress:
                     print(
-                        f"  {name:<10} m={width:<7} {method}: loss {losses[0]:.3g} -> {losses[-1]:.3g} "
+                        f"  {name:<10} m={width:<7} seed {seed} {method}: loss {losses[0]:.3g} -> {losses[-1]:.3g} "
                         f"({run['seconds']:.1f}s)",
                         flush=True,
                     )
-            plot_data[(name, width)] = per
+            if seed == cfg.seeds[0]:  # plots and ODEs: the first seed
+                plot_data[(name, width)] = per
         # The ODEs for the largest width, with Shi et al.'s s = eta, mu = lambda_min(H0).
         per = plot_data[(name, widths[-1])]
         sp, eta = per["H0"], per["nag"]["eta"]
@@ -291,15 +328,15 @@ def run_momentum(
                 kind, sp.eigenvalues, sp.eigenvectors, per["xi0"], sp.lambda_min, eta, cfg.iterations
             )
 
-    write_csv(out / "curves.csv", curves, ["dataset", "width", "method", "iteration", "loss", "loss_theory"])
+    write_csv(out / "curves.csv", curves, ["dataset", "width", "seed", "method", "iteration", "loss", "loss_theory"])
     write_csv(out / "results.csv", rows, list(rows[0]))
     write_csv(out / "datasets.csv", data_rows, list(data_rows[0]))
-    write_json(out / "config.json", {**asdict(cfg), "device": str(device)})
+    write_json(out / "config.json", {**asdict(cfg), "device": str(device), "preset": preset})
     names = [r["used"] for r in data_rows]
     _plot_curves(out / "loss_curves.png", plot_data, names, widths)
     _plot_ode(out / "ode_curves.png", plot_data, names, widths[-1])
     _plot_change(out / "weight_change.png", rows, names)
-    return _write_report(out, cfg, rows, data_rows, widths)
+    return _write_report(out, cfg, rows, data_rows, widths, command)
 
 
 # ----------------------------------------------------------------------------- plots
@@ -376,7 +413,8 @@ def _plot_change(path: Path, rows: list[dict], names: list[str]) -> None:
     markers = {n: m for n, m in zip(names, "osd^v")}
     for name in names:
         for method in METHODS:
-            sel = [r for r in rows if r["dataset"] == name and r["method"] == method]
+            first = min(r["seed"] for r in rows)
+            sel = [r for r in rows if r["dataset"] == name and r["method"] == method and r["seed"] == first]
             w = [r["width"] for r in sel]
             axes[0].loglog(
                 w,
@@ -407,27 +445,61 @@ def _plot_change(path: Path, rows: list[dict], names: list[str]) -> None:
 # ----------------------------------------------------------------------------- report
 
 
-def _verdicts(rows: list[dict], widths: list[int], budget: int) -> list[str]:
-    lines = []
+def nag_vs_hb(rows: list[dict], widths: list[int], budget: int, cfg: MomentumConfig) -> dict[str, ev.Verdict]:
+    """Per (dataset, width): paired over seeds, d = ln(HB's iterations to eps) - ln(NAG's).
+
+    A run that did not reach eps within ``budget`` counts as ``budget + 1`` iterations (a lower
+    bound; the report counts such runs). The claim "NAG needs at least ``min_gain`` fewer
+    iterations than HB" has delta = -ln(1 - min_gain); p-values are Holm-adjusted over all settings.
+    """
+    diffs: dict[str, ev.PairedDifference] = {}
     for name in dict.fromkeys(r["dataset"] for r in rows):
         for width in widths:
-            get = {r["method"]: r for r in rows if r["dataset"] == name and r["width"] == width}
-            hb, nag = get["hb"], get["nag"]
-            k_hb, k_nag = hb["iters_to_eps"], nag["iters_to_eps"]
-            if k_hb is not None and k_nag is not None:
-                verdict = "NAG beat HB" if k_nag < k_hb else "NAG did NOT beat HB" if k_nag > k_hb else "tie"
-                detail = f"{k_nag} vs {k_hb} iterations ({k_hb / k_nag:.2f}x)"
-            elif k_nag is not None:
-                verdict, detail = "NAG beat HB", f"{k_nag} iterations vs HB not reaching eps in {budget}"
-            elif k_hb is not None:
-                verdict, detail = "NAG did NOT beat HB", f"HB {k_hb} iterations, NAG not within {budget}"
-            else:
-                verdict = "neither reached eps"
-                detail = f"final loss ratio NAG {nag['final_loss_rel']:.2e} vs HB {hb['final_loss_rel']:.2e}"
-            lines.append(
-                f"- {name}, m={width}: **{verdict}** — {detail}; final L/L(0): NAG "
-                f"{nag['final_loss_rel']:.2e}, HB {hb['final_loss_rel']:.2e}."
-            )
+            sel = [r for r in rows if r["dataset"] == name and r["width"] == width]
+            seeds = sorted({r["seed"] for r in sel})
+            k = {
+                m: [next(r["iters_to_eps"] for r in sel if r["seed"] == sd and r["method"] == m) for sd in seeds]
+                for m in ("hb", "nag")
+            }
+            ln = {m: [math.log(budget + 1 if x is None else x) for x in v] for m, v in k.items()}
+            diffs[f"{name}, m={width}: NAG fewer iterations than HB"] = ev.paired_difference(ln["hb"], ln["nag"])
+    min_seeds = min(len(cfg.seeds), ev.MIN_SEEDS)
+    return ev.verdicts_holm(diffs, -math.log(1 - cfg.min_gain), min_seeds=max(2, min_seeds))
+
+
+def _verdicts(rows: list[dict], widths: list[int], budget: int, cfg: MomentumConfig) -> list[str]:
+    verdicts = nag_vs_hb(rows, widths, budget, cfg)
+    lines = [
+        f"Claim: NAG reaches L <= eps in at least {cfg.min_gain:.0%} fewer iterations than HB (same eta, beta "
+        f"per seed). Per setting, d = ln(iters HB) - ln(iters NAG) over {len(cfg.seeds)} initialization seeds "
+        f"(paired); delta = -ln(1 - {cfg.min_gain:g}) = {-math.log(1 - cfg.min_gain):.4f}; exp(mean d) is the "
+        "iteration ratio HB/NAG.",
+        "",
+    ]
+    lines += ev.verdict_table(verdicts, "setting")
+    if len(cfg.seeds) < ev.MIN_SEEDS:
+        lines += [
+            "",
+            f"Only {len(cfg.seeds)} seeds (quick version): the rule above was applied with n >= "
+            f"{max(2, len(cfg.seeds))}; a full verdict needs >= {ev.MIN_SEEDS}.",
+        ]
+    censored = [r for r in rows if r["method"] in ("hb", "nag") and r["iters_to_eps"] is None]
+    if censored:
+        lines += [
+            "",
+            f"{len(censored)} HB/NAG run(s) did not reach eps within {budget} iterations and count as "
+            f"{budget + 1} (a lower bound).",
+        ]
+    lines.append("")
+    for name in dict.fromkeys(r["dataset"] for r in rows):
+        for width in widths:
+            sel = [r for r in rows if r["dataset"] == name and r["width"] == width]
+            cell = []
+            for m in METHODS:
+                ks = [budget + 1 if r["iters_to_eps"] is None else r["iters_to_eps"] for r in sel if r["method"] == m]
+                s = ev.mean_ci(ks)
+                cell.append(f"{m.upper()} {s.mean:.1f} [{s.ci_low:.1f}, {s.ci_high:.1f}]")
+            lines.append(f"- {name}, m={width}: iterations to eps, mean [95% CI]: " + ", ".join(cell) + ".")
     return lines
 
 
@@ -450,13 +522,18 @@ def _bound_lines(rows: list[dict]) -> list[str]:
     return lines
 
 
-def _write_report(out: Path, cfg: MomentumConfig, rows: list[dict], data_rows: list[dict], widths: list[int]) -> Path:
+def _write_report(
+    out: Path, cfg: MomentumConfig, rows: list[dict], data_rows: list[dict], widths: list[int], command: str = ""
+) -> Path:
     budget = cfg.iterations
     L = ["# Heavy ball vs Nesterov on the wide two-layer ReLU net (Liu et al., arXiv:2208.03941)", ""]
+    if command:
+        L += [f"Command: `{command}`", ""]
     L.append(
         f"Full-batch GD, HB and NAG; n={cfg.n} unit-norm samples of classes {cfg.classes} (targets -1/+1), "
         f"widths {list(widths)}, {budget} iterations, loss 1/2 sum (f - y)^2, (eta, beta) from the "
-        f"'{cfg.rule}' rule on each network's H(0), eps = {cfg.eps_rel:g} x L(0), seed {cfg.seed}."
+        f"'{cfg.rule}' rule on each network's H(0), eps = {cfg.eps_rel:g} x L(0), data seed {cfg.seed}, "
+        f"initialization seeds {list(cfg.seeds)}."
     )
     L += [
         "",
@@ -473,20 +550,21 @@ def _write_report(out: Path, cfg: MomentumConfig, rows: list[dict], data_rows: l
     notes = [d["note"] for d in data_rows if d["note"]]
     if notes:
         L += ["", "Offline stand-ins were used: " + "; ".join(notes) + "."]
-    L += ["", "## Did NAG beat HB? (iterations to L <= eps, same eta and beta)", ""] + _verdicts(rows, widths, budget)
+    L += ["", "## Did NAG beat HB? (iterations to L <= eps, same eta and beta)", ""]
+    L += _verdicts(rows, widths, budget, cfg)
     L += ["", "## Rates against the published bounds (fitted on the second half of each curve, residual norm)", ""]
     L += _bound_lines(rows)
     L += ["- NAG: no published anchor bound; compare its measured rate with the linear theory in the table.", ""]
     L += [
         "## Iterations to eps per method and width",
         "",
-        "| dataset | m | method | eta | beta | iters (measured) | iters (linear theory) | final L/L(0) | "
+        "| dataset | m | seed | method | eta | beta | iters (measured) | iters (linear theory) | final L/L(0) | "
         "rate measured | rate theory | rate bound | ||W(T)-W(0)||/||W(0)|| | ||H(T)-H(0)||/||H(0)|| |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         L.append(
-            f"| {r['dataset']} | {r['width']} | {r['method']} | {r['eta']:.4g} | {r['beta']:.4f} | "
+            f"| {r['dataset']} | {r['width']} | {r['seed']} | {r['method']} | {r['eta']:.4g} | {r['beta']:.4f} | "
             f"{_fmt_iters(r['iters_to_eps'], budget)} | {_fmt_iters(r['iters_to_eps_theory'], budget)} | "
             f"{r['final_loss_rel']:.2e} | {r['rate_measured']:.5f} | {r['rate_theory']:.5f} | "
             f"{_fmt_rate(r['rate_bound'])} | {r['rel_change_W']:.2e} | {r['kernel_change']:.2e} |"
@@ -510,9 +588,36 @@ def _write_report(out: Path, cfg: MomentumConfig, rows: list[dict], data_rows: l
     return path
 
 
+def config_for(ctx: ReproduceContext) -> MomentumConfig:
+    """The configuration of ``ctx``: QUICK, FULL or PAPER, then ``--dataset`` and ``--seeds``."""
+    from dataclasses import replace
+
+    cfg = QUICK if ctx.quick else PAPER if ctx.preset == "paper" else FULL
+    if ctx.dataset is not None:
+        cfg = replace(cfg, datasets=((ctx.dataset, ctx.dataset),))
+    if ctx.seeds is not None:
+        cfg = replace(cfg, seeds=tuple(ctx.seed_list()))
+    return cfg
+
+
+def _command(ctx: ReproduceContext) -> str:
+    parts = ["beyondsgd reproduce momentum"]
+    if ctx.quick:
+        parts.append("--quick")
+    if ctx.preset != "default":
+        parts.append(f"--preset {ctx.preset}")
+    if ctx.dataset:
+        parts.append(f"--dataset {ctx.dataset}")
+    if ctx.seeds is not None:
+        parts.append(f"--seeds {ctx.seeds}")
+    return " ".join(parts)
+
+
 def _run(ctx: ReproduceContext) -> Path:
-    cfg = QUICK if ctx.quick else MomentumConfig()
-    return run_momentum(ctx.out, cfg, ctx.device, ctx.data_dir, ctx.progress, ctx.loop_checkpoint)
+    preset = "quick" if ctx.quick else ctx.preset
+    return run_momentum(
+        ctx.out, config_for(ctx), ctx.device, ctx.data_dir, ctx.progress, ctx.loop_checkpoint, _command(ctx), preset
+    )
 
 
 register_reproduction(

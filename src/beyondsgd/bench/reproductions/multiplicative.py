@@ -250,35 +250,120 @@ def run_robustness(
     return rows
 
 
+def sensitivity(xs: Sequence[float], accs: Sequence[float], within: float = 0.01) -> dict[str, Any]:
+    """How wide a rule's good region is on a log grid, measured against the rule's *own* best.
+
+    ``accs[k]`` is the accuracy at grid value ``xs[k]`` (a step size or an init scale, any
+    positive values, sorted ascending here; NaN counts as 0 = diverged).  With
+    ``level = peak - within``:
+
+    * ``width_decades``: length, in decades of ``xs``, of the contiguous region around the
+      peak where accuracy >= level; its ends are the level crossings, linearly interpolated in
+      ``log10(x)`` between the last grid point above and the first below.  An end at the grid's
+      edge is *censored* (the region may extend further; the width is a lower bound).
+    * ``area_decades``: ``integral of clip(1 - (peak - acc) / within, 0, 1) d log10(x)`` by the
+      trapezoid rule over the grid points: 1 per decade at the peak, 0 at or below the level,
+      so it rewards being close to the own peak over a wide range (also outside the main region).
+    * ``peak``, ``peak_x``: reported separately; a rule can be worse at its peak and wider.
+
+    Args:
+        xs: grid values (> 0), at least 2, distinct.
+        accs: accuracy per grid value.
+        within: accuracy points (as a fraction, 0.01 = 1 point) below the own peak still counted.
+
+    Returns:
+        dict with ``peak``, ``peak_x``, ``width_decades``, ``area_decades``, ``left_censored``,
+        ``right_censored``, ``within``.
+
+    Raises:
+        ValueError: fewer than 2 points, non-positive or repeated xs, lengths differ, within <= 0.
+    """
+    if len(xs) != len(accs):
+        raise ValueError(f"invalid xs/accs: lengths differ ({len(xs)} vs {len(accs)})")
+    if len(xs) < 2:
+        raise ValueError(f"invalid xs={list(xs)!r}: expected at least 2 grid values")
+    if not within > 0:
+        raise ValueError(f"invalid within={within!r}: expected a number > 0")
+    order = np.argsort(np.asarray(xs, dtype=float))
+    x = np.asarray(xs, dtype=float)[order]
+    if bool((x <= 0).any()) or bool((np.diff(x) == 0).any()):
+        raise ValueError(f"invalid xs={list(xs)!r}: expected distinct positive values (a log grid)")
+    a = np.nan_to_num(np.asarray(accs, dtype=float)[order], nan=0.0, posinf=0.0, neginf=0.0)
+    lx = np.log10(x)
+    k = int(np.argmax(a))
+    peak = float(a[k])
+    level = peak - within
+    i = k
+    while i > 0 and a[i - 1] >= level:
+        i -= 1
+    j = k
+    while j < len(a) - 1 and a[j + 1] >= level:
+        j += 1
+
+    def crossing(inside: int, outside: int) -> float:
+        # a[inside] >= level > a[outside]: where the segment between them crosses the level
+        t = (a[inside] - level) / (a[inside] - a[outside])
+        return float(lx[inside] + t * (lx[outside] - lx[inside]))
+
+    left = float(lx[0]) if i == 0 else crossing(i, i - 1)
+    right = float(lx[-1]) if j == len(a) - 1 else crossing(j, j + 1)
+    score = np.clip(1.0 - (peak - a) / within, 0.0, 1.0)
+    area = float(np.sum((score[1:] + score[:-1]) / 2 * np.diff(lx)))
+    return {
+        "peak": peak,
+        "peak_x": float(x[k]),
+        "width_decades": right - left,
+        "area_decades": area,
+        "left_censored": i == 0,
+        "right_censored": j == len(a) - 1,
+        "within": within,
+    }
+
+
 def robustness_summary(rows: list[dict], within: float = 0.01) -> list[dict]:
-    """Per (base, rule): fraction of grid cells within ``within`` accuracy of the best cell of that base
-    (over all rules), the median and the worst cell (diverged cells count as 0); and, at the rule's
-    best step size (highest mean over init scales), that mean and the spread (max - min) over init
-    scales: sensitivity to initialization once the step size is tuned."""
+    """Per (base, rule), measured against the rule's *own* best (not the best of all rules).
+
+    * ``fraction_within_own``: fraction of (step, init) cells within ``within`` of the rule's best cell;
+    * step sensitivity (:func:`sensitivity` of the mean accuracy over init scales per step size):
+      ``step_width_decades``, ``step_area_decades``, censoring flags;
+    * at the rule's best step size (highest mean over init scales): mean and spread (max - min) over
+      init scales, and the init-scale width/area (:func:`sensitivity` over init scales);
+    * ``best_cell``, ``median``, ``worst`` (diverged cells count as 0); peak accuracy is reported
+      separately from the widths.
+    """
     out = []
     for base in dict.fromkeys(r["base"] for r in rows):
-        accs = {rule: np.array([_acc(r) for r in rows if r["base"] == base and r["rule"] == rule]) for rule in RULES}
-        best = max(a.max() for a in accs.values())
-        for rule, a in accs.items():
+        for rule in [r for r in RULES if any(x["base"] == base and x["rule"] == r for x in rows)]:
             mine = [r for r in rows if r["base"] == base and r["rule"] == rule]
+            a = np.array([_acc(r) for r in mine])
             by_step = {
                 s: np.array([_acc(r) for r in mine if r["step"] == s]) for s in dict.fromkeys(r["step"] for r in mine)
             }
             step = max(by_step, key=lambda s: by_step[s].mean())
-            out.append(
-                {
-                    "base": base,
-                    "rule": rule,
-                    "cells": a.size,
-                    "best_cell": float(a.max()),
-                    "fraction_within_1pt": float((a >= best - within).mean()),
-                    "median": float(np.median(a)),
-                    "worst": float(a.min()),
-                    "best_step": step,
-                    "init_mean_at_best_step": float(by_step[step].mean()),
-                    "init_spread_at_best_step": float(by_step[step].max() - by_step[step].min()),
-                }
-            )
+            row = {
+                "base": base,
+                "rule": rule,
+                "cells": a.size,
+                "best_cell": float(a.max()),
+                "fraction_within_own": float((a >= a.max() - within).mean()),
+                "median": float(np.median(a)),
+                "worst": float(a.min()),
+                "best_step": step,
+                "init_mean_at_best_step": float(by_step[step].mean()),
+                "init_spread_at_best_step": float(by_step[step].max() - by_step[step].min()),
+            }
+            if len(by_step) >= 2:
+                sens = sensitivity(list(by_step), [v.mean() for v in by_step.values()], within)
+                row.update(
+                    step_width_decades=sens["width_decades"],
+                    step_area_decades=sens["area_decades"],
+                    step_censored=sens["left_censored"] or sens["right_censored"],
+                )
+            at_best = [r for r in mine if r["step"] == step]
+            if len({r["init_scale"] for r in at_best}) >= 2:
+                sens = sensitivity([r["init_scale"] for r in at_best], [_acc(r) for r in at_best], within)
+                row.update(init_width_decades=sens["width_decades"], init_area_decades=sens["area_decades"])
+            out.append(row)
     return out
 
 
@@ -376,13 +461,13 @@ def _verdict(summary: list[dict], problem_runs: list[ProblemRun], at_origin: set
     lines = []
     for base in dict.fromkeys(s["base"] for s in summary):
         s = {r["rule"]: r for r in summary if r["base"] == base}
-        fa, fm, fh = (s[r]["fraction_within_1pt"] for r in RULES)
+        fa, fm, fh = (s[r]["fraction_within_own"] for r in RULES)
         claim = "holds" if max(fm, fh) > fa else "does not hold"
         spread = {r: s[r]["init_spread_at_best_step"] for r in RULES}
         init_claim = "smaller" if min(spread["M"], spread["H"]) < spread["A"] else "not smaller"
         lines.append(
-            f"- {base}: robustness claim {claim} on this grid — fraction of cells within 1 point of "
-            f"the best: A {fa:.2f}, M {fm:.2f}, H {fh:.2f}; median accuracy A {s['A']['median']:.3f}, "
+            f"- {base}: robustness claim {claim} on this grid (one seed per cell: descriptive, not a test) — "
+            f"fraction of cells within 1 point of the rule's own best: A {fa:.2f}, M {fm:.2f}, H {fh:.2f}; median accuracy A {s['A']['median']:.3f}, "
             f"M {s['M']['median']:.3f}, H {s['H']['median']:.3f}. At each rule's best step size the "
             f"spread over init scales is A {spread['A']:.3f}, M {spread['M']:.3f}, H {spread['H']:.3f} "
             f"(M/H {init_claim} than A)."
@@ -548,17 +633,22 @@ def run(ctx: ReproduceContext) -> Path:
         "",
         "Each cell: final test accuracy; step size = lr (A), eta_out (M), both (H); other hyperparameters at "
         "the registry defaults (eta_in = 10 for SGD's M and H, 1 otherwise; gamma = 0.5); init scale multiplies "
-        "every initial weight. 'within 1 pt': fraction of cells within 0.01 accuracy of the best cell of that base "
-        "(over all three rules).",
+        "every initial weight. 'within 1 pt': fraction of cells within 0.01 accuracy of the rule's own best cell; "
+        "'step width': decades of step size (mean over init scales) within 1 point of the rule's own peak "
+        "(interpolated; '≥' when the region reaches the grid's edge), 'area': the same weighted by closeness to the "
+        "peak (beyondsgd.bench.reproductions.multiplicative.sensitivity).",
         "",
         "Last three columns: at the rule's best step size (highest mean over init scales), the mean accuracy "
         "over init scales and its spread (max - min): sensitivity to initialization once the step size is "
         "tuned.",
         "",
-        "| base | rule | cells | best cell | within 1 pt | median | worst | best step | mean over init | init spread |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| base | rule | cells | best cell | within 1 pt | step width (dec) | step area | median | worst | best step "
+        "| mean over init | init spread |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
         *(
-            f"| {s['base']} | {s['rule']} | {s['cells']} | {s['best_cell']:.3f} | {s['fraction_within_1pt']:.2f} | "
+            f"| {s['base']} | {s['rule']} | {s['cells']} | {s['best_cell']:.3f} | {s['fraction_within_own']:.2f} | "
+            f"{'≥' if s.get('step_censored') else ''}{_fmt(s.get('step_width_decades'), '.2f')} | "
+            f"{_fmt(s.get('step_area_decades'), '.2f')} | "
             f"{s['median']:.3f} | {s['worst']:.3f} | {s['best_step']:g} | {s['init_mean_at_best_step']:.3f} | "
             f"{s['init_spread_at_best_step']:.3f} |"
             for s in summary

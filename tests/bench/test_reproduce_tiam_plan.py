@@ -1,0 +1,45 @@
+"""Sizes of the TIAM reproduction: quick, default, paper preset, --dataset and --seeds."""
+
+import math
+
+import torch
+
+from beyondsgd.bench.reproductions import ReproduceContext
+from beyondsgd.bench.reproductions import tiam as repro
+
+
+def _ctx(tmp_path, **kw):
+    return ReproduceContext(out=tmp_path, device=torch.device("cpu"), progress=False, **{"quick": False, **kw})
+
+
+def test_plans(tmp_path):
+    quick = repro.plan(True, _ctx(tmp_path, quick=True))
+    assert len(quick.seeds) >= 2
+    full = repro.plan(False, _ctx(tmp_path))
+    assert len(full.seeds) >= 5 and "fashion-mnist" in full.downloadable and "mnist5k" in full.datasets
+    paper = repro.plan(False, _ctx(tmp_path, preset="paper"))
+    assert (1000, 1000) in paper.widths and paper.n_train is None
+    one = repro.plan(True, _ctx(tmp_path, quick=True, dataset="fashion_mnist", seeds=3))
+    assert one.downloadable == ("fashion-mnist",) and one.datasets == () and one.seeds == (0, 1, 2)
+
+
+class _Fake:
+    def __init__(self, finals, time_s=1.0):
+        self.status = "ok"
+        self.history = [{"test_accuracy": a, "time_s": time_s * (k + 1) / len(finals)} for k, a in enumerate(finals)]
+
+    def final(self, key):
+        return self.history[-1][key]
+
+
+def test_claims_are_paired_over_seeds():
+    problem = {
+        "tiam": [_Fake([0.5, 0.90 + 0.001 * s]) for s in range(5)],
+        "am": [_Fake([0.5, 0.80 + 0.002 * s]) for s in range(5)],
+        "gd": [_Fake([0.5, 0.85]) for s in range(5)],
+        "adam_full": [_Fake([0.5, 0.95 - 0.001 * s]) for s in range(5)],
+    }
+    cl = repro._claims(problem)
+    d = cl["diffs"]["TIAM beats plain AM (equal iterations)"]
+    assert d.n == 5 and math.isclose(d.mean, 0.1 - 0.001 * 2, rel_tol=1e-9)
+    assert any("adam_full" in k for k in cl["diffs"]) and cl["ties"].best == "adam_full"
