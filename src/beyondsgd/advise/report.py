@@ -1,15 +1,18 @@
 """The advice report: verdict, ties, each family's best against tuned Adam and tuned SGD, plots.
 
-Statistics (over the finalists' seeds; each seed is one independent training run):
+Statistics come from :mod:`beyondsgd.bench.evidence`, the project's one evidence standard
+(over the finalists' seeds; each seed is one independent training run, and seed i of every
+finalist uses the same initialization seed and batch order seed):
 
-* mean final test accuracy with a 95% Student-t confidence interval;
-* the recommended method is the finalist with the highest mean;
-* "tied with it": every other finalist whose Welch t-test against it is not
-  significant at 5% after Holm's correction over the comparisons (with 5 seeds a
-  tie means "no difference this experiment can see", not "equal");
-* differences (family best minus tuned Adam / tuned SGD) with 95% Welch
-  confidence intervals, for the final accuracy and for the training time to the
-  target accuracy (only when every seed of both reached it).
+* mean final test accuracy with a 95% Student-t confidence interval (``mean_ci``);
+* the recommended method is the finalist with the best mean, and "tied with it" is
+  :func:`~beyondsgd.bench.evidence.ties_with_best` (Welch's t-test against it,
+  Holm-corrected; with 5 seeds a tie means "no difference this experiment can see",
+  not "equal");
+* differences (family best minus tuned Adam / tuned SGD) as
+  :func:`~beyondsgd.bench.evidence.paired_difference` over the shared seeds, with 95%
+  intervals, for the final accuracy and for the training time to the target accuracy
+  (pairs where a seed never reached the target are dropped, and the count says so).
 """
 
 from __future__ import annotations
@@ -19,58 +22,13 @@ import json
 import math
 import platform
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from beyondsgd.bench.evidence import TIE_RULE, PairedDifference, mean_ci, paired_difference, ties_with_best
 from beyondsgd.bench.io import write_atomic, write_csv, write_json
-from beyondsgd.bench.stats import summarize_values, to_target
-
-ALPHA = 0.05
-
-
-def welch_p(a: Sequence[float], b: Sequence[float]) -> float:
-    """Two-sided Welch t-test p-value (1 when both samples are constant and equal, 0 when constant and different)."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    if len(a) < 2 or len(b) < 2:
-        return math.nan
-    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
-    if va + vb == 0:
-        return 1.0 if a.mean() == b.mean() else 0.0
-    from scipy import stats
-
-    return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
-
-
-def diff_ci(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
-    """Mean of ``a`` minus mean of ``b`` with a Welch-Satterthwaite confidence interval."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    if len(a) < 2 or len(b) < 2:
-        return (float(a.mean() - b.mean()) if len(a) and len(b) else math.nan, math.nan, math.nan)
-    d = float(a.mean() - b.mean())
-    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
-    if va + vb == 0:
-        return d, d, d
-    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
-    from scipy import stats
-
-    h = float(stats.t.ppf((1 + level) / 2, df)) * math.sqrt(va + vb)
-    return d, d - h, d + h
-
-
-def holm(pvalues: Sequence[float]) -> list[float]:
-    """Holm-adjusted p-values (NaN stays NaN)."""
-    idx = [i for i, p in enumerate(pvalues) if math.isfinite(p)]
-    order = sorted(idx, key=lambda i: pvalues[i])
-    m = len(order)
-    out = [math.nan] * len(pvalues)
-    running = 0.0
-    for k, i in enumerate(order):
-        running = max(running, min(1.0, (m - k) * pvalues[i]))
-        out[i] = running
-    return out
+from beyondsgd.bench.stats import to_target
 
 
 def _acc(run: Mapping[str, Any]) -> float:
@@ -93,6 +51,14 @@ def _hp(hp: Mapping[str, Any]) -> str:
     )
 
 
+def _pd(d: PairedDifference, fmt: str = "+.4f", with_n: bool = False) -> str:
+    """``+0.0123 [+0.0040, +0.0206]`` (and ``n=k`` pairs when asked)."""
+    if not math.isfinite(d.mean):
+        return "—"
+    n = f", n={d.n}" if with_n else ""
+    return f"{_signed(d.mean, fmt)} [{_signed(d.ci_low, fmt)}, {_signed(d.ci_high, fmt)}{n}]"
+
+
 def _png(fig, path: Path) -> Path:
     from beyondsgd.bench.plots import _pyplot
     from beyondsgd.bench.sweep_report import shrink_png
@@ -111,15 +77,21 @@ def write_advice(
     from beyondsgd.bench.plots import _pyplot, plot_metric_grid
 
     finals = {c.algorithm: c for c in cands if c.finals}
-    accs = {a: [v for v in (_acc(r) for r in c.finals) if math.isfinite(v)] for a, c in finals.items()}
-    summ = {a: summarize_values(v) for a, v in accs.items()}
+    # Per seed (seed i of every finalist shares its initialization and batch-order seed): NaN = diverged.
+    by_seed = {a: {r["seed"]: _acc(r) for r in c.finals} for a, c in finals.items()}
+    accs = {a: [v for v in d.values() if math.isfinite(v)] for a, d in by_seed.items()}
+    summ = {a: mean_ci(v) for a, v in accs.items()}
     eligible = [a for a in finals if len(accs[a]) >= 2]
-    rec = max(eligible, key=lambda a: summ[a].mean) if eligible else None
-    verdict: dict[str, Any] = {"recommended": rec, "tied": [], "interrupted": interrupted}
+    ties = ties_with_best({a: accs[a] for a in eligible}) if eligible else None
+    rec = ties.best if ties else None
+    tied = list(ties.tied) if ties else []
     others = [a for a in eligible if a != rec]
-    pvals = [welch_p(accs[a], accs[rec]) for a in others] if rec else []
-    adj = holm(pvals)
-    tied = [a for a, p in zip(others, adj) if math.isfinite(p) and p >= ALPHA]
+    verdict: dict[str, Any] = {"recommended": rec, "tied": [], "interrupted": interrupted}
+
+    def paired(a: str, b: str, values=by_seed) -> PairedDifference:
+        seeds = sorted(set(values[a]) & set(values[b]))
+        return paired_difference([values[a][s] for s in seeds], [values[b][s] for s in seeds])
+
     if rec:
         s = summ[rec]
         target = target if target is not None else math.floor(0.95 * s.mean * 100) / 100
@@ -128,14 +100,19 @@ def write_advice(
             family=finals[rec].family,
             final_accuracy={"mean": s.mean, "ci_low": s.ci_low, "ci_high": s.ci_high, "seeds": s.n},
             tied=tied,
-            comparisons={a: {"p_holm": p, "diff": diff_ci(accs[a], accs[rec])} for a, p in zip(others, adj)},
+            comparisons={
+                a: {"p_holm": ties.p_adjusted[a], "diff_vs_recommended": paired(a, rec).__dict__} for a in others
+            },
+            tie_rule=TIE_RULE,
         )
     verdict["target_accuracy"] = target
 
-    def ttt(a: str) -> list[float]:
+    def ttt(a: str) -> dict[int, float]:
         if target is None:
-            return [math.nan for _ in finals[a].finals]
-        return [to_target(r["history"], "test_accuracy", target, "time_s") for r in finals[a].finals]
+            return {r["seed"]: math.nan for r in finals[a].finals}
+        return {r["seed"]: to_target(r["history"], "test_accuracy", target, "time_s") for r in finals[a].finals}
+
+    times = {a: ttt(a) for a in eligible}
 
     # Each family's best finalist against the references.
     fam_rows = []
@@ -148,23 +125,18 @@ def write_advice(
         best = max(members, key=lambda a: summ[a].mean)
         row: dict[str, Any] = {"family": fam, "algorithm": best, "hyperparams": finals[best].best_trial["hyperparams"]}
         row["final"] = summ[best]
-        t_best = ttt(best)
-        row["ttt"] = summarize_values(t_best)
+        t_best = list(times[best].values())
+        row["ttt"] = mean_ci(t_best)
         row["reached"] = f"{sum(math.isfinite(x) for x in t_best)}/{len(t_best)}"
         for ref in ("adam", "sgd"):
             if ref in eligible:
-                row[f"vs_{ref}"] = diff_ci(accs[best], accs[ref])
-                t_ref = ttt(ref)
-                row[f"ttt_vs_{ref}"] = (
-                    diff_ci(t_best, t_ref)
-                    if all(math.isfinite(x) for x in t_best + t_ref)
-                    else (math.nan, math.nan, math.nan)
-                )
+                row[f"vs_{ref}"] = paired(best, ref)
+                row[f"ttt_vs_{ref}"] = paired(best, ref, times)
         fam_rows.append(row)
     verdict["families"] = {
         r["family"]: {
             "algorithm": r.get("algorithm"),
-            **{k: list(r[k]) for k in ("vs_adam", "vs_sgd", "ttt_vs_adam", "ttt_vs_sgd") if k in r},
+            **{k: r[k].__dict__ for k in ("vs_adam", "vs_sgd", "ttt_vs_adam", "ttt_vs_sgd") if k in r},
         }
         for r in fam_rows
     }
@@ -225,23 +197,16 @@ def write_advice(
             + (", ".join(f"`{a}`" for a in tied) if tied else "none")
             + ".",
         ]
-        not_tied = [a for a in others if a not in tied]
-        if not_tied:
-            lines.append(
-                "- Worse than it: "
-                + ", ".join(
-                    f"`{a}` ({_signed(verdict['comparisons'][a]['diff'][0])} "
-                    f"[{_signed(verdict['comparisons'][a]['diff'][1])}, {_signed(verdict['comparisons'][a]['diff'][2])}])"
-                    for a in not_tied
-                )
-                + "."
-            )
+        worse = list(ties.different)
+        if worse:
+            lines.append("- Worse than it: " + ", ".join(f"`{a}` ({_pd(paired(a, rec))})" for a in worse) + ".")
+        if ties.undecided:
+            lines.append(f"- Undecided (too few finished seeds): {', '.join(f'`{a}`' for a in ties.undecided)}.")
         for ref in ("adam", "sgd"):
             if ref in eligible and ref != rec:
-                d = diff_ci(accs[rec], accs[ref])
                 lines.append(
-                    f"- Over tuned {'Adam' if ref == 'adam' else 'SGD'}: {_signed(d[0])} accuracy "
-                    f"[95% CI {_signed(d[1])}, {_signed(d[2])}]."
+                    f"- Over tuned {'Adam' if ref == 'adam' else 'SGD'}: {_pd(paired(rec, ref))} test accuracy "
+                    "(paired over seeds, 95% CI)."
                 )
     else:
         lines.append("- No recommendation: no finalist finished at least 2 seeds within the budget.")
@@ -253,8 +218,9 @@ def write_advice(
         "## Each family's best against tuned Adam and tuned SGD",
         "",
         f"Final test accuracy (mean [95% CI] over seeds) and training time to {_fmt(target, '.2f')} test accuracy "
-        "(mean [95% CI] over seeds, only when every seed reached it); Δ = family best minus the reference, "
-        "[95% Welch CI]. A family without a finalist did not fit the budget (or no run of it finished).",
+        "(mean [95% CI] over the seeds that reached it); Δ = family best minus the reference, paired over the "
+        "shared seeds, [95% CI] (for time: over the seeds where both reached the target, n pairs). A family "
+        "without a finalist did not fit the budget (or no run of it finished).",
         "",
         "| family | best | hyperparameters | final acc | Δ vs Adam | Δ vs SGD | time to target [s] (reached) "
         "| Δ time vs Adam [s] | Δ time vs SGD [s] |",
@@ -268,9 +234,7 @@ def write_advice(
 
         def d(key: str, fmt: str = "+.4f", r: dict[str, Any] = r) -> str:
             v = r.get(key)
-            if v is None or not math.isfinite(v[0]):
-                return "—"
-            return f"{_signed(v[0], fmt)} [{_signed(v[1], fmt)}, {_signed(v[2], fmt)}]"
+            return "—" if v is None else _pd(v, fmt, with_n=key.startswith("ttt"))
 
         lines.append(
             f"| {r['family']} | `{r['algorithm']}` | {_hp(r['hyperparams'])} | {_fmt(f.mean)} "
@@ -295,6 +259,7 @@ def write_advice(
             f"| {c.algorithm} | {c.family} | {len(c.trials)} ({pr}) | {_fmt(b['value']) if b else '—'} | "
             f"{_hp(b['hyperparams']) if b else '—'} | {len(c.finals)} |"
         )
+    lines += ["", f"*{TIE_RULE}*"]
     lines += ["", "## Plots", ""] + [f"![{p.stem}]({p.name})" for p in plots]
     lines += [
         "",
