@@ -4,7 +4,8 @@ How the wall-clock budget is spent (project choices, stated in the report):
 
 1. setup: load the data, build one trainer per candidate to find the ones the
    model allows (an AM trainer needs a plain MLP, for example);
-2. tuning, until 60% of the budget: one Optuna study per algorithm (TPE sampler,
+2. tuning, for 60% of the time the setup left (longer while the finals' estimated
+   cost still fits): one Optuna study per algorithm (TPE sampler,
    ASHA pruner on the validation accuracy of every epoch), trials taken round-robin
    so that every algorithm gets its share; each algorithm's first trial is its
    registered default;
@@ -284,7 +285,6 @@ def advise(
     # The report's reserve: plots and files take a few seconds.
     reserve = min(max(4.0, 0.06 * budget_s), 30.0)
     deadline = t0 + budget_s - reserve
-    tune_deadline = t0 + TUNE_SHARE * (budget_s - reserve)
     interrupted = False
     ctx = _Context(full, tune_data, model, model_options, epochs, batch_size, device, bar)
     try:
@@ -296,6 +296,9 @@ def advise(
                 "no algorithm can train this model: " + "; ".join(f"{c.algorithm}: {c.skipped}" for c in cands)
             )
         bar.phase = "tuning"
+        # Tuning gets its share of what the setup (imports, data, probes) left.
+        now = time.perf_counter()
+        tune_deadline = now + TUNE_SHARE * max(0.0, deadline - now)
         _tune(live, ctx, tune_deadline, seed, deadline, seeds)
         bar.phase = "finals"
         _finals(live, ctx, deadline, seeds)
@@ -492,6 +495,8 @@ def _finals(live: list[Candidate], ctx: _Context, deadline: float, seeds: int) -
         rest = [c for c in live if c.algorithm not in done]
         # First round: the best and the references always; later rounds: only what fits.
         final = _finalists(rest, max(0.0, deadline - time.perf_counter()), seeds, force=0 if done else 3)
+        if done:
+            final = final[:1]  # one extra finalist at a time, so at most one is left incomplete
         if not final:
             return
         done.update(c.algorithm for c in final)

@@ -81,7 +81,10 @@ def write_advice(
     by_seed = {a: {r["seed"]: _acc(r) for r in c.finals} for a, c in finals.items()}
     accs = {a: [v for v in d.values() if math.isfinite(v)] for a, d in by_seed.items()}
     summ = {a: mean_ci(v) for a, v in accs.items()}
-    eligible = [a for a in finals if len(accs[a]) >= 2]
+    # Only finalists whose every seed ran are compared (a seed that diverged counts as run, not as a value).
+    n_seeds = int(settings["seeds"])
+    incomplete = [a for a, c in finals.items() if len(c.finals) < n_seeds]
+    eligible = [a for a in finals if a not in incomplete and len(accs[a]) >= 2]
     ties = ties_with_best({a: accs[a] for a in eligible}) if eligible else None
     rec = ties.best if ties else None
     tied = list(ties.tied) if ties else []
@@ -200,6 +203,12 @@ def write_advice(
         worse = list(ties.different)
         if worse:
             lines.append("- Worse than it: " + ", ".join(f"`{a}` ({_pd(paired(a, rec))})" for a in worse) + ".")
+        if incomplete:
+            lines.append(
+                "- Not compared (the budget ran out before all their seeds): "
+                + ", ".join(f"`{a}` ({len(finals[a].finals)}/{n_seeds} seeds)" for a in incomplete)
+                + "."
+            )
         if ties.undecided:
             lines.append(f"- Undecided (too few finished seeds): {', '.join(f'`{a}`' for a in ties.undecided)}.")
         for ref in ("adam", "sgd"):
@@ -209,7 +218,7 @@ def write_advice(
                     "(paired over seeds, 95% CI)."
                 )
     else:
-        lines.append("- No recommendation: no finalist finished at least 2 seeds within the budget.")
+        lines.append(f"- No recommendation: no finalist finished its {n_seeds} seeds within the budget.")
     lines += [
         "",
         f"Budget {st['budget_s']:.0f} s, used {elapsed:.0f} s (report included); {n_trials} tuning trials "
