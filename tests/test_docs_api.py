@@ -16,7 +16,7 @@ import pytest
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 PACKAGES = [
     "optim", "am", "ntk", "data", "models", "training", "algorithms",
-    "bench", "sweep", "reproduce", "distributed", "validation",
+    "bench", "sweep", "reproduce", "advise", "distributed", "validation",
 ]  # fmt: skip
 
 

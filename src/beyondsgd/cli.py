@@ -1,4 +1,4 @@
-"""The ``beyondsgd`` command: ``list``, ``compare``, ``reproduce``, ``sweep`` and ``report``.
+"""The ``beyondsgd`` command: ``list``, ``compare``, ``reproduce``, ``sweep``, ``advise`` and ``report``.
 
 Launched by torchrun (``torchrun --nproc_per_node=N -m beyondsgd compare ...``)
 the command joins the process group and runs data-parallel; rank 0 prints and
@@ -280,6 +280,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--threads-per-worker", type=int, default=None, help="torch threads per run (default: cores // workers)"
     )
     s.add_argument("--ray-address", default=None, help="Ray cluster address (default: start a local instance)")
+    s.add_argument(
+        "--storage",
+        default=None,
+        metavar="URL",
+        help="search method tpe: the Optuna study database shared by every process given the same URL "
+        "(sqlite:///PATH, postgresql://USER@HOST/DB, journal:PATH; default: OUT/optuna.db)",
+    )
     s.add_argument("--quiet", action="store_true", help="no line per finished run")
     s.add_argument(
         "--checkpoint-every",
@@ -289,6 +296,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="each run also checkpoints every N epochs under OUT/checkpoints; --resume continues it",
     )
     s.add_argument("--no-report", action="store_true", help="only run; write the report later with `beyondsgd report`")
+
+    a = sub.add_parser(
+        "advise", help="which method should I use on this data? race every family within a time budget, report"
+    )
+    a.add_argument("--dataset", default="digits", help="dataset name (default: digits); see `beyondsgd list`")
+    a.add_argument("--model", default="mlp", help="model name (default: mlp)")
+    a.add_argument("--budget", default="10m", help="wall-clock budget: seconds or 90s, 10m, 1h (default: 10m)")
+    a.add_argument("--out", default="advise-results", help="report folder (default: ./advise-results)")
+    a.add_argument("--algorithms", default=None, help="comma-separated algorithms to race (default: all)")
+    a.add_argument(
+        "--families", default=None, help="comma-separated families to race, e.g. baseline,momentum (default: all)"
+    )
+    a.add_argument("--epochs", type=int, default=20, help="epochs per run (default: 20)")
+    a.add_argument("--batch-size", type=_batch_size, default=64, help="batch size, or 'full' (default: 64)")
+    a.add_argument("--n-train", type=int, default=None, help="use a deterministic subsample of the training set")
+    a.add_argument("--seeds", type=int, default=5, help="seeds per finalist, at least 5 (default: 5)")
+    a.add_argument("--target-accuracy", type=float, default=None, help="accuracy for time-to-target")
+    a.add_argument("--seed", type=int, default=0, help="seeds the TPE samplers (default: 0)")
+    a.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: cpu)")
+    a.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE", help="model option")
+    a.add_argument("--data-option", action="append", default=[], metavar="KEY=VALUE", help="dataset option")
+    a.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     rp = sub.add_parser("report", help="(re)write report.md and the self-contained report.html of a results folder")
     rp.add_argument(
@@ -475,11 +504,49 @@ def _cmd_sweep(args: argparse.Namespace) -> None:
         verbose=not args.quiet,
         report=not args.no_report,
         checkpoint_every=args.checkpoint_every,
+        storage=args.storage,
     )
     wrote = f"wrote {out.report} and {out.report.with_suffix('.html')}" if out.report else f"results in {out.out}"
     print(f"{out.ran} run(s) executed, {out.skipped} already stored, {len(out.lost)} lost; {wrote}")
     if out.lost:
         print("some runs were lost to crashed workers; run again with --resume to retry them", file=sys.stderr)
+
+
+def _cmd_advise(args: argparse.Namespace) -> int:
+    from beyondsgd.advise import advise
+
+    data_options = _key_values(args.data_option, "--data-option")
+    if args.n_train is not None:
+        data_options["n_train"] = args.n_train
+
+    def names(text: str | None) -> list[str] | None:
+        return [x.strip() for x in text.split(",") if x.strip()] if text else None
+
+    res = advise(
+        args.dataset,
+        args.model,
+        args.budget,
+        args.out,
+        algorithms=names(args.algorithms),
+        families=names(args.families),
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        model_options=_key_values(args.model_option, "--model-option"),
+        dataset_options=data_options,
+        seeds=args.seeds,
+        target_accuracy=args.target_accuracy,
+        seed=args.seed,
+        device=args.device,
+        progress=False if args.no_progress else None,
+    )
+    text = res.report.read_text()
+    verdict = text.split("## Verdict", 1)[1].split("\n## ", 1)[0].strip()
+    print(verdict)
+    print(f"wrote {res.report} and {res.report.with_suffix('.html')} ({res.elapsed_s:.0f} s of {res.budget_s:.0f} s)")
+    if res.interrupted:
+        print("beyondsgd: interrupted; the report covers the runs that finished", file=sys.stderr)
+        return 130
+    return 0
 
 
 def _cmd_report(args: argparse.Namespace) -> None:
@@ -519,7 +586,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"invalid --dist-timeout {args.dist_timeout}: expected a number of seconds > 0")
     owns_group = False  # leave a process group the caller created alone
     try:
-        if args.command in ("sweep", "report") and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        if args.command in ("sweep", "report", "advise") and int(os.environ.get("WORLD_SIZE", "1")) > 1:
             raise ValueError(
                 f"'beyondsgd {args.command}' runs its own worker processes (--backend local|ray); "
                 "launch it without torchrun"
@@ -541,6 +608,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             _cmd_sweep(args)
         elif args.command == "report":
             _cmd_report(args)
+        elif args.command == "advise":
+            code = _cmd_advise(args)
+            if code:
+                return code
         if owns_group:
             # Leave together: a rank that tears its group down while rank 0 is still writing
             # results can abort in the backend's teardown ("terminate called without an active

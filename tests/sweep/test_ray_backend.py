@@ -54,3 +54,21 @@ def test_sweep_on_local_ray_matches_in_process(local_ray, tmp_path):
             )
     meta = store.read_meta()
     assert meta["sessions"][0]["backend"] == "ray"
+
+
+def test_tpe_sweep_on_ray_workers_share_the_study(local_ray, tmp_path):
+    """Ray workers open the sweep's study database themselves to report per-epoch values."""
+    optuna = pytest.importorskip("optuna")
+    cfg = parse_config(
+        {
+            **CONFIG,
+            "algorithms": {"sgd": {"lr": {"log_uniform": [0.01, 1.0]}}},
+            "search": {"method": "tpe", "trials": 3},
+        }
+    )
+    out = run_sweep(cfg, tmp_path / "rt", backend="ray", threads=1, verbose=False, report=False)
+    assert out.lost == [] and out.ran == 3 + 2
+    study = optuna.load_study(study_name="ray-test/b/sgd", storage=f"sqlite:///{tmp_path / 'rt' / 'optuna.db'}")
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(done) == 3
+    assert all(len(t.intermediate_values) == 2 for t in done)  # reported from the Ray worker, every epoch

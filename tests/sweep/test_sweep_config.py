@@ -45,7 +45,7 @@ def cfg(**kw):
             cfg(algorithms={"sgd": {"lr": {"log_uniform": [1e-3, 1.0]}}}, search={"method": "grid"}),
             "method=grid cannot enumerate continuous dimensions ['lr']",
         ),
-        (cfg(search={"method": "bayes"}), "search.method: expected auto, grid or random"),
+        (cfg(search={"method": "bayes"}), "search.method: expected one of auto, grid, random, tpe"),
         (cfg(search={"trials": 0}), "search.trials: expected an integer >= 1"),
         (cfg(search={"validation_fraction": 1.5}), "search.validation_fraction"),
         (cfg(search={"budget": 3}), "search: unknown key(s) budget"),
@@ -169,7 +169,7 @@ def test_a_data_file_as_dataset_relative_to_the_config(tmp_path):
     assert prob.dataset == str((tmp_path / "data" / "mine.csv").resolve()) and prob.name == "mine-mlp"
     with pytest.raises(ConfigError, match=r"problems\[0\]\.dataset: data file '.*missing.csv' not found"):
         parse_config(cfg(problems=[{"dataset": "missing.csv"}]), base=tmp_path)
-    from beyondsgd.bench.sweep_run import _probe
+    from beyondsgd.sweep.run import _probe
 
     bad = tmp_path / "bad.csv"
     bad.write_text("a,label\nx,1\ny,0\n")

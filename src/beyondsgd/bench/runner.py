@@ -201,6 +201,7 @@ def run_experiment(
     checkpoint: str | os.PathLike | None = None,
     checkpoint_every: int = 1,
     model_factory: Callable[..., nn.Module] | None = None,
+    on_log: Callable[[dict[str, Any]], None] | None = None,
 ) -> RunResult:
     """Train and log one experiment.
 
@@ -218,6 +219,10 @@ def run_experiment(
         model_factory: build the model with ``model_factory(input_shape, num_outputs,
             **exp.model_options)`` instead of the registered model ``exp.model``
             (``exp.model`` then only names it in the results).
+        on_log: called with each new history row (after the row is appended,
+            before the checkpoint of that point is written).  An exception it
+            raises stops the run and propagates to the caller: a tuner uses this
+            to report per-epoch values and to prune (early-stop) a trial.
 
     Returns:
         The :class:`RunResult`. A run whose loss becomes NaN/inf is returned with
@@ -266,6 +271,7 @@ def run_experiment(
             device,
             progress,
             ckpt,
+            on_log,
         )
 
 
@@ -401,6 +407,7 @@ def _train(
     device: torch.device,
     progress: bool | None,
     ckpt: _Checkpointer,
+    on_log: Callable[[dict[str, Any]], None] | None = None,
 ) -> RunResult:
     n = data.n_train
     batch_size = None if exp.batch_size in ("full", None) else int(exp.batch_size)
@@ -430,6 +437,8 @@ def _train(
                 **extra,
             }
         )
+        if on_log is not None:
+            on_log(result.history[-1])
 
     state = ckpt.resume
     if state is not None:

@@ -33,6 +33,15 @@ times 0.1, 0.3, 1, 3, 10" (the defaults only when the algorithm has none);
 ``auto:NAME`` scans hyperparameter NAME around its registered default instead.  ``method: auto`` enumerates
 an all-discrete space when it has at most ``trials`` points and otherwise draws
 ``trials`` random points.
+
+``method: tpe`` hands the search to Optuna (:mod:`beyondsgd.sweep.optuna_search`):
+``trials`` trials per (problem, algorithm) proposed by its TPE sampler (seeded by
+``seed``), with ``pruner: none | median | asha`` stopping hopeless trials from the
+validation metric each trial reports at every log point.  The space maps onto
+Optuna distributions: ``log_uniform`` -> ``FloatDistribution(log=True)``,
+``uniform`` -> ``FloatDistribution``, ``grid``/``choice``/lists ->
+``CategoricalDistribution``, a scalar stays fixed.  The study lives in a database
+(``OUT/optuna.db``, SQLite, by default), so an interrupted sweep resumes from it.
 """
 
 from __future__ import annotations
@@ -67,7 +76,11 @@ _PROBLEM_KEYS = {
     "target",
 }
 _TOP_KEYS = {"name", "problems", "algorithms", "families", "skip_missing", "search", "seeds", "device"}
-_SEARCH_KEYS = {"method", "trials", "seed", "tuning_seeds", "validation_fraction", "select", "metric"}
+_SEARCH_KEYS = {"method", "trials", "seed", "tuning_seeds", "validation_fraction", "select", "metric", "pruner"}
+#: ``search.method`` values; ``tpe`` is Optuna's TPE sampler (see :mod:`beyondsgd.sweep.optuna_search`).
+SEARCH_METHODS = ("auto", "grid", "random", "tpe")
+#: ``search.pruner`` values (``method: tpe`` only).
+PRUNERS = ("none", "median", "asha")
 _TARGET_METRICS = ("test_accuracy", "test_loss", "train_loss")
 
 
@@ -264,6 +277,7 @@ class SweepConfig:
     select: str = "final"
     seeds: int = 3
     device: str = "cpu"
+    pruner: str = "none"
     raw: dict[str, Any] = field(default_factory=dict)
 
     def fingerprint(self) -> str:
@@ -382,8 +396,15 @@ def parse_config(raw: Mapping[str, Any], base: str | Path | None = None) -> Swee
     search = _mapping("search", raw.get("search"))
     _unknown("search", search, _SEARCH_KEYS)
     method = search.get("method", "auto")
-    if method not in ("auto", "grid", "random"):
-        raise ConfigError(f"search.method: expected auto, grid or random, got {method!r}")
+    if method not in SEARCH_METHODS:
+        raise ConfigError(f"search.method: expected one of {', '.join(SEARCH_METHODS)}, got {method!r}")
+    pruner = search.get("pruner", "none")
+    if pruner not in PRUNERS:
+        raise ConfigError(f"search.pruner: expected one of {', '.join(PRUNERS)}, got {pruner!r}")
+    if pruner != "none" and method != "tpe":
+        raise ConfigError(f"search.pruner: {pruner!r} needs method: tpe (grid/random trials always run to the end)")
+    if method == "tpe" and search.get("tuning_seeds", 1) != 1:
+        raise ConfigError("search.tuning_seeds: method tpe runs one seed per trial; set tuning_seeds: 1 (or omit it)")
     select = search.get("select", "final")
     if select not in ("final", "best"):
         raise ConfigError(f"search.select: expected final or best, got {select!r}")
@@ -446,10 +467,12 @@ def parse_config(raw: Mapping[str, Any], base: str | Path | None = None) -> Swee
         select=select,
         seeds=_int("seeds", raw.get("seeds", 3), 1),
         device=str(raw.get("device", "cpu")),
+        pruner=pruner,
     )
     # Enumerate the trials now so a grid over continuous ranges fails before anything runs.
-    for space in spaces.values():
-        trials(space, cfg.method, cfg.trials, cfg.search_seed)
+    if method != "tpe":
+        for space in spaces.values():
+            trials(space, cfg.method, cfg.trials, cfg.search_seed)
     cfg.raw = {
         "name": cfg.name,
         "problems": [asdict(p) for p in problems],
@@ -461,6 +484,8 @@ def parse_config(raw: Mapping[str, Any], base: str | Path | None = None) -> Swee
             "tuning_seeds": cfg.tuning_seeds,
             "validation_fraction": cfg.validation_fraction,
             "select": cfg.select,
+            # Only tpe sweeps carry the key: the fingerprints of grid/random sweeps stay as they were.
+            **({"pruner": cfg.pruner} if method == "tpe" else {}),
         },
         "seeds": cfg.seeds,
         "device": cfg.device,
@@ -511,6 +536,9 @@ class RunTask:
         validation_fraction: size of the validation split (tuning runs only).
         checkpoint: file the run checkpoints to (resumed from if it exists); ``None``: none.
         checkpoint_every: checkpoint every this many log points.
+        optuna: for a ``method: tpe`` trial: ``storage`` (URL), ``study`` (name),
+            ``trial_id``, ``pruner`` and ``metric``; the run reports its validation
+            metric to that trial at every log point and stops when the pruner says so.
     """
 
     key: str
@@ -522,6 +550,7 @@ class RunTask:
     validation_fraction: float = 0.0
     checkpoint: str | None = None
     checkpoint_every: int = 1
+    optuna: dict[str, Any] | None = None
 
 
 def _task(cfg: SweepConfig, prob: Problem, alg: str, trial: int, hp: dict[str, Any], seed: int, phase: str) -> RunTask:
@@ -552,7 +581,21 @@ def _slug(s: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "-" for c in s)
 
 
+def tunable(space: Mapping[str, Dim]) -> bool:
+    """Whether a space has anything to search (a continuous dimension or a grid of >= 2 values)."""
+    return any(not d.discrete or len(d.values) > 1 for d in space.values())
+
+
+def fixed_params(space: Mapping[str, Dim]) -> dict[str, Any]:
+    """The dimensions that take one value (fixed scalars, one-value grids)."""
+    return {n: d.values[0] for n, d in space.items() if d.discrete and len(d.values) == 1}
+
+
 def algorithm_trials(cfg: SweepConfig, alg: str) -> list[dict[str, Any]]:
+    """The grid/random settings of ``alg`` (``method: tpe``: only a space with nothing to search, as one setting)."""
+    if cfg.method == "tpe":
+        space = cfg.spaces[alg]
+        return [] if tunable(space) else [fixed_params(space)]
     # Seeded by the algorithm name too, so adding an algorithm leaves the others' draws unchanged.
     seed = (cfg.search_seed * 1_000_003 + int(_hash(alg)[:8], 16)) % 2**32
     return trials(cfg.spaces[alg], cfg.method, cfg.trials, seed)
@@ -560,7 +603,9 @@ def algorithm_trials(cfg: SweepConfig, alg: str) -> list[dict[str, Any]]:
 
 def tuning_tasks(cfg: SweepConfig) -> list[RunTask]:
     """Phase 1: every trial on the validation split (skipped when there is only one trial)."""
-    out = []
+    out: list[RunTask] = []
+    if cfg.method == "tpe":  # Optuna proposes the trials one by one (sweep.optuna_search)
+        return out
     for prob in cfg.problems:
         for alg in cfg.spaces:
             points = algorithm_trials(cfg, alg)
@@ -595,6 +640,9 @@ def best_trials(cfg: SweepConfig, records: Mapping[str, Mapping[str, Any]]) -> d
     for prob in cfg.problems:
         metric = prob.selection_metric
         for alg in cfg.spaces:
+            if cfg.method == "tpe" and tunable(cfg.spaces[alg]):
+                chosen[(prob.name, alg)] = _best_recorded_trial(cfg, prob, alg, records)
+                continue
             points = algorithm_trials(cfg, alg)
             scores = []
             if len(points) >= 2:
@@ -617,9 +665,41 @@ def best_trials(cfg: SweepConfig, records: Mapping[str, Mapping[str, Any]]) -> d
     return chosen
 
 
-def final_tasks(cfg: SweepConfig, records: Mapping[str, Mapping[str, Any]]) -> list[RunTask]:
-    """Phase 2: the chosen setting of each (problem, algorithm) over ``cfg.seeds`` seeds."""
-    chosen = best_trials(cfg, records)
+def _best_recorded_trial(
+    cfg: SweepConfig, prob: Problem, alg: str, records: Mapping[str, Mapping[str, Any]]
+) -> dict[str, Any]:
+    """``method: tpe``: the best stored tuning trial (pruned trials score -inf; ties: lower trial number)."""
+    metric = prob.selection_metric
+    recs = sorted(
+        (
+            r
+            for r in records.values()
+            if r["task"]["phase"] == "tune" and r["task"]["problem"] == prob.name and r["task"]["algorithm"] == alg
+        ),
+        key=lambda r: r["task"]["trial"],
+    )
+    scores = [score(r, metric, cfg.select) if r["status"] != "pruned" else -math.inf for r in recs]
+    best = int(np.argmax(scores)) if scores else 0
+    return {
+        "trial": recs[best]["task"]["trial"] if recs else 0,
+        "hyperparams": dict(recs[best]["task"]["experiment"]["hyperparams"]) if recs else fixed_params(cfg.spaces[alg]),
+        "trials": [r["task"]["experiment"]["hyperparams"] for r in recs],
+        "scores": scores,
+        "metric": metric,
+    }
+
+
+def final_tasks(
+    cfg: SweepConfig,
+    records: Mapping[str, Mapping[str, Any]],
+    chosen: Mapping[tuple[str, str], Mapping[str, Any]] | None = None,
+) -> list[RunTask]:
+    """Phase 2: the chosen setting of each (problem, algorithm) over ``cfg.seeds`` seeds.
+
+    Args:
+        chosen: the choice (as :func:`best_trials` returns it); default: :func:`best_trials` of ``records``.
+    """
+    chosen = best_trials(cfg, records) if chosen is None else chosen
     out = []
     for prob in cfg.problems:
         for alg in cfg.spaces:

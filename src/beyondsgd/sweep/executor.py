@@ -45,9 +45,7 @@ def _dataset(task: RunTask):
     """
     import json
 
-    import torch
-
-    from beyondsgd.data import Dataset, load_dataset
+    from beyondsgd.data import load_dataset
 
     exp = task.experiment
     ck = json.dumps([exp["dataset"], exp["dataset_options"], task.validation_fraction], sort_keys=True, default=str)
@@ -55,25 +53,43 @@ def _dataset(task: RunTask):
         # Seed 0 for every run: the data (and its subsample) is part of the problem, not of the seed.
         data = load_dataset(exp["dataset"], seed=0, **exp["dataset_options"])
         if task.validation_fraction > 0:
-            n = data.n_train
-            n_val = max(1, int(round(task.validation_fraction * n)))
-            perm = torch.randperm(n, generator=torch.Generator().manual_seed(12345))
-            val, tr = perm[:n_val], perm[n_val:]
-            data = Dataset(
-                data.name,
-                data.X_train[tr],
-                data.y_train[tr],
-                data.X_train[val],
-                data.y_train[val],
-                data.input_shape,
-                data.num_classes,
-                data.task,
-                f"{data.source} [tuning split: {n - n_val} train / {n_val} validation]",
-            )
+            data = validation_split(data, task.validation_fraction)
         if len(_DATA_CACHE) > 8:
             _DATA_CACHE.clear()
         _DATA_CACHE[ck] = data
     return _DATA_CACHE[ck]
+
+
+def validation_split(data, fraction: float):
+    """The tuning view of a dataset: train on a fixed random ``1 - fraction`` of its training set,
+    report the held-out rest as the ``test_*`` columns (the test set is never seen).
+
+    Args:
+        data: a :class:`~beyondsgd.data.Dataset`.
+        fraction: share of the training set held out for validation, in (0, 1).
+
+    Returns:
+        A new :class:`~beyondsgd.data.Dataset` (same permutation, seed 12345, for every caller).
+    """
+    import torch
+
+    from beyondsgd.data import Dataset
+
+    n = data.n_train
+    n_val = max(1, int(round(fraction * n)))
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(12345))
+    val, tr = perm[:n_val], perm[n_val:]
+    return Dataset(
+        data.name,
+        data.X_train[tr],
+        data.y_train[tr],
+        data.X_train[val],
+        data.y_train[val],
+        data.input_shape,
+        data.num_classes,
+        data.task,
+        f"{data.source} [tuning split: {n - n_val} train / {n_val} validation]",
+    )
 
 
 def execute_task(task: RunTask, threads: int | None = None) -> dict[str, Any]:
@@ -91,18 +107,33 @@ def execute_task(task: RunTask, threads: int | None = None) -> dict[str, Any]:
         torch.set_num_threads(threads)
     record: dict[str, Any] = {"key": task.key, "task": asdict(task), "host": platform.node(), "pid": os.getpid()}
     start = time.perf_counter()
+    reporter = None
     try:
+        if task.optuna is not None:
+            from beyondsgd.sweep.optuna_search import TrialReporter
+
+            reporter = TrialReporter(task.optuna)
         result = run_experiment(
             Experiment(**task.experiment),
             data=_dataset(task),
             progress=False,
             checkpoint=task.checkpoint,
             checkpoint_every=task.checkpoint_every,
+            on_log=reporter,
         )
         record.update(status=result.status, result=result.to_dict(), error=None)
     except KeyboardInterrupt:
         raise
     except Exception as err:
+        if reporter is not None and isinstance(err, reporter.TrialPruned):
+            # Stopped early by the tuner's pruner: keep what it logged; the study records it as pruned.
+            record.update(
+                status="pruned",
+                result={"history": reporter.rows, "hyperparams": task.experiment["hyperparams"], "status": "pruned"},
+                error=None,
+            )
+            record["wall_s"] = time.perf_counter() - start
+            return record
         record.update(
             status="failed",
             result={"history": [], "hyperparams": task.experiment["hyperparams"]},
@@ -275,6 +306,122 @@ def run_ray(
             ray.cancel(ref, force=True)
         raise
     return lost
+
+
+class Dispatcher:
+    """Runs tasks one at a time as they are handed in (for a driver that decides the next task
+    from the results so far, as Optuna's ask/tell loop does); this base class runs them in this process.
+
+    Attributes:
+        capacity: how many tasks may be in flight at once.
+        in_flight: how many are (submitted and not yet returned by :meth:`wait`).
+    """
+
+    def __init__(self, threads: int | None = None) -> None:
+        self.threads = threads
+        self.capacity = 1
+        self._done: list[tuple[RunTask, dict[str, Any] | None]] = []
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._done)
+
+    def submit(self, task: RunTask) -> None:
+        self._done.append((task, execute_task(task, self.threads)))
+
+    def wait(self) -> list[tuple[RunTask, dict[str, Any] | None]]:
+        """Block until at least one task finished; its ``(task, record)`` (record ``None``: lost)."""
+        done, self._done = self._done, []
+        return done
+
+    def abort(self) -> None:
+        """Stop the tasks in flight (after Ctrl-C or an error); their results are not returned."""
+        self._done = []
+
+
+class PoolDispatcher(Dispatcher):
+    """Tasks on a :class:`LocalPool`; a worker death rebuilds the pool and resubmits (``retries`` times)."""
+
+    def __init__(self, pool: LocalPool, threads: int, retries: int = 2) -> None:
+        super().__init__(threads)
+        self.pool, self.retries = pool, retries
+        self.capacity = pool.workers
+        self._futures: dict[Any, RunTask] = {}
+        self._attempts: dict[str, int] = {}
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._futures)
+
+    def submit(self, task: RunTask) -> None:
+        self._futures[self.pool.get().submit(execute_task, task, self.threads)] = task
+
+    def wait(self) -> list[tuple[RunTask, dict[str, Any] | None]]:
+        done, _ = wait(set(self._futures), return_when=FIRST_COMPLETED)
+        out, resubmit = [], []
+        for fut in done:
+            task = self._futures.pop(fut)
+            try:
+                out.append((task, fut.result()))
+            except BrokenProcessPool:
+                self._attempts[task.key] = self._attempts.get(task.key, 0) + 1
+                if self._attempts[task.key] > self.retries:
+                    log.warning("run %s lost: its worker died %d times", task.key, self._attempts[task.key])
+                    out.append((task, None))
+                else:
+                    resubmit.append(task)
+        if resubmit:  # the pool is unusable: every task still in it is lost too, start a fresh one
+            resubmit += list(self._futures.values())
+            self._futures = {}
+            self.pool.discard()
+            for task in resubmit:
+                self.submit(task)
+        return out
+
+    def abort(self) -> None:
+        self._futures = {}
+        self.pool.discard(kill=True)
+
+
+class RayDispatcher(Dispatcher):
+    """Tasks as Ray tasks (one CPU each); ``capacity``: the cluster's CPUs."""
+
+    def __init__(self, threads: int, address: str | None = None, retries: int = 2) -> None:
+        super().__init__(threads)
+        try:
+            import ray
+        except ImportError:
+            raise ImportError('the ray backend needs Ray: pip install "beyondsgd[ray]"') from None
+        if not ray.is_initialized():
+            ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        self.ray = ray
+        self.remote = ray.remote(num_cpus=1, max_retries=retries)(execute_task)
+        self.capacity = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        self._refs: dict[Any, RunTask] = {}
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._refs)
+
+    def submit(self, task: RunTask) -> None:
+        self._refs[self.remote.remote(task, self.threads)] = task
+
+    def wait(self) -> list[tuple[RunTask, dict[str, Any] | None]]:
+        done, _ = self.ray.wait(list(self._refs), num_returns=1)
+        out = []
+        for ref in done:
+            task = self._refs.pop(ref)
+            try:
+                out.append((task, self.ray.get(ref)))
+            except self.ray.exceptions.RayError as err:
+                log.warning("run %s lost: %s", task.key, err)
+                out.append((task, None))
+        return out
+
+    def abort(self) -> None:
+        for ref in self._refs:
+            self.ray.cancel(ref, force=True)
+        self._refs = {}
 
 
 def default_workers() -> int:

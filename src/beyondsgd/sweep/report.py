@@ -162,6 +162,8 @@ def plot_sensitivity(
         ys: list[float] = []
         bad: list[float] = []
         for r in tune[alg]:
+            if r["status"] == "pruned":  # stopped early: its last value is not comparable
+                continue
             x = float(r["task"]["experiment"]["hyperparams"][name])
             y = pick(r["result"]["history"], metric, r["status"]) if r["status"] != "failed" else math.nan
             (xs if math.isfinite(y) else bad).append(x)
@@ -274,7 +276,9 @@ def write_report(root: str | Path, level: float = 0.95) -> Path:
     sessions = meta.get("sessions", [])
     lines += [
         f"- {len(pnames)} problem(s) × {len(algs)} algorithm(s); {n_runs} stored runs ({n_failed} failed); "
-        f"hyperparameters chosen by search (method {cfg['search']['method']}, budget {cfg['search']['trials']} trials, "
+        f"hyperparameters chosen by search (method {cfg['search']['method']}"
+        + (f", pruner {cfg['search']['pruner']}" if cfg["search"].get("pruner") else "")
+        + f", budget {cfg['search']['trials']} trials, "
         f"{cfg['search']['tuning_seeds']} tuning seed(s)) on a validation split of "
         f"{cfg['search']['validation_fraction']:.0%} of the training set, by the {select} validation metric; "
         f"the chosen setting re-run over {cfg['seeds']} seeds on the full training set, evaluated on the test set.",
@@ -379,17 +383,18 @@ def write_report(root: str | Path, level: float = 0.95) -> Path:
     lines += [
         "## Chosen hyperparameters",
         "",
-        "| problem | algorithm | chosen | trials | diverged/failed trials |",
-        "|---|---|---|---|---|",
+        "| problem | algorithm | chosen | trials | diverged/failed trials | pruned trials |",
+        "|---|---|---|---|---|---|",
     ]
     for p in pnames:
         for a in algs:
             s = stats.get((p, a))
             tr = tune[p][a]
-            bad = sum(r["status"] != "ok" for r in tr)
+            bad = sum(r["status"] in ("diverged", "failed") for r in tr)
+            pruned = sum(r["status"] == "pruned" for r in tr)
             lines.append(
                 f"| {p} | {a} | {_hp(s['hyperparams']) if s else '—'} | "
-                f"{len({r['task']['trial'] for r in tr}) or 'none (single setting)'} | {bad} |"
+                f"{len({r['task']['trial'] for r in tr}) or 'none (single setting)'} | {bad} | {pruned} |"
             )
 
     lines += ["", "## Curves", "", "Final runs: mean over seeds, band min–max over seeds.", ""]

@@ -49,6 +49,7 @@ def run_sweep(
     verbose: bool = True,
     report: bool = True,
     checkpoint_every: int | None = None,
+    storage: str | None = None,
 ) -> SweepOutput:
     """Run (or resume) a sweep into ``out`` and write its report.
 
@@ -66,6 +67,10 @@ def run_sweep(
         checkpoint_every: each run also checkpoints to ``out/checkpoints/KEY.pt``
             every this many log points, so a killed sweep resumes runs mid-way
             (finished runs are skipped through the store either way).
+        storage: ``method: tpe`` only: the Optuna storage of the studies (an RDB URL
+            such as ``postgresql://...`` or ``journal:PATH``); default: the SQLite
+            file ``out/optuna.db``.  Several sweeps given the same storage share its
+            studies (see :mod:`beyondsgd.sweep.optuna_search`).
 
     Raises:
         ConfigError: ``out`` holds another sweep, or a different config on resume.
@@ -74,7 +79,18 @@ def run_sweep(
         raise ConfigError(f"invalid backend {backend!r}: expected local or ray")
     if checkpoint_every is not None:
         POSITIVE_INT.check("checkpoint_every", checkpoint_every)
+    if storage is not None and cfg.method != "tpe":
+        raise ConfigError(
+            f"--storage is for search method tpe (the Optuna study database); this sweep uses {cfg.method}"
+        )
     out = Path(out)
+    storage_url = None
+    if cfg.method == "tpe":
+        from beyondsgd.sweep.optuna_search import default_storage, open_storage
+
+        storage_url = storage or default_storage(out)
+        if storage is not None:
+            open_storage(storage_url)  # an unreachable database fails here, before anything is written
     had_meta = (out / "sweep.json").is_file()
     if had_meta and not resume:
         raise ConfigError(f"{out} already holds a sweep; pass --resume to continue it, or choose another --out")
@@ -91,6 +107,8 @@ def run_sweep(
             "fingerprint": cfg.fingerprint(),
             "config": cfg.raw,
             "created": meta["created"] if meta else time.strftime("%Y-%m-%d %H:%M:%S"),
+            **({"storage": storage_url} if storage_url else {}),
+            **{k: meta[k] for k in ("chosen", "sessions") if meta and k in meta},
         }
     )
     cores = default_workers()
@@ -101,6 +119,11 @@ def run_sweep(
     lost: list[str] = []
     started = time.perf_counter()
 
+    def with_checkpoint(t):
+        if checkpoint_every is None:
+            return t
+        return replace(t, checkpoint=str(out / "checkpoints" / f"{t.key}.pt"), checkpoint_every=checkpoint_every)
+
     def todo(tasks):
         nonlocal skipped
         keep = []
@@ -108,11 +131,8 @@ def run_sweep(
             rec = store.get(t.key) if t.key in store else None
             if rec is not None and not (retry_failed and rec.get("status") == "failed"):
                 skipped += 1
-            elif checkpoint_every is None:
-                keep.append(t)
             else:
-                path = str(out / "checkpoints" / f"{t.key}.pt")
-                keep.append(replace(t, checkpoint=path, checkpoint_every=checkpoint_every))
+                keep.append(with_checkpoint(t))
         return keep
 
     def execute(tasks, phase):
@@ -130,6 +150,8 @@ def run_sweep(
                 metric = "val" if phase == "tune" else "test"
                 val = last.get("test_accuracy")
                 msg = rec["status"] if rec["status"] != "failed" else f"failed ({rec['error']})"
+                if rec["status"] == "pruned":
+                    msg = f"pruned after {len(hist) - 1} log point(s)"
                 acc = f" {metric} acc {val:.4f}" if isinstance(val, float) and val == val else ""
                 print(
                     f"[{phase} {count}/{total}] {t['problem']} {t['algorithm']} trial {t['trial']} "
@@ -145,18 +167,31 @@ def run_sweep(
             lost.extend(run_local(tasks, store, workers, threads, on_done, pool=pool))
 
     with LocalPool(workers, threads) as pool:  # started on first use, shared by both phases
-        tune = tuning_tasks(cfg)
-        execute(todo(tune), "tune")
+        chosen = None
+        if storage_url is not None:
+            missing, n_ran, n_lost = _tune_tpe(
+                cfg, store, storage_url, backend, workers, threads, pool, ray_address, verbose, with_checkpoint
+            )
+            ran += n_ran
+            lost.extend(n_lost)
+            if not missing:
+                from beyondsgd.sweep.optuna_search import tpe_choices
+
+                chosen = tpe_choices(cfg, storage_url)
+        else:
+            tune = tuning_tasks(cfg)
+            execute(todo(tune), "tune")
         records = {r["key"]: r for r in store.records()}
-        missing = [t.key for t in tune if t.key not in records]
+        if storage_url is None:
+            missing = [t.key for t in tune if t.key not in records]
         if not missing:
             # Record the choice: the report counts only final runs of the chosen trial, so a
             # choice can never be mixed with runs of another one.
-            chosen = best_trials(cfg, records)
+            chosen = chosen or best_trials(cfg, records)
             meta = store.read_meta() or {}
             meta["chosen"] = {f"{p}|{a}": c["trial"] for (p, a), c in chosen.items()}
             store.write_meta(meta)
-            execute(todo(final_tasks(cfg, records)), "final")
+            execute(todo(final_tasks(cfg, records, chosen)), "final")
         elif verbose:
             # Choosing now would pick from an incomplete set of trials; the final phase waits.
             print(
@@ -186,3 +221,57 @@ def run_sweep(
 
         path = write_report(out)
     return SweepOutput(out, ran, skipped, lost, path)
+
+
+def _tune_tpe(
+    cfg, store, storage_url, backend, workers, threads, pool, ray_address, verbose, checkpoint
+) -> tuple[list[str], int, list[str]]:
+    """The tuning phase of a ``method: tpe`` sweep.
+
+    Returns:
+        The names of studies with unfinished trials, the number of runs made, the keys of lost runs.
+    """
+    from beyondsgd.sweep.executor import Dispatcher, PoolDispatcher, RayDispatcher
+    from beyondsgd.sweep.optuna_search import run_tpe_tuning, tuning_complete
+
+    if backend == "ray":
+        dispatcher: Dispatcher = RayDispatcher(threads, ray_address)
+    elif workers > 1:
+        dispatcher = PoolDispatcher(pool, threads)
+    else:
+        dispatcher = Dispatcher(threads)
+    total = len(cfg.problems) * sum(1 for a in cfg.spaces if _tunable(cfg, a)) * cfg.trials
+    count = {"ran": 0, "pruned": 0}
+
+    def on_done(rec: dict[str, Any]) -> None:
+        count["ran"] += 1
+        count["pruned"] += rec["status"] == "pruned"
+        if verbose:
+            t = rec["task"]
+            hist = rec["result"].get("history") or [{}]
+            val = hist[-1].get("test_accuracy")
+            msg = rec["status"] if rec["status"] != "failed" else f"failed ({rec['error']})"
+            if rec["status"] == "pruned":
+                msg = f"pruned after {len(hist) - 1} log point(s)"
+            acc = f" val acc {val:.4f}" if isinstance(val, float) and val == val else ""
+            print(
+                f"[tune {count['ran']} this session, {total} in the studies; {count['pruned']} pruned] {t['problem']} "
+                f"{t['algorithm']} trial {t['trial']}: {msg}{acc} ({rec['wall_s']:.1f} s)",
+                file=sys.stderr,
+            )
+
+    lost = run_tpe_tuning(cfg, store, storage_url, dispatcher, on_done, checkpoint)
+    missing = tuning_complete(cfg, storage_url)
+    if missing and verbose:
+        print(
+            f"{len(missing)} study(ies) still have unfinished trials (another process, or lost runs); "
+            "the final runs start after --resume completes the tuning",
+            file=sys.stderr,
+        )
+    return missing, count["ran"], lost
+
+
+def _tunable(cfg: SweepConfig, alg: str) -> bool:
+    from beyondsgd.sweep.config import tunable
+
+    return tunable(cfg.spaces[alg])

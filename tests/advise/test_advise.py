@@ -1,0 +1,103 @@
+"""``advise``: a complete report on a tiny budget, the budget kept, Ctrl-C, bad inputs, the statistics."""
+
+import json
+
+import pytest
+
+pytest.importorskip("optuna")
+
+from beyondsgd.advise import advise, parse_budget
+from beyondsgd.cli import main
+from beyondsgd.data import Dataset, load_dataset
+
+TINY = {
+    "algorithms": ["sgd", "adam", "hb"],
+    "epochs": 3,
+    "dataset_options": {"n_train": 300},
+    "model_options": {"widths": [16]},
+    "progress": False,
+}
+
+
+def test_tiny_budget_gives_a_complete_report_within_budget(tmp_path):
+    res = advise("digits", "mlp", budget=20, out=tmp_path, **TINY)
+    assert res.elapsed_s <= 1.1 * 20
+    assert res.recommended in {"sgd", "adam", "hb"} and not res.interrupted
+    md = res.report.read_text()
+    assert f"**Recommended: `{res.recommended}`**" in md
+    assert "Statistically tied with it" in md
+    assert "## Each family's best against tuned Adam and tuned SGD" in md
+    for fam in ("| baseline |", "| momentum |"):
+        assert fam in md
+    for f in ("advice.html", "advice.json", "trials.csv", "finals.csv", "curves.png", "finalists.png"):
+        assert (tmp_path / f).is_file(), f
+    verdict = json.loads((tmp_path / "advice.json").read_text())["verdict"]
+    assert verdict["recommended"] == res.recommended and verdict["final_accuracy"]["seeds"] >= 5
+    assert set(res.tied) <= {"sgd", "adam", "hb"} - {res.recommended}
+    rows = (tmp_path / "finals.csv").read_text().splitlines()[1:]
+    for alg in [res.recommended, *res.tied]:  # compared finalists ran all their >= 5 seeds
+        assert sum(r.startswith(alg + ",") for r in rows) >= 5
+    trials = (tmp_path / "trials.csv").read_text().splitlines()[1:]
+    assert {r.split(",")[0] for r in trials} == {"sgd", "adam", "hb"}  # every algorithm raced
+
+
+def test_ctrl_c_writes_the_report_of_what_finished(tmp_path, monkeypatch):
+    import beyondsgd.advise.core as core
+
+    real, calls = core.run_experiment, [0]
+
+    def interrupting(*a, **kw):
+        calls[0] += 1
+        if calls[0] > 12:  # 3 probes, then some trials
+            raise KeyboardInterrupt
+        return real(*a, **kw)
+
+    monkeypatch.setattr(core, "run_experiment", interrupting)
+    full = load_dataset("digits", seed=0, n_train=300)  # tensors, as a user's own data would come
+    mine = Dataset(
+        "mine",
+        full.X_train,
+        full.y_train,
+        full.X_test,
+        full.y_test,
+        full.input_shape,
+        10,
+        "classification",
+        "my tensors",
+    )
+    res = advise(mine, "mlp", budget=60, out=tmp_path, **{**TINY, "dataset_options": None})
+    assert res.interrupted and res.elapsed_s < 60
+    md = res.report.read_text()
+    assert "Interrupted (Ctrl-C)" in md and "No recommendation" in md  # no final ran
+    assert len((tmp_path / "trials.csv").read_text().splitlines()) - 1 == 12 - 3
+
+
+@pytest.mark.parametrize(
+    "kwargs, msg",
+    [
+        ({"budget": 0}, "must be > 0"),
+        ({"budget": "-1m"}, "invalid budget"),
+        ({"budget": "ten minutes"}, "invalid budget"),
+        ({"families": ["quantum"]}, "unknown algorithm family 'quantum'; available families: "),
+        ({"algorithms": ["lion"]}, "unknown algorithm 'lion'"),
+        ({"seeds": 3}, "at least 5 seeds"),
+        ({"model": "transformer"}, "unknown model 'transformer'"),
+    ],
+)
+def test_bad_inputs_fail_early_and_clearly(tmp_path, kwargs, msg):
+    with pytest.raises(ValueError, match=msg):
+        advise(**{"data": "digits", "out": tmp_path / "o", "budget": 10, **kwargs})
+    assert not (tmp_path / "o").exists()
+
+
+def test_cli_bad_budget_and_family(capsys, tmp_path):
+    assert main(["advise", "--budget", "0", "--out", str(tmp_path)]) == 2
+    assert "budget" in capsys.readouterr().err
+    assert main(["advise", "--families", "nope", "--budget", "5", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "unknown algorithm family 'nope'" in err and "Traceback" not in err
+
+
+def test_parse_budget():
+    assert parse_budget("10m") == 600 and parse_budget("90s") == 90 and parse_budget("1.5h") == 5400
+    assert parse_budget(12) == 12 and parse_budget("30") == 30
