@@ -145,46 +145,17 @@ def make_trainer(
     return GradientTrainer(model, optimizer, X, y, loss_fn)
 
 
-def _am_factory(cls: Callable[..., Trainer]) -> Callable[..., Trainer]:
-    def make(model: nn.Module, X: torch.Tensor, y: torch.Tensor, loss_fn: LossFn, **hyperparams: Any) -> Trainer:
-        return cls(model, X, y, loss_fn, **hyperparams)
-
-    return make
-
-
-# The package's own trainers, declared from what beyondsgd.am exports.
-register_trainer(
-    TrainerSpec(
-        name="tiam",
-        factory=_am_factory(am.TIAM),
-        hyperparams=am.TIAM_HYPERPARAMS,
-        defaults=am.TIAM_DEFAULTS,
-        description="triple-inertial alternating minimization (gradient-free, full batch)",
-        family="TIAM (alternating minimization)",
-        batch_size="full",
-    )
-)
-register_trainer(
-    TrainerSpec(
-        name="am",
-        factory=_am_factory(am.PlainAM),
-        hyperparams=am.AM_HYPERPARAMS,
-        defaults=am.AM_DEFAULTS,
-        description="plain alternating minimization (TIAM with no inertia)",
-        family="TIAM (alternating minimization)",
-        batch_size="full",
-    )
-)
-register_trainer(
-    TrainerSpec(
-        name="dladmm",
-        factory=_am_factory(am.DLADMM),
-        hyperparams=am.DLADMM_HYPERPARAMS,
-        defaults=am.DLADMM_DEFAULTS,
-        description="dlADMM: relaxed ADMM, dual variable on the last layer, backward-then-forward sweeps (full batch)",
-        family="TIAM (alternating minimization)",
-        batch_size="full",
-    )
-)
+# The package's own trainers, declared from what beyondsgd.am exports. Each class is its own
+# factory: it takes (model, X, y, loss_fn, **hyperparams).
+_AM_FAMILY = "TIAM (alternating minimization)"
+for _name, _cls, _hyperparams, _defaults, _description in (
+    ("tiam", am.TIAM, am.TIAM_HYPERPARAMS, am.TIAM_DEFAULTS,
+     "triple-inertial alternating minimization (gradient-free, full batch)"),
+    ("am", am.PlainAM, am.AM_HYPERPARAMS, am.AM_DEFAULTS,
+     "plain alternating minimization (TIAM with no inertia)"),
+    ("dladmm", am.DLADMM, am.DLADMM_HYPERPARAMS, am.DLADMM_DEFAULTS,
+     "dlADMM: relaxed ADMM, dual variable on the last layer, backward-then-forward sweeps (full batch)"),
+):  # fmt: skip
+    register_trainer(TrainerSpec(_name, _cls, _hyperparams, _defaults, _description, _AM_FAMILY, "full"))
 
 __all__ = ["AlgorithmInfo", "TrainerSpec", "algorithm_info", "available_algorithms", "make_trainer", "register_trainer"]
