@@ -38,7 +38,7 @@ from beyondsgd.optim.directions import (
     SGDDirection,
 )
 from beyondsgd.optim.registry import OptimizerSpec, register
-from beyondsgd.optim.update_rules import RULES, RuleArgs, get_rule
+from beyondsgd.optim.update_rules import RULES, SLOT_GRAD, RuleArgs, Scratch, copy_into, get_rule, into
 from beyondsgd.validation import (
     BOOL,
     NONNEGATIVE,
@@ -293,15 +293,25 @@ class RuleOptimizer(Optimizer):
         return all(p.device.type != "cpu" for p in params)
 
     def _step_one(self, group, params, grads, states, rule, args) -> None:
-        """One tensor at a time (the reference; on CPU also the faster path)."""
+        """One tensor at a time (the reference; on CPU also the faster path).
+
+        Temporaries come from one :class:`~beyondsgd.optim.update_rules.Scratch` per step
+        (each slot the size of the largest tensor, freed after the step); under
+        ``torch.compile`` they are plain temporaries that inductor fuses away.
+        """
         owned = self.direction.owns(group)
+        scratch = None if compiling() else Scratch(max(p.numel() for p in params))
         for p, g, st in zip(params, grads, states):
-            if group["maximize"]:
-                g = -g
-            if group["weight_decay"] != 0.0:
-                g = g.add(p, alpha=group["weight_decay"])
-            d, scale = self.direction.one(p, g, st, group)
-            rule.apply_one(p, d, scale, args, st, owned=owned)
+            if group["maximize"] or group["weight_decay"] != 0.0:
+                g = (
+                    torch.neg(g, **into(scratch, SLOT_GRAD, p))
+                    if group["maximize"]
+                    else copy_into(scratch, SLOT_GRAD, g)
+                )
+                if group["weight_decay"] != 0.0:
+                    g.add_(p, alpha=group["weight_decay"])
+            d, scale = self.direction.one(p, g, st, group, scratch)
+            rule.apply_one(p, d, scale, args, st, owned=owned, scratch=scratch)
 
     def _step_many(self, group, params, grads, states, rule, args) -> None:
         """Multi-tensor path (``torch._foreach_*``), equal to :meth:`_step_one` to rounding."""
