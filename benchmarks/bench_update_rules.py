@@ -3,8 +3,12 @@
 Only ``optimizer.step()`` is timed: every optimizer sees the same fixed gradients, all are
 timed round-robin in one run (so machine load hits them alike), and the median over rounds
 is reported with its ratio to torch's fastest path of the same base optimizer (the smaller of
-its ``fused`` and ``foreach`` medians).  The extra memory column is the optimizer's
-persistent state beyond torch's for the same base, in units of the parameters' size.
+its ``fused`` and ``foreach`` medians); the minimum over rounds, less sensitive to a loaded
+machine, is printed next to it.  Memory, in units of the parameters' size ``P``:
+"extra state" is the persistent state beyond torch's for the same base; "peak temp" is the
+largest total size of the tensors a step allocates that are alive at once (counted exactly
+by a dispatch mode over one extra step), printed also in units of the largest parameter
+tensor.
 
     PYTHONPATH=src python benchmarks/bench_update_rules.py --threads 1 --width 448 --layers 10 --rounds 11
 """
@@ -12,12 +16,15 @@ persistent state beyond torch's for the same base, in units of the parameters' s
 from __future__ import annotations
 
 import argparse
+import gc
 import statistics
 import time
+import weakref
 from collections.abc import Callable
 
 import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from beyondsgd import optim
 
@@ -70,6 +77,44 @@ def _state_bytes(opt: torch.optim.Optimizer) -> int:
     )
 
 
+class _PeakTemporaries(TorchDispatchMode):
+    """Counts the bytes of tensors created by ops (outputs not sharing an input's storage)
+    that are alive at the same time; ``peak`` is the maximum."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.live = 0
+        self.peak = 0
+
+    def _release(self, nbytes: int) -> None:
+        self.live -= nbytes
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        seen = {
+            t.untyped_storage().data_ptr()
+            for t in torch.utils._pytree.tree_leaves((args, kwargs))
+            if isinstance(t, torch.Tensor)
+        }
+        for t in torch.utils._pytree.tree_leaves(out):
+            if isinstance(t, torch.Tensor) and t.dim() > 0 and t.untyped_storage().data_ptr() not in seen:
+                nbytes = t.untyped_storage().nbytes()
+                self.live += nbytes
+                self.peak = max(self.peak, self.live)
+                weakref.finalize(t, self._release, nbytes)
+        return out
+
+
+def peak_temporary_bytes(opt: torch.optim.Optimizer) -> int:
+    """Peak bytes of temporaries alive at once during one ``opt.step()``."""
+    mode = _PeakTemporaries()
+    with mode:
+        opt.step()
+    gc.collect()
+    return mode.peak
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=1)
@@ -113,21 +158,35 @@ def main() -> None:
                 torch.cuda.synchronize()
             times[name].append(time.perf_counter() - t)
     med = {k: statistics.median(v) for k, v in times.items()}
+    low = {k: min(v) for k, v in times.items()}
     n = sum(p.numel() for p in params())
     param_bytes = n * 4
+    largest = max(p.numel() for p in params()) * 4
+    peak = {name: peak_temporary_bytes(opt) for name, opt in setups.items()}
     print(
         f"{n / 1e6:.2f}M float32 parameters in {2 * args.layers} tensors, device {device}, "
         f"threads {torch.get_num_threads()}, torch {torch.__version__}, median of {args.rounds} rounds, "
         f"our path: foreach={args.foreach}"
     )
-    print(f"{'optimizer':30s} {'step ms':>8s} {'vs torch fastest':>17s} {'extra state':>12s}")
+
+    def mem(name: str) -> str:
+        return f"{peak[name] / param_bytes:5.2f}P = {peak[name] / largest:5.1f} largest"
+
+    print(
+        f"{'optimizer':30s} {'median ms':>9s} {'ratio':>14s} {'min ms':>7s} {'ratio':>6s} "
+        f"{'extra state':>11s} {'peak temp':>22s}"
+    )
     for name in BASELINES:
-        print(f"{name:30s} {med[name] * 1e3:8.2f} {'':>17s} {'':>12s}")
+        print(f"{name:30s} {med[name] * 1e3:9.2f} {'':>14s} {low[name] * 1e3:7.2f} {'':>6s} {'':>11s} {mem(name):>22s}")
     for name, (_, refs) in OURS.items():
         best = min(refs, key=med.__getitem__)
+        best_low = min(refs, key=low.__getitem__)
         extra = (_state_bytes(setups[name]) - _state_bytes(setups[best])) / param_bytes
         ratio = f"{med[name] / med[best]:.2f}x {best.split()[-1]}"
-        print(f"{name:30s} {med[name] * 1e3:8.2f} {ratio:>17s} {extra:+11.2f}P")
+        print(
+            f"{name:30s} {med[name] * 1e3:9.2f} {ratio:>14s} {low[name] * 1e3:7.2f} "
+            f"{low[name] / low[best_low]:5.2f}x {extra:+10.2f}P {mem(name):>22s}"
+        )
 
 
 if __name__ == "__main__":
