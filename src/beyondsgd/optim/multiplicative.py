@@ -173,6 +173,9 @@ class RuleOptimizer(Optimizer):
         name = type(self).__name__
         merged = {**_RULE_DEFAULTS, **self.direction.defaults, **self.base_defaults}
         options = dict(options)
+        table = self.hyperparams()
+        # The caller's own values first, so an error names the option they gave (not its alias).
+        check_hyperparams(name, checkable(name, {k: v for k, v in options.items() if k in table}), table)
         rule = options.get("rule", merged["rule"])
         gamma = options.get("gamma", merged["gamma"])
         _alias_lr(name, options, rule, gamma)
