@@ -208,7 +208,7 @@ class RuleOptimizer(Optimizer):
         if isinstance(param_group, dict) and hasattr(self, "defaults"):
             rule = param_group.get("rule", self.defaults["rule"])
             gamma = param_group.get("gamma", self.defaults["gamma"])
-            given = {k: param_group[k] for k in ("lr", "eta_out") if k in param_group}
+            given: dict[str, Any] = {k: param_group[k] for k in ("lr", "eta_out") if k in param_group}
             _alias_lr(f"{name} param group {len(self.param_groups)}", given, rule, gamma)
             param_group = {**param_group, **given}
         super().add_param_group(param_group)
