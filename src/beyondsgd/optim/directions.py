@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from beyondsgd.optim._scalars import new_step, value
+from beyondsgd.optim.update_rules import SLOT_DIRECTION, Scratch, into, reuse
 from beyondsgd.validation import BOOL, NONNEGATIVE, POSITIVE, UNIT, UNIT_HALF_OPEN, Constraint, OneOf, TupleOf
 
 State = dict[str, Any]
@@ -42,11 +43,12 @@ class Direction:
         return True
 
     def one(
-        self, p: torch.Tensor, g: torch.Tensor, state: State, group: Mapping[str, Any]
+        self, p: torch.Tensor, g: torch.Tensor, state: State, group: Mapping[str, Any], scratch: Scratch | None = None
     ) -> tuple[torch.Tensor, float]:
         """Reference path: update ``state`` for one tensor and return ``(d, scale)``.
 
-        ``g`` is the gradient with ``maximize`` and weight decay already applied.
+        ``g`` is the gradient with ``maximize`` and weight decay already applied;
+        ``scratch`` supplies the temporary ``d`` (``None``: allocated).
         """
         raise NotImplementedError
 
@@ -88,7 +90,7 @@ class SGDDirection(Direction):
     def owns(self, group):
         return group["momentum"] != 0.0 and group["nesterov"]
 
-    def one(self, p, g, state, group):
+    def one(self, p, g, state, group, scratch=None):
         mu = group["momentum"]
         if mu == 0.0:
             return g, 1.0
@@ -97,7 +99,9 @@ class SGDDirection(Direction):
             buf = state["momentum_buffer"] = g.detach().clone()
         else:
             buf.mul_(mu).add_(g, alpha=1.0 - group["dampening"])
-        return (g.add(buf, alpha=mu) if group["nesterov"] else buf), 1.0
+        if group["nesterov"]:
+            return torch.add(g, buf, alpha=mu, **into(scratch, SLOT_DIRECTION, p)), 1.0
+        return buf, 1.0
 
     def many(self, ps, gs, states, group):
         mu = group["momentum"]
@@ -144,7 +148,7 @@ class AdamDirection(Direction):
             if amsgrad:
                 state["max_exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
 
-    def one(self, p, g, state, group):
+    def one(self, p, g, state, group, scratch=None):
         beta1, beta2 = group["betas"]
         self._init(p, state, group["amsgrad"])
         t = _bump_step(state)
@@ -155,10 +159,10 @@ class AdamDirection(Direction):
         if group["amsgrad"]:
             torch.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
             v = state["max_exp_avg_sq"]
-        denom = (v.sqrt() / bc2_sqrt).add_(group["eps"])
+        denom = torch.sqrt(v, **into(scratch, SLOT_DIRECTION, p)).div_(bc2_sqrt).add_(group["eps"])
         if group["bias_correction"] == "inside":
-            return (m / bc1).div_(denom), 1.0
-        return m / denom, 1.0 / bc1
+            return torch.div(m, denom, **reuse(scratch, denom)).div_(bc1), 1.0
+        return torch.div(m, denom, **reuse(scratch, denom)), 1.0 / bc1
 
     def many(self, ps, gs, states, group):
         beta1, beta2 = group["betas"]
@@ -211,7 +215,7 @@ class RMSpropDirection(Direction):
             if group["centered"]:
                 state["grad_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
 
-    def one(self, p, g, state, group):
+    def one(self, p, g, state, group, scratch=None):
         self._init(p, state, group)
         _bump_step(state)
         alpha = group["alpha"]
@@ -220,15 +224,15 @@ class RMSpropDirection(Direction):
         if group["centered"]:
             ga = state["grad_avg"]
             ga.lerp_(g, 1.0 - alpha)
-            avg = sq.addcmul(ga, ga, value=-1.0).sqrt_()
+            avg = torch.addcmul(sq, ga, ga, value=-1.0, **into(scratch, SLOT_DIRECTION, p)).sqrt_()
         else:
-            avg = sq.sqrt()
+            avg = torch.sqrt(sq, **into(scratch, SLOT_DIRECTION, p))
         avg.add_(group["eps"])
         if group["momentum"] > 0:
             buf = state["momentum_buffer"]
             buf.mul_(group["momentum"]).addcdiv_(g, avg)
             return buf, 1.0
-        return g / avg, 1.0
+        return torch.div(g, avg, **reuse(scratch, avg)), 1.0
 
     def many(self, ps, gs, states, group):
         for p, st in zip(ps, states):
@@ -272,12 +276,13 @@ class AdagradDirection(Direction):
     def _scale(self, t: Any, group: Mapping[str, Any]) -> float:
         return 1.0 / (1.0 + (t - 1) * group["lr_decay"])
 
-    def one(self, p, g, state, group):
+    def one(self, p, g, state, group, scratch=None):
         self._init(p, state, group)
         t = _bump_step(state)
         s = state["sum"]
         s.addcmul_(g, g, value=1.0)
-        return g / s.sqrt().add_(group["eps"]), self._scale(t, group)
+        std = torch.sqrt(s, **into(scratch, SLOT_DIRECTION, p)).add_(group["eps"])
+        return torch.div(g, std, **reuse(scratch, std)), self._scale(t, group)
 
     def many(self, ps, gs, states, group):
         for p, st in zip(ps, states):

@@ -79,6 +79,9 @@ HYPERPARAMS = {
 }
 
 
+#: Key of DSGD's own (not per-parameter) entry in ``self.state`` (typed ``Any``: torch types the keys as tensors).
+_OWN: Any = "dsgd"
+
 #: Options that may differ between param groups (layers); the rest are the optimizer's.
 _PER_GROUP_OPTIONS = ("lr", "norm")
 _GLOBAL_OPTIONS = tuple(k for k in HYPERPARAMS if k not in _PER_GROUP_OPTIONS)
@@ -252,12 +255,12 @@ class DSGD(torch.optim.Optimizer):
                 "DSGD: params must be an iterable of Tensors, (name, Tensor) pairs or param-group dicts, "
                 f"got a single {torch.typename(params)}; wrap it in a list: [tensor]"
             )
-        params = list(params)
-        if params and not isinstance(params[0], dict):
-            params = [{"params": [p]} for p in params]  # each tensor (named or not) its own layer
+        items: list[Any] = list(params)
+        if items and not isinstance(items[0], dict):
+            items = [{"params": [p]} for p in items]  # each tensor (named or not) its own layer
         # Every option lives in ``defaults`` (pickled and deep-copied with the optimizer, and filled
         # into each group as torch.optim does); only lr and norm may differ between groups.
-        super().__init__(params, hp)
+        super().__init__(items, hp)
         for index, group in enumerate(self.param_groups):
             group.setdefault("activation", "unknown")
             _check_layer_group(index, group)
@@ -265,7 +268,7 @@ class DSGD(torch.optim.Optimizer):
         self._warned = False
         if mode == "bound":
             self._bound_activations()  # fail early on an unsupported architecture
-        self.state["dsgd"] = {
+        self.state[_OWN] = {
             "step": 0,
             "cycle": 0,
             "violations": 0,
@@ -306,7 +309,7 @@ class DSGD(torch.optim.Optimizer):
     @property
     def violations(self) -> int:
         """Bound-mode steps whose realized decrease was below the predicted one."""
-        return int(self.state["dsgd"]["violations"])
+        return int(self.state[_OWN]["violations"])
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
@@ -321,13 +324,13 @@ class DSGD(torch.optim.Optimizer):
     def state_dict(self) -> dict[str, Any]:
         """As ``torch.optim.Optimizer.state_dict``, with a snapshot (not a live view) of DSGD's own state."""
         sd = super().state_dict()
-        sd["state"] = {**sd["state"], "dsgd": copy.deepcopy(self.state["dsgd"])}
+        sd["state"] = {**sd["state"], "dsgd": copy.deepcopy(self.state[_OWN])}
         return sd
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         super().load_state_dict(state_dict)
         # Own copy, so the loaded dict and this optimizer never share mutable state.
-        self.state["dsgd"] = copy.deepcopy(state_dict["state"]["dsgd"])
+        self.state[_OWN] = copy.deepcopy(state_dict["state"]["dsgd"])
 
     def _bound_activations(self) -> list[str]:
         acts = [g["activation"] for g in self.param_groups]
@@ -399,10 +402,10 @@ class DSGD(torch.optim.Optimizer):
                 op_norms=self._op_norms(),
             )
         ref = self.param_groups[0]["params"][0]
-        return torch.tensor(self.state["dsgd"]["kappa"], dtype=ref.dtype, device=ref.device)
+        return torch.tensor(self.state[_OWN]["kappa"], dtype=ref.dtype, device=ref.device)
 
     def _choose(self, scores: list[float]) -> int:
-        st, selection, k = self.state["dsgd"], self.options["selection"], len(scores)
+        st, selection, k = self.state[_OWN], self.options["selection"], len(scores)
         if selection == "cyclic":
             i = st["cycle"] % k
             st["cycle"] = (i + 1) % k
@@ -437,7 +440,7 @@ class DSGD(torch.optim.Optimizer):
     # ------------------------------------------------------------------ the step
 
     @torch.no_grad()
-    def step(
+    def step(  # type: ignore[override]
         self,
         closure: Callable[[], torch.Tensor] | None = None,
         score_closure: Callable[[], torch.Tensor] | None = None,
@@ -501,7 +504,7 @@ class DSGD(torch.optim.Optimizer):
         kappas = self._kappas()
         scores = (score_sq / (2.0 * kappas)).tolist()
         i = self._choose(scores)
-        st = self.state["dsgd"]
+        st = self.state[_OWN]
         st["prev_scores"] = (dual_sq / (2.0 * kappas)).tolist()
 
         group = self.param_groups[i]
@@ -518,6 +521,7 @@ class DSGD(torch.optim.Optimizer):
             self._apply(params, direction, eta / kappa)
             if not check:
                 break
+            assert closure is not None and f0 is not None  # checked at the top: check needs a closure
             with torch.enable_grad():
                 f1 = sign * _loss_value(closure())
             realized = f0 - f1
@@ -527,6 +531,7 @@ class DSGD(torch.optim.Optimizer):
             if not adaptive or ok or backtracks >= opts["max_backtracks"]:
                 break
             # Sufficient decrease failed: undo, raise the layer's constant, retry.
+            assert saved is not None  # adaptive mode saved the layer
             for p, s in zip(params, saved):
                 p.copy_(s)
             kappa *= opts["backtrack"]

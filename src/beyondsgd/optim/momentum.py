@@ -37,7 +37,7 @@ References:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch.optim import Optimizer
@@ -151,9 +151,9 @@ class _DisplacementMomentum(Optimizer):
         if grads and (group["maximize"] or group["weight_decay"] != 0):
             # New tensors: the .grad fields the user sees are left untouched, as torch does.
             if self._use_foreach(group, params):
-                grads = torch._foreach_neg(grads) if group["maximize"] else list(grads)
+                grads = list(torch._foreach_neg(grads)) if group["maximize"] else list(grads)
                 if group["weight_decay"] != 0:
-                    grads = torch._foreach_add(grads, params, alpha=group["weight_decay"])
+                    grads = list(torch._foreach_add(grads, params, alpha=group["weight_decay"]))
             else:
                 grads = [(-g if group["maximize"] else g) for g in grads]
                 if group["weight_decay"] != 0:
@@ -168,7 +168,7 @@ class _DisplacementMomentum(Optimizer):
         return bool(params) and all(p.device.type != "cpu" for p in params)
 
     @torch.no_grad()
-    def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor | None:
+    def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor | None:  # type: ignore[override]
         """One update of every parameter group.
 
         Args:
@@ -188,9 +188,17 @@ class _DisplacementMomentum(Optimizer):
             beta, beta_next = momentum_at(group, k), momentum_at(group, k + 1)
             lr = value(group["lr"])
             if not compiling() and self._use_foreach(group, params):
-                grouped = Optimizer._group_tensors_by_device_and_dtype([params, grads, disps])
+                lists: list[list[torch.Tensor | None]] = [list(params), list(grads), list(disps)]
+                grouped = Optimizer._group_tensors_by_device_and_dtype(lists)
                 for (dev_params, dev_grads, dev_disps), _ in grouped.values():
-                    self._update_foreach(dev_params, dev_grads, dev_disps, lr, beta, beta_next)
+                    self._update_foreach(
+                        cast(list[torch.Tensor], dev_params),
+                        cast(list[torch.Tensor], dev_grads),
+                        cast(list[torch.Tensor], dev_disps),
+                        lr,
+                        beta,
+                        beta_next,
+                    )
             else:
                 for p, g, d in zip(params, grads, disps):
                     self._update_single(p, g, d, lr, beta, beta_next)

@@ -38,7 +38,7 @@ from beyondsgd.optim.directions import (
     SGDDirection,
 )
 from beyondsgd.optim.registry import OptimizerSpec, register
-from beyondsgd.optim.update_rules import RULES, RuleArgs, get_rule
+from beyondsgd.optim.update_rules import RULES, SLOT_GRAD, RuleArgs, Scratch, copy_into, get_rule, into
 from beyondsgd.validation import (
     BOOL,
     NONNEGATIVE,
@@ -173,6 +173,9 @@ class RuleOptimizer(Optimizer):
         name = type(self).__name__
         merged = {**_RULE_DEFAULTS, **self.direction.defaults, **self.base_defaults}
         options = dict(options)
+        table = self.hyperparams()
+        # The caller's own values first, so an error names the option they gave (not its alias).
+        check_hyperparams(name, checkable(name, {k: v for k, v in options.items() if k in table}), table)
         rule = options.get("rule", merged["rule"])
         gamma = options.get("gamma", merged["gamma"])
         _alias_lr(name, options, rule, gamma)
@@ -205,7 +208,7 @@ class RuleOptimizer(Optimizer):
         if isinstance(param_group, dict) and hasattr(self, "defaults"):
             rule = param_group.get("rule", self.defaults["rule"])
             gamma = param_group.get("gamma", self.defaults["gamma"])
-            given = {k: param_group[k] for k in ("lr", "eta_out") if k in param_group}
+            given: dict[str, Any] = {k: param_group[k] for k in ("lr", "eta_out") if k in param_group}
             _alias_lr(f"{name} param group {len(self.param_groups)}", given, rule, gamma)
             param_group = {**param_group, **given}
         super().add_param_group(param_group)
@@ -293,15 +296,25 @@ class RuleOptimizer(Optimizer):
         return all(p.device.type != "cpu" for p in params)
 
     def _step_one(self, group, params, grads, states, rule, args) -> None:
-        """One tensor at a time (the reference; on CPU also the faster path)."""
+        """One tensor at a time (the reference; on CPU also the faster path).
+
+        Temporaries come from one :class:`~beyondsgd.optim.update_rules.Scratch` per step
+        (each slot the size of the largest tensor, freed after the step); under
+        ``torch.compile`` they are plain temporaries that inductor fuses away.
+        """
         owned = self.direction.owns(group)
+        scratch = None if compiling() else Scratch(max(p.numel() for p in params))
         for p, g, st in zip(params, grads, states):
-            if group["maximize"]:
-                g = -g
-            if group["weight_decay"] != 0.0:
-                g = g.add(p, alpha=group["weight_decay"])
-            d, scale = self.direction.one(p, g, st, group)
-            rule.apply_one(p, d, scale, args, st, owned=owned)
+            if group["maximize"] or group["weight_decay"] != 0.0:
+                g = (
+                    torch.neg(g, **into(scratch, SLOT_GRAD, p))
+                    if group["maximize"]
+                    else copy_into(scratch, SLOT_GRAD, g)
+                )
+                if group["weight_decay"] != 0.0:
+                    g.add_(p, alpha=group["weight_decay"])
+            d, scale = self.direction.one(p, g, st, group, scratch)
+            rule.apply_one(p, d, scale, args, st, owned=owned, scratch=scratch)
 
     def _step_many(self, group, params, grads, states, rule, args) -> None:
         """Multi-tensor path (``torch._foreach_*``), equal to :meth:`_step_one` to rounding."""
