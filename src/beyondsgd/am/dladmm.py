@@ -203,7 +203,7 @@ class DLADMM(Trainer):
             ),
             torch.zeros((), dtype=loss.dtype, device=loss.device),
         )
-        reg = 0.5 * self.mu * sum(w.pow(2).sum() for w in self.W)
+        reg = 0.5 * self.mu * torch.stack([w.pow(2).sum() for w in self.W]).sum()
         return {
             "dladmm_objective": loss + aug + hidden / n + reg,
             "dladmm_loss": loss,
@@ -295,7 +295,7 @@ class DLADMM(Trainer):
         else:
             self._bz = [t[indices] for t in self.z]
             self._ba = [t[indices] for t in self.a]
-            self._bu, self._by, self._bm = self.u[indices], self.y[indices], int(indices.numel())
+            self._bu, self._by, self._bm = self.u[indices], self.y[indices], int(indices.numel())  # type: ignore[union-attr]
         for j in reversed(range(L)):  # backward: z_l, b_l, W_l, a_{l-1}
             self._update_z(j)
             self._update_b(j)

@@ -213,13 +213,13 @@ def fit(
     elif val is not None:
         (Xv, yv), _ = _as_tensors(val, "val")
     else:
-        Xv = yv = None
+        Xv = yv = None  # type: ignore[assignment]
     if patience is not None and Xv is None:
         raise ValueError("early stopping (patience) needs validation data: pass val or val_fraction")
     device = next(model.parameters()).device
     X, y = X.to(device), y.to(device)
     if Xv is not None:
-        Xv, yv = Xv.to(device), yv.to(device)
+        Xv, yv = Xv.to(device), yv.to(device)  # type: ignore[union-attr]
     trainer = _trainer_class(algorithm)(model, X, y, loss_fn, **dict(hyperparams or {}))
     n = X.shape[0]
 
@@ -237,7 +237,7 @@ def fit(
     best, best_state, since = math.inf, None, 0
     bar = None
     if progress:
-        from tqdm.auto import tqdm
+        from tqdm.auto import tqdm  # type: ignore[import-untyped]
 
         bar = tqdm(total=epochs, desc=type(trainer).__name__, unit="epoch")
     t0 = time.perf_counter()

@@ -241,7 +241,8 @@ class AMTrainer(Trainer):
         given = dict(p1=p1, p2=p2, p3=p3, schedule=schedule)
         # None: the class's default (TIAM_DEFAULTS for TIAM, no inertia for PlainAM).
         inertial = {k: (self.DEFAULTS.get(k, _NO_INERTIA[k]) if v is None else v) for k, v in given.items()}
-        p1, p2, p3, schedule = (inertial[k] for k in ("p1", "p2", "p3", "schedule"))
+        p1, p2, p3 = (float(inertial[k]) for k in ("p1", "p2", "p3"))
+        schedule = str(inertial["schedule"])
         if "p1" in self.HYPERPARAMS:
             hp.update(inertial)
         elif any(inertial[k] != v for k, v in _NO_INERTIA.items()):
@@ -455,6 +456,7 @@ class AMTrainer(Trainer):
 
     def _input_product(self, xw: torch.Tensor, p: float) -> torch.Tensor:
         """``X (W + p (W - W_prev))^T = xw + p (xw - X W_prev^T)``: no matrix product (full batch, layer 1)."""
+        assert self._xwp is not None
         return extrapolate(xw, self._xwp, p)
 
     def _coupling_product(self, j, A, Ap, AW, p3, memo) -> torch.Tensor:
