@@ -15,6 +15,9 @@ on the test set (reported, never used to choose). Variants:
 * ``dladmm`` (ReLU and leaky ReLU: it has no closed form for ELU), ``gd`` (lr 1), ``adam`` (lr 1e-2).
 
     OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/am_levers.py [--seeds 3] [--iters 30] [--out results.csv]
+    # Fashion-MNIST from local files (first 5000 training images):
+    BEYONDSGD_DATA=/usr/share/datasets OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/am_levers.py \
+        --datasets fashion-mnist --max-train 5000 --only tiam,tiam_in,am,am_in,dladmm,gd,adam
 """
 
 from __future__ import annotations
@@ -90,6 +93,7 @@ def main() -> None:
     ap.add_argument("--iters", type=int, default=30)
     ap.add_argument("--out", default=None, help="CSV of every run")
     ap.add_argument("--only", default=None, help="comma-separated variant names to run (default: all)")
+    ap.add_argument("--max-train", type=int, default=10_000, help="use the first N training images at most")
     args = ap.parse_args()
     torch.set_num_threads(1)
     rows = []
@@ -100,8 +104,8 @@ def main() -> None:
             print(f"{name}: files not present, skipped")
             continue
         X_all, y_all = data.X_train, data.y_train
-        if X_all.shape[0] > 10_000:
-            X_all, y_all = X_all[:10_000], y_all[:10_000]
+        if X_all.shape[0] > args.max_train:
+            X_all, y_all = X_all[: args.max_train], y_all[: args.max_train]
         perm = torch.randperm(X_all.shape[0], generator=torch.Generator().manual_seed(0))
         n_val = X_all.shape[0] // 5
         Xv, yv = X_all[perm[:n_val]], y_all[perm[:n_val]]
