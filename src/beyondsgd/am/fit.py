@@ -96,6 +96,9 @@ def _materialize(dataset: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _as_tensors(data: DataLike, name: str) -> tuple[tuple[torch.Tensor, torch.Tensor], DataLoader | None]:
+    if isinstance(data, DataLoader) and name == "val":  # validation is read whole: any loader will do
+        dataset = data.dataset
+        return _materialize(dataset.dataset if isinstance(dataset, IndexedDataset) else dataset), None
     if isinstance(data, DataLoader):
         if not isinstance(data.dataset, IndexedDataset):
             raise ValueError(
@@ -253,7 +256,11 @@ def fit(
             if log is not None:
                 log(record)
             if bar is not None:
-                shown = {k: record[k] for k in ("am_objective", "val_loss", "val_accuracy") if k in record}
+                shown = {
+                    k: record[k]
+                    for k in ("am_objective", "dladmm_objective", "val_loss", "val_accuracy")
+                    if k in record
+                }
                 bar.set_postfix({k: f"{v:.4g}" for k, v in shown.items()})
                 bar.update(1)
             if Xv is None:
