@@ -315,6 +315,11 @@ class AMTrainer(Trainer):
     def _ok(self, before: float, after: float) -> bool:
         return after <= before + 1e-6 * (abs(before) + 1e-12)
 
+    def _ok_tensor(self, before: torch.Tensor, after: torch.Tensor) -> bool:
+        """:meth:`_ok` computed on the device: one host sync for the decision."""
+        before, after = torch.as_tensor(before).double(), torch.as_tensor(after).double()  # as the float test
+        return bool(after <= before + 1e-6 * (before.abs() + 1e-12))
+
     def _guarded(self, before: torch.Tensor, attempt: Callable, p: tuple[float, float, float]):
         """Run ``attempt(p)``; if the block objective rose, redo it without extrapolation (counted).
 
@@ -322,7 +327,7 @@ class AMTrainer(Trainer):
         (safeguard on and some inertia non-zero), never in plain AM.
         """
         result = attempt(p)
-        if self.safeguard and p != _Z3 and not self._ok(float(before), float(result[1])):
+        if self.safeguard and p != _Z3 and not self._ok_tensor(before, result[1]):
             self.safeguard_count += 1
             result = attempt(_Z3)
         return result
