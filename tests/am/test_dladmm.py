@@ -173,9 +173,6 @@ def test_registered_trains_digits_and_refuses_what_it_cannot_do(digits, small_pr
     with pytest.raises(ValueError, match="dlADMM supports the activations relu and leaky_relu"):
         DLADMM(model, X, y)
     model, X, y = small_problem()
-    tr = DLADMM(model, X, y)
-    with pytest.raises(ValueError, match="dlADMM is full batch"):
-        tr.train_step(torch.arange(10))
     with pytest.raises(ValueError, match="invalid nu=0"):
         DLADMM(model, X, y, nu=0)
 
@@ -194,3 +191,24 @@ def test_checkpoint_resume_is_identical(small_problem):
     tr2.load_state_dict(state)
     assert [float(tr2.train_step(None)) for _ in range(2)] == cont
     assert all(torch.equal(p, q) for p, q in zip(model.parameters(), model2.parameters()))
+
+
+def test_mini_batch_updates_only_the_batch_rows_and_trains(small_problem):
+    model, X, y = small_problem()
+    tr = DLADMM(model, X, y)
+    z_before, u_before = [t.clone() for t in tr.z], tr.u.clone()
+    idx = torch.arange(0, 400, 4)
+    tr.train_step(idx)
+    rest = torch.ones(400, dtype=torch.bool)
+    rest[idx] = False
+    assert all(torch.equal(a[rest], b[rest]) for a, b in zip(tr.z, z_before)) and torch.equal(
+        tr.u[rest], u_before[rest]
+    )
+    assert not torch.equal(tr.u[idx], u_before[idx])
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(15):
+        for batch in torch.randperm(400, generator=gen).split(100):
+            tr.train_step(batch)
+    with torch.no_grad():
+        acc = (model(X).argmax(1) == y).float().mean().item()
+    assert acc > 0.6  # measured 0.895 (seed 0); chance 0.1

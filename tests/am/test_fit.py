@@ -42,6 +42,8 @@ def test_fit_from_an_indexed_dataloader_uses_its_batches(small_problem):
     res = fit(net, loader, epochs=8, progress=False)
     assert res.trainer.samples_seen == 8 * X.shape[0]  # one pass over the loader per epoch
     assert accuracy(net, X, y) > 0.3
+    res = fit(net, loader, epochs=1, val=DataLoader(TensorDataset(X[:50], y[:50]), batch_size=7), progress=False)
+    assert 0.0 <= res.history[-1]["val_accuracy"] <= 1.0  # a plain loader is fine for validation
     with pytest.raises(ValueError, match=r"IndexedDataset\(dataset\)"):
         fit(net, DataLoader(TensorDataset(X, y), batch_size=10), progress=False)
 

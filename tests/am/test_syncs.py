@@ -66,5 +66,5 @@ def test_tiam_adds_one_sync_per_safeguard_check(small_problem, count_syncs, coun
     blocks_per_iteration = 4 * (tr.num_layers - 1) + 3
     decisions = count_decisions["trials"] + count_decisions["prox_checks"]
     logging = 3 + (tr.num_layers - 1)
-    # Each safeguard check compares two values (2 syncs); redone blocks add their own trials.
-    assert count_syncs["n"] == decisions + 2 * blocks_per_iteration + logging
+    # Each safeguard check is one decision (1 sync); redone blocks add their own trials.
+    assert count_syncs["n"] == decisions + blocks_per_iteration + logging

@@ -85,7 +85,7 @@ class DLADMM(Trainer):
     Args:
         model: a chain ``[Flatten,] Linear, act, ..., Linear`` with ReLU or leaky ReLU
             (see :func:`beyondsgd.am.network.parse_mlp`); trained in place.
-        X, y: the whole training set (full batch).
+        X, y: the whole training set (``z, a, u`` are kept for every sample).
         loss_fn: cross-entropy or MSE (functions or modules, see :func:`beyondsgd.am.losses.output_loss_for`).
         rho: augmented-Lagrangian penalty of the last layer's constraint (and dual step).
         nu: penalty of the relaxed hidden constraints.
@@ -170,6 +170,8 @@ class DLADMM(Trainer):
         self.theta_a = [float(theta_init)] * (len(lin) - 1)
         self.k = 0
         self.cap_count = 0
+        # The variables of the batch being updated (full batch: the stored lists themselves).
+        self._bz, self._ba, self._bu, self._by, self._bm = self.z, self.a, self.u, self.y, self.n
         #: Set to a list to record ``(block, L_rho after it)`` after every update (tests).
         self.trace: list[tuple[str, float]] | None = None
 
@@ -183,31 +185,38 @@ class DLADMM(Trainer):
         return self.rho if j == self.num_layers - 1 else self.nu
 
     def _target(self, j: int) -> torch.Tensor:
-        """What ``a_{j} W_j^T + b_j`` is pulled to: ``z_j``, or ``z_L + u/rho`` for the last layer."""
-        return self.z[j] + self.u / self.rho if j == self.num_layers - 1 else self.z[j]
+        """What ``a_{j} W_j^T + b_j`` is pulled to: ``z_j``, or ``z_L + u/rho`` for the last layer (batch rows)."""
+        return self._bz[j] + self._bu / self.rho if j == self.num_layers - 1 else self._bz[j]
 
     @torch.no_grad()
-    def terms(self) -> dict[str, float]:
-        """``L_rho`` and its terms (per sample), the residual ``||r_L||^2/N`` and ``||u||^2/N``."""
+    def _term_tensors(self) -> dict[str, torch.Tensor]:
+        """The terms of :meth:`terms` as 0-d tensors (no host sync)."""
         n, L = self.n, self.num_layers
-        loss = float(self.out_loss.sum(self.z[-1], self.y)) / n
+        loss = self.out_loss.sum(self.z[-1], self.y) / n
         r_L = self.z[-1] - self.a[-1] @ self.W[-1].T - self.b[-1]
-        aug = float((self.u * r_L).sum() + 0.5 * self.rho * r_L.pow(2).sum()) / n
+        aug = ((self.u * r_L).sum() + 0.5 * self.rho * r_L.pow(2).sum()) / n
         hidden = sum(
-            float(penalty_sum(self.a[j], self.W[j], self.b[j], self.z[j], self.nu))
-            + 0.5 * self.nu * float((self.a[j + 1] - self.acts[j](self.z[j])).pow(2).sum())
-            for j in range(L - 1)
+            (
+                penalty_sum(self.a[j], self.W[j], self.b[j], self.z[j], self.nu)
+                + 0.5 * self.nu * (self.a[j + 1] - self.acts[j](self.z[j])).pow(2).sum()
+                for j in range(L - 1)
+            ),
+            torch.zeros((), dtype=loss.dtype, device=loss.device),
         )
-        reg = float(0.5 * self.mu * sum(w.pow(2).sum() for w in self.W))
+        reg = 0.5 * self.mu * torch.stack([w.pow(2).sum() for w in self.W]).sum()
         return {
             "dladmm_objective": loss + aug + hidden / n + reg,
             "dladmm_loss": loss,
             "dladmm_augmented": aug,
             "dladmm_penalty": hidden / n,
             "dladmm_reg": reg,
-            "dladmm_residual": float(r_L.pow(2).sum()) / n,
-            "dladmm_dual_norm": float(self.u.pow(2).sum()) / n,
+            "dladmm_residual": r_L.pow(2).sum() / n,
+            "dladmm_dual_norm": self.u.pow(2).sum() / n,
         }
+
+    def terms(self) -> dict[str, float]:
+        """``L_rho`` and its terms (per sample), the residual ``||r_L||^2/N`` and ``||u||^2/N``."""
+        return {k: float(v) for k, v in self._term_tensors().items()}
 
     def _record(self, name: str) -> None:
         if self.trace is not None:
@@ -215,8 +224,8 @@ class DLADMM(Trainer):
 
     # ------------------------------------------------------------------ blocks
     def _update_W(self, j: int) -> None:
-        n, w, mu = self.n, self._weight(j), self.mu
-        a_in, target, b, W = self.a[j], self._target(j), self.b[j], self.W[j]
+        n, w, mu = self._bm, self._weight(j), self.mu
+        a_in, target, b, W = self._ba[j], self._target(j), self.b[j], self.W[j]
         r = a_in @ W.T + b - target
         f_now = 0.5 * w * r.pow(2).sum() / n + 0.5 * mu * W.pow(2).sum()
         grad = (w / n) * (r.T @ a_in) + mu * W
@@ -233,23 +242,23 @@ class DLADMM(Trainer):
         self._record(f"W{j + 1}")
 
     def _update_b(self, j: int) -> None:
-        self.b[j] = (self._target(j) - self.a[j] @ self.W[j].T).mean(0)
+        self.b[j] = (self._target(j) - self._ba[j] @ self.W[j].T).mean(0)
         self._record(f"b{j + 1}")
 
     def _update_z(self, j: int) -> None:
-        c = self.a[j] @ self.W[j].T + self.b[j]
+        c = self._ba[j] @ self.W[j].T + self.b[j]
         if j == self.num_layers - 1:
-            self.z[j] = self.out_loss.prox(c - self.u / self.rho, self.y, self.rho, start=self.z[j])
+            self._bz[j] = self.out_loss.prox(c - self._bu / self.rho, self._by, self.rho, start=self._bz[j])
         else:
-            self.z[j] = self.acts[j].relaxed_argmin(c, self.a[j + 1])
+            self._bz[j] = self.acts[j].relaxed_argmin(c, self._ba[j + 1])
         self._record(f"z{j + 1}")
 
     def _update_a(self, i: int) -> None:
         """Update ``a_i`` (hidden, ``1 <= i < L``): input of layer ``i`` (0-based), output of ``i - 1``."""
         w, nu = self._weight(i), self.nu
         W, b, target = self.W[i], self.b[i], self._target(i)
-        hz = self.acts[i - 1](self.z[i - 1])
-        a = self.a[i]
+        hz = self.acts[i - 1](self._bz[i - 1])
+        a = self._ba[i]
         r = a @ W.T + b - target
         f_now = 0.5 * w * r.pow(2).sum() + 0.5 * nu * (a - hz).pow(2).sum()
         grad = w * (r @ W) + nu * (a - hz)
@@ -262,27 +271,31 @@ class DLADMM(Trainer):
         if res.u is None:
             self.cap_count += 1
         else:
-            self.a[i] = res.u
+            self._ba[i] = res.u
         self._record(f"a{i}")
 
     # ------------------------------------------------------------------ one iteration
     @torch.no_grad()
     def train_step(self, indices: torch.Tensor | None) -> torch.Tensor:
-        """One dlADMM iteration (backward sweep, forward sweep, dual step), full batch.
+        """One dlADMM iteration (backward sweep, forward sweep, dual step) on a batch.
 
         Args:
-            indices: must be ``None`` or cover the whole training set (dlADMM is full batch).
+            indices: the batch's sample indices (``None``: full batch, the paper's setting).
+                Mini-batch (the project's extension, as for ``am``): ``z, a, u`` are kept
+                for every sample; ``W, b`` and the batch's rows are updated from the batch.
 
         Returns:
-            ``L_rho`` after the iteration (0-d tensor).
+            ``L_rho`` after the iteration, on the batch (0-d tensor).
         """
-        if indices is not None and indices.numel() != self.n:
-            raise ValueError(
-                f"dlADMM is full batch: train_step got {indices.numel()} of {self.n} samples; "
-                "use batch_size='full' (runner) or batch_size=None (fit)"
-            )
+        full = indices is None
         self.k += 1
         L = self.num_layers
+        if full:
+            self._bz, self._ba, self._bu, self._by, self._bm = self.z, self.a, self.u, self.y, self.n
+        else:
+            self._bz = [t[indices] for t in self.z]
+            self._ba = [t[indices] for t in self.a]
+            self._bu, self._by, self._bm = self.u[indices], self.y[indices], int(indices.numel())  # type: ignore[union-attr]
         for j in reversed(range(L)):  # backward: z_l, b_l, W_l, a_{l-1}
             self._update_z(j)
             self._update_b(j)
@@ -295,11 +308,31 @@ class DLADMM(Trainer):
             self._update_z(j)
             if j < L - 1:
                 self._update_a(j + 1)
-        r_L = self.z[-1] - self.a[-1] @ self.W[-1].T - self.b[-1]
-        self.u = self.u + self.rho * r_L
+        r_L = self._bz[-1] - self._ba[-1] @ self.W[-1].T - self.b[-1]
+        self._bu = self._bu + self.rho * r_L
+        if full:
+            self.u = self._bu
+        else:
+            for j in range(L):
+                self.z[j][indices] = self._bz[j]
+            for j in range(1, L):
+                self.a[j][indices] = self._ba[j]
+            self.u[indices] = self._bu
         self._record("u")
         self.structure.write(self.W, self.b)
-        return torch.tensor(self.terms()["dladmm_objective"])
+        m, y = self._bm, self._by
+        loss = self.out_loss.sum(self._bz[-1], y) / m
+        aug = ((self._bu - self.rho * r_L) * r_L).sum() / m + 0.5 * self.rho * r_L.pow(2).sum() / m
+        hidden = sum(
+            (
+                penalty_sum(self._ba[j], self.W[j], self.b[j], self._bz[j], self.nu)
+                + 0.5 * self.nu * (self._ba[j + 1] - self.acts[j](self._bz[j])).pow(2).sum()
+                for j in range(L - 1)
+            ),
+            torch.zeros_like(loss),
+        )
+        reg = 0.5 * self.mu * sum(w.pow(2).sum() for w in self.W)
+        return (loss + aug + hidden / m + reg).detach()
 
     # ------------------------------------------------------------------ runner interface
     @property

@@ -96,6 +96,9 @@ def _materialize(dataset: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _as_tensors(data: DataLike, name: str) -> tuple[tuple[torch.Tensor, torch.Tensor], DataLoader | None]:
+    if isinstance(data, DataLoader) and name == "val":  # validation is read whole: any loader will do
+        dataset = data.dataset
+        return _materialize(dataset.dataset if isinstance(dataset, IndexedDataset) else dataset), None
     if isinstance(data, DataLoader):
         if not isinstance(data.dataset, IndexedDataset):
             raise ValueError(
@@ -213,13 +216,13 @@ def fit(
     elif val is not None:
         (Xv, yv), _ = _as_tensors(val, "val")
     else:
-        Xv = yv = None
+        Xv = yv = None  # type: ignore[assignment]
     if patience is not None and Xv is None:
         raise ValueError("early stopping (patience) needs validation data: pass val or val_fraction")
     device = next(model.parameters()).device
     X, y = X.to(device), y.to(device)
     if Xv is not None:
-        Xv, yv = Xv.to(device), yv.to(device)
+        Xv, yv = Xv.to(device), yv.to(device)  # type: ignore[union-attr]
     trainer = _trainer_class(algorithm)(model, X, y, loss_fn, **dict(hyperparams or {}))
     n = X.shape[0]
 
@@ -237,7 +240,7 @@ def fit(
     best, best_state, since = math.inf, None, 0
     bar = None
     if progress:
-        from tqdm.auto import tqdm
+        from tqdm.auto import tqdm  # type: ignore[import-untyped]
 
         bar = tqdm(total=epochs, desc=type(trainer).__name__, unit="epoch")
     t0 = time.perf_counter()
@@ -253,7 +256,11 @@ def fit(
             if log is not None:
                 log(record)
             if bar is not None:
-                shown = {k: record[k] for k in ("am_objective", "val_loss", "val_accuracy") if k in record}
+                shown = {
+                    k: record[k]
+                    for k in ("am_objective", "dladmm_objective", "val_loss", "val_accuracy")
+                    if k in record
+                }
                 bar.set_postfix({k: f"{v:.4g}" for k, v in shown.items()})
                 bar.update(1)
             if Xv is None:

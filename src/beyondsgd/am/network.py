@@ -148,9 +148,9 @@ def _function_step(node: fx.Node) -> _Step:
     if fn in (F.relu, torch.relu, torch.relu_) or meth in ("relu", "relu_"):
         return ("act", name, ReLU())
     if fn is F.leaky_relu:
-        return ("act", name, LeakyReLU(float(_arg(node, 1, "negative_slope", 0.01))))
+        return ("act", name, LeakyReLU(float(_arg(node, 1, "negative_slope", 0.01))))  # type: ignore[arg-type]
     if fn is F.elu:
-        return ("act", name, ELU(float(_arg(node, 1, "alpha", 1.0))))
+        return ("act", name, ELU(float(_arg(node, 1, "alpha", 1.0))))  # type: ignore[arg-type]
     if fn is torch.flatten or meth == "flatten":
         start, end = _arg(node, 1, "start_dim", 0), _arg(node, 2, "end_dim", -1)
         if start != 1 or end != -1:
@@ -236,10 +236,10 @@ def parse_mlp(model: nn.Module) -> LayerStructure:
             f"alternating minimization needs Linear and activation steps alternating, starting and ending with a "
             f"Linear; found: {names}. Supported: {SUPPORTED}"
         )
-    linears = [m for k, _, m in steps if k == "linear"]
-    names = [n for k, n, _ in steps if k == "linear"]
-    for name, lin in zip(names, linears):
+    linears: list[nn.Linear] = [m for k, _, m in steps if k == "linear"]  # type: ignore[misc]
+    linear_names = [n for k, n, _ in steps if k == "linear"]
+    for name, lin in zip(linear_names, linears):
         if lin.bias is None:
             raise _refuse(f"module {name!r}", "a Linear layer without bias (bias=False)")
-    acts = [a for k, _, a in steps if k == "act"]
-    return LayerStructure(linears, acts, flatten, names)  # type: ignore[arg-type]
+    acts: list[Activation] = [a for k, _, a in steps if k == "act"]  # type: ignore[misc]
+    return LayerStructure(linears, acts, flatten, linear_names)

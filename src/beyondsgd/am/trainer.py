@@ -69,7 +69,7 @@ AM_HYPERPARAMS = {
     "prox_iters": POSITIVE_INT,
     "prox_tol": POSITIVE,
     "output_init": OneOf(("forward", "labels")),
-    "box": OneOf(("output", "input")),
+    "box": OneOf(("auto", "output", "input")),
     "memory_fraction": Interval(0.0, 1.0, low_open=True),
 }
 #: The inertial hyperparameters TIAM adds.
@@ -83,7 +83,14 @@ TIAM_HYPERPARAMS = {
 
 #: Defaults of both algorithms (chosen by the sweep in docs/tiam.md). The constructors'
 #: defaults ARE these values (one source of truth for the classes, the registry and the CLI).
-AM_DEFAULTS: dict[str, Any] = {"rho": 1.0, "mu": 1e-4, "eps": 1.0, "eps_decay": 0.8, "eps_min": 1e-3}
+AM_DEFAULTS: dict[str, Any] = {
+    "rho": 1.0,
+    "mu": 1e-4,
+    "eps": 1.0,
+    "eps_decay": 0.8,
+    "eps_min": 1e-3,
+    "box": "auto",
+}
 #: TIAM's inertias on top of :data:`AM_DEFAULTS`.
 TIAM_DEFAULTS: dict[str, Any] = {**AM_DEFAULTS, "p1": 0.9, "p2": 0.6, "p3": 0.3, "schedule": "constant"}
 
@@ -169,9 +176,10 @@ class AMTrainer(Trainer):
         max_doublings: cap of the backtracking; on the cap the block keeps its value.
         prox_iters, prox_tol: inner solver of the cross-entropy prox.
         output_init: ``"forward"`` (``z_L`` = network output) or ``"labels"`` (mDLAM: +-1).
-        box: the relaxation ``"output"`` (``|h(z) - a| <= eps``, mDLAM's) or ``"input"``
+        box: the relaxation ``"output"`` (``|h(z) - a| <= eps``, mDLAM's), ``"input"``
             (``h(z - eps) <= a <= h(z + eps)``: the box in ``z`` units, see
-            :mod:`beyondsgd.am.projections`; the project's option for leaky ReLU).
+            :mod:`beyondsgd.am.projections`) or ``"auto"``: output for ReLU layers, input
+            for leaky ReLU and ELU layers (the project's choice, docs/tiam.md "Levers").
         memory_fraction: refuse when the auxiliary variables need more than this
             fraction of the free memory of the device.
         distributed: data-parallel over the process group (``None``: when more
@@ -211,7 +219,7 @@ class AMTrainer(Trainer):
         prox_iters: int = 500,
         prox_tol: float = 1e-4,
         output_init: str = "forward",
-        box: str = "output",
+        box: str = AM_DEFAULTS["box"],
         memory_fraction: float = 0.5,
         distributed: bool | None = None,
     ) -> None:
@@ -233,7 +241,8 @@ class AMTrainer(Trainer):
         given = dict(p1=p1, p2=p2, p3=p3, schedule=schedule)
         # None: the class's default (TIAM_DEFAULTS for TIAM, no inertia for PlainAM).
         inertial = {k: (self.DEFAULTS.get(k, _NO_INERTIA[k]) if v is None else v) for k, v in given.items()}
-        p1, p2, p3, schedule = (inertial[k] for k in ("p1", "p2", "p3", "schedule"))
+        p1, p2, p3 = (float(inertial[k]) for k in ("p1", "p2", "p3"))
+        schedule = str(inertial["schedule"])
         if "p1" in self.HYPERPARAMS:
             hp.update(inertial)
         elif any(inertial[k] != v for k, v in _NO_INERTIA.items()):
@@ -250,7 +259,8 @@ class AMTrainer(Trainer):
         self.eps0, self.eps_decay, self.eps_min = float(eps), float(eps_decay), float(eps_min)
         self.inertia = Inertia(float(p1), float(p2), float(p3), schedule)
         self.safeguard, self.max_doublings = bool(safeguard), int(max_doublings)
-        self.box = box
+        #: The box of each hidden layer ("auto": output box for ReLU, input box for the others).
+        self.boxes = [("output" if act.name == "relu" else "input") if box == "auto" else box for act in self.acts]
         self.hyperparams = hp
 
         lin = self.structure.linears
@@ -305,6 +315,11 @@ class AMTrainer(Trainer):
     def _ok(self, before: float, after: float) -> bool:
         return after <= before + 1e-6 * (abs(before) + 1e-12)
 
+    def _ok_tensor(self, before: torch.Tensor, after: torch.Tensor) -> bool:
+        """:meth:`_ok` computed on the device: one host sync for the decision."""
+        before, after = torch.as_tensor(before).double(), torch.as_tensor(after).double()  # as the float test
+        return bool(after <= before + 1e-6 * (before.abs() + 1e-12))
+
     def _guarded(self, before: torch.Tensor, attempt: Callable, p: tuple[float, float, float]):
         """Run ``attempt(p)``; if the block objective rose, redo it without extrapolation (counted).
 
@@ -312,7 +327,7 @@ class AMTrainer(Trainer):
         (safeguard on and some inertia non-zero), never in plain AM.
         """
         result = attempt(p)
-        if self.safeguard and p != _Z3 and not self._ok(float(before), float(result[1])):
+        if self.safeguard and p != _Z3 and not self._ok_tensor(before, result[1]):
             self.safeguard_count += 1
             result = attempt(_Z3)
         return result
@@ -494,7 +509,10 @@ class AMTrainer(Trainer):
             v = self._coupling_centre(j, A, Ap, AW, p3, memo)
             if p1 != p2:
                 v = v + (p1 - p2) * (Z[j] - Zp[j])
-            z_new = act.project(v, a_next, eps) if self.box == "output" else act.project_input_box(v, a_next, eps)
+            if self.boxes[j] == "output":
+                z_new = act.project(v, a_next, eps)
+            else:
+                z_new = act.project_input_box(v, a_next, eps)
             pen_new = self._red.sum(penalty_sum(A[j], self.W[j], self.b[j], z_new, self.rho, aw=AW[j]))
             return z_new, pen_new / m, pen_new
 
@@ -505,7 +523,7 @@ class AMTrainer(Trainer):
         """Update ``a_i`` (input of layer ``i``); its box comes from the just-updated ``z_{i-1}``."""
         rho = self.rho
         act = self.acts[i - 1]
-        lo, hi = act.box(Z[i - 1], eps) if self.box == "output" else act.input_box(Z[i - 1], eps)
+        lo, hi = act.box(Z[i - 1], eps) if self.boxes[i - 1] == "output" else act.input_box(Z[i - 1], eps)
         a, a_prev = A[i], Ap[i]
         W, b = self.W[i], self.b[i]
         before = pen[i] / m  # 0-d tensor: synced only if the safeguard checks
