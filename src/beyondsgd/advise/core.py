@@ -224,7 +224,8 @@ def advise(
 
     Args:
         data: a dataset name (``beyondsgd list``) or a :class:`~beyondsgd.data.Dataset`
-            of tensors (your data). File paths: not yet (they arrive with the own-data work).
+            of tensors (your data); a string goes to :func:`~beyondsgd.data.load_dataset`,
+            so a data file path works wherever that function accepts one.
         model: model name (``mlp``, ``cnn``, ...).
         budget: wall-clock budget: seconds, or ``"90s"``, ``"10m"``, ``"1h"``.
         out: the report folder (created; an existing report there is replaced).
