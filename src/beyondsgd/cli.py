@@ -300,7 +300,9 @@ def build_parser() -> argparse.ArgumentParser:
     a = sub.add_parser(
         "advise", help="which method should I use on this data? race every family within a time budget, report"
     )
-    a.add_argument("--dataset", default="digits", help="dataset name (default: digits); see `beyondsgd list`")
+    a.add_argument(
+        "--dataset", default="digits", help="dataset name (default: digits; see `beyondsgd list`) or data file path"
+    )
     a.add_argument("--model", default="mlp", help="model name (default: mlp)")
     a.add_argument("--budget", default="10m", help="wall-clock budget: seconds or 90s, 10m, 1h (default: 10m)")
     a.add_argument("--out", default="advise-results", help="report folder (default: ./advise-results)")
@@ -587,10 +589,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     owns_group = False  # leave a process group the caller created alone
     try:
         if args.command in ("sweep", "report", "advise") and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-            raise ValueError(
-                f"'beyondsgd {args.command}' runs its own worker processes (--backend local|ray); "
-                "launch it without torchrun"
+            how = (
+                "runs in one process"
+                if args.command == "advise"
+                else "runs its own worker processes (--backend local|ray)"
             )
+            raise ValueError(f"'beyondsgd {args.command}' {how}; launch it without torchrun")
         if args.command in ("compare", "reproduce") and not dist.is_initialized():
             owns_group = dist.init_from_env(timeout_s=args.dist_timeout)
         if dist.is_distributed() and dist.is_main():

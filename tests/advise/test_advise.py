@@ -101,3 +101,14 @@ def test_cli_bad_budget_and_family(capsys, tmp_path):
 def test_parse_budget():
     assert parse_budget("10m") == 600 and parse_budget("90s") == 90 and parse_budget("1.5h") == 5400
     assert parse_budget(12) == 12 and parse_budget("30") == 30
+
+
+def test_progress_bar_shows_trials_pruned_and_best(capsys):
+    from beyondsgd.advise.core import _Progress
+
+    bar = _Progress(10, show=True)
+    bar.phase, bar.done, bar.pruned, bar.best = "tuning", 7, 3, ("hb", 0.9312)
+    bar.tick()
+    bar.close()
+    err = capsys.readouterr().err
+    assert "tuning: 7 trials, 3 pruned, best val acc hb 0.9312" in err

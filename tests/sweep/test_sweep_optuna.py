@@ -302,3 +302,11 @@ def test_two_processes_share_one_study_without_duplicate_trials(tmp_path):
     surplus = [t for t in study.trials if t.user_attrs.get("surplus")]
     assert all("key" not in t.user_attrs for t in surplus)  # a surplus trial never ran
     assert len(list((tmp_path / "runs" / "runs").glob("*.json"))) == len(keys)
+
+
+def test_journal_file_storage_works_like_the_database(tmp_path):
+    cfg = _cfg(search={"trials": 3, "pruner": "none"}, epochs=2)
+    url = f"journal:{tmp_path / 'studies.log'}"
+    run_tpe_tuning(cfg, RunStore(tmp_path / "runs"), url, FakeDispatcher(epochs=2))
+    assert trial_counts(cfg, url)["opt/d/sgd"]["complete"] == 3
+    assert (tmp_path / "studies.log").stat().st_size > 0

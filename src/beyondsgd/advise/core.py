@@ -13,8 +13,8 @@ How the wall-clock budget is spent (project choices, stated in the report):
    best algorithm by validation accuracy, tuned SGD and tuned Adam (the references),
    the best of every other family, then the next best algorithms while the time
    estimate fits — each re-run over ``seeds`` seeds on the full training set and
-   evaluated on the test set, seed by seed across finalists (so an interrupted
-   final phase leaves every finalist with about the same number of seeds);
+   evaluated on the test set: the first three seed by seed across them, then one
+   extra finalist at a time while its estimated cost fits;
 4. the report (``advice.md``/``advice.html``, ``advice.json``, ``trials.csv``,
    ``finals.csv``, plots).
 
@@ -224,7 +224,8 @@ def advise(
 
     Args:
         data: a dataset name (``beyondsgd list``) or a :class:`~beyondsgd.data.Dataset`
-            of tensors (your data). File paths: not yet (they arrive with the own-data work).
+            of tensors (your data); a string goes to :func:`~beyondsgd.data.load_dataset`,
+            so a data file path works wherever that function accepts one.
         model: model name (``mlp``, ``cnn``, ...).
         budget: wall-clock budget: seconds, or ``"90s"``, ``"10m"``, ``"1h"``.
         out: the report folder (created; an existing report there is replaced).
@@ -462,54 +463,49 @@ def _final_cost(c: Candidate, seeds: int) -> float:
     return per_run * 1.3 * seeds
 
 
-def _finalists(live: list[Candidate], budget_s: float, seeds: int, force: int = 3) -> list[Candidate]:
-    """Finalists in priority order while their estimated cost fits ``budget_s`` (the first ``force`` always)."""
+def _priority(live: list[Candidate]) -> list[Candidate]:
+    """Finalists in priority order: the best by validation accuracy, the references (tuned SGD and
+    Adam), the best of every other family (best first), then everything else (best first)."""
     ranked = sorted((c for c in live if c.best_trial), key=lambda c: -c.best_trial["value"])
     if not ranked:
         return []
-    order = [ranked[0]]
     by_name = {c.algorithm: c for c in ranked}
-    order += [by_name[r] for r in REFERENCES if r in by_name]
-    seen_fam = {ranked[0].family}
+    order = [ranked[0]] + [by_name[r] for r in REFERENCES if r in by_name]
+    seen_fam = {c.family for c in order}
     for c in ranked:
         if c.family not in seen_fam:
             order.append(c)
             seen_fam.add(c.family)
     order += ranked
-    order = list({c.algorithm: c for c in order}.values())
-
-    cost = _final_cost
-    chosen, total = [], 0.0
-    for i, c in enumerate(order):
-        k = cost(c, seeds)
-        if i < force or total + k <= budget_s:
-            chosen.append(c)
-            total += k
-    return chosen
+    return list({c.algorithm: c for c in order}.values())
 
 
 def _finals(live: list[Candidate], ctx: _Context, deadline: float, seeds: int) -> None:
-    """Finalists over ``seeds`` seeds; time left after them goes to the next best candidates."""
-    done: set[str] = set()
-    while time.perf_counter() < deadline:
-        rest = [c for c in live if c.algorithm not in done]
-        # First round: the best and the references always; later rounds: only what fits.
-        final = _finalists(rest, max(0.0, deadline - time.perf_counter()), seeds, force=0 if done else 3)
-        if done:
-            final = final[:1]  # one extra finalist at a time, so at most one is left incomplete
-        if not final:
-            return
-        done.update(c.algorithm for c in final)
+    """The first three finalists seed by seed across them, then one finalist at a time (all its
+    seeds) while its estimated cost fits, so a low estimate leaves at most one incomplete."""
+    order = _priority(live)
+
+    def run(c: Candidate, s: int) -> bool:
+        if time.perf_counter() >= deadline:
+            return False
+        try:
+            res, wall = ctx.run(c, c.best_trial["hyperparams"], s, ctx.full, deadline)
+        except _OutOfTime:
+            return False
+        c.finals.append({"seed": s, "status": res.status, "history": res.history, "wall_s": wall})
+        ctx.bar.tick()
+        return True
+
+    for s in range(seeds):
+        for c in order[:3]:
+            if not run(c, s):
+                return
+    for c in order[3:]:
+        if time.perf_counter() + _final_cost(c, seeds) > deadline:
+            continue  # does not fit: a cheaper one further down may
         for s in range(seeds):
-            for c in final:
-                if time.perf_counter() >= deadline:
-                    return
-                try:
-                    res, wall = ctx.run(c, c.best_trial["hyperparams"], s, ctx.full, deadline)
-                except _OutOfTime:
-                    return
-                c.finals.append({"seed": s, "status": res.status, "history": res.history, "wall_s": wall})
-                ctx.bar.tick()
+            if not run(c, s):
+                return
 
 
 def candidate_dicts(cands: Sequence[Candidate]) -> list[dict[str, Any]]:
