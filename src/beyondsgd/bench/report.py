@@ -99,7 +99,7 @@ def summarize(
     groups = _by_algorithm(results)
     finals = {alg: [r.final(metric) for r in runs] for alg, runs in groups.items()}
     ties = evidence.ties_with_best(finals, higher_is_better=not lower) if finals else None
-    rows = []
+    rows: list[dict[str, Any]] = []
     for alg, runs in groups.items():
         ok = [r for r in runs if r.status == "ok"]
         final = summarize_values(finals[alg])
@@ -141,7 +141,7 @@ def summarize(
             }
         )
     sign = 1.0 if lower else -1.0
-    rows.sort(key=lambda r: (_nan_last(sign * r[f"final_{metric}_mean"]), r["algorithm"]))
+    rows.sort(key=lambda r: (_nan_last(sign * float(r[f"final_{metric}_mean"])), r["algorithm"]))
     return rows
 
 

@@ -190,6 +190,7 @@ def _check_name(name: Any) -> str:
 
 def _wrap_loader(name: str, loader: Callable[..., Any], task: str) -> tuple[Callable, dict]:
     """Adapt a user loader ``loader(**options)`` (optionally taking ``seed``) to the registry's protocol."""
+    params: Mapping[str, inspect.Parameter]
     try:
         params = inspect.signature(loader).parameters
     except (TypeError, ValueError):  # builtins without a signature
