@@ -303,3 +303,15 @@ def test_regression_file_is_decided_on_test_loss(tmp_path):
     assert losses == sorted(losses)  # best (lowest) first
     first_loss = out.results[0].history[0]["test_loss"]
     assert min(losses) < first_loss  # training reduced the test loss
+
+
+def test_a_hand_made_regression_dataset_with_1d_targets_does_not_broadcast(tmp_path):
+    from beyondsgd.data import Dataset
+
+    X = torch.randn(60, 3, generator=torch.Generator().manual_seed(0))
+    y = X @ torch.tensor([1.0, 2.0, 3.0])
+    data = Dataset("r", X[:50], y[:50], X[50:], y[50:], (3,), None, "regression", "hand-made")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        out = run_compare(CompareConfig(algorithms=["adam"], seeds=1, epochs=3, out=tmp_path / "o"), data=data)
+    assert out.results[0].history[-1]["test_loss"] < out.results[0].history[0]["test_loss"]

@@ -15,6 +15,7 @@ missing ones. An output folder holding runs of another problem is refused unless
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -215,6 +216,9 @@ def _data_from(data: Any, cfg: CompareConfig) -> Dataset:
     """``run_compare(data=...)``: a Dataset as is; arrays through the standard preprocessing."""
     if isinstance(data, Dataset):
         data.validate()
+        if data.task == "regression" and data.y_train.dim() == 1:
+            # (n,) targets against (n, 1) predictions would broadcast to an (n, n) loss.
+            data = dataclasses.replace(data, y_train=data.y_train[:, None], y_test=data.y_test[:, None])
         return data
     task = cfg.dataset_options.get("task") or "classification"
     name = cfg.dataset if cfg.dataset != CompareConfig.dataset else "data"
