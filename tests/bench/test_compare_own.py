@@ -8,6 +8,7 @@ import stat
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -284,3 +285,33 @@ def test_end_to_end_sklearn_csv(tmp_path, which, capsys):
     best = max(json.loads(p.read_text())["history"][-1]["test_accuracy"] for p in (out / "runs").glob("*.json"))
     chance = frame.iloc[:, 0 if which == "breast_cancer" else -1].value_counts(normalize=True).max()
     assert best > chance + 0.1  # it learned something real from the file
+
+
+def test_regression_file_is_decided_on_test_loss(tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 3))
+    y = X @ np.array([1.0, -2.0, 0.5]) + 0.1 * rng.normal(size=120)
+    np.savez(tmp_path / "reg.npz", X=X, y=y)
+    cfg = CompareConfig(dataset=str(tmp_path / "reg.npz"), dataset_options={"task": "regression"}, out=tmp_path / "o")
+    cfg.algorithms, cfg.seeds, cfg.epochs = ["sgd", "adam"], 2, 5
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # no broadcasting warning from mse_loss
+        out = run_compare(cfg, progress=False)
+    report = (tmp_path / "o" / "report.md").read_text()
+    assert "**Best final test loss:" in report and "final test loss (mean [95% CI])" in report
+    losses = [r["final_test_loss_mean"] for r in out.summary]
+    assert losses == sorted(losses)  # best (lowest) first
+    first_loss = out.results[0].history[0]["test_loss"]
+    assert min(losses) < first_loss  # training reduced the test loss
+
+
+def test_a_hand_made_regression_dataset_with_1d_targets_does_not_broadcast(tmp_path):
+    from beyondsgd.data import Dataset
+
+    X = torch.randn(60, 3, generator=torch.Generator().manual_seed(0))
+    y = X @ torch.tensor([1.0, 2.0, 3.0])
+    data = Dataset("r", X[:50], y[:50], X[50:], y[50:], (3,), None, "regression", "hand-made")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        out = run_compare(CompareConfig(algorithms=["adam"], seeds=1, epochs=3, out=tmp_path / "o"), data=data)
+    assert out.results[0].history[-1]["test_loss"] < out.results[0].history[0]["test_loss"]

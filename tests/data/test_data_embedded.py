@@ -95,5 +95,6 @@ def test_mnist1d_is_cached_in_process():
 )
 def test_missing_optional_package(monkeypatch, module, loader):
     monkeypatch.setitem(sys.modules, module, None)  # makes `import module` fail
-    with pytest.raises(DatasetUnavailableError, match=r'pip install "beyondsgd\[datasets\]"'):
+    with pytest.raises(DatasetUnavailableError, match=r'pip install "beyondsgd\[datasets\]"') as err:
         loader.__wrapped__()  # bypass the in-process cache
+    assert 'from a checkout: pip install -e ".[datasets]"' in str(err.value)  # works without an index too

@@ -54,6 +54,7 @@ def test_csv_regression(tmp_path):
         load_dataset(f)
     data = load_dataset(f, task="regression", test_fraction=0.5)
     assert data.task == "regression" and data.num_classes is None and data.y_train.dtype == torch.float32
+    assert data.y_train.shape == (15, 1)  # one column per output, like the model's predictions
     assert data.n_test == 15
 
 

@@ -413,7 +413,9 @@ def _tune(live: list[Candidate], ctx: _Context, deadline: float, seed: int, end:
             if not c.space and c.trials:  # nothing to tune: its one setting ran
                 continue
             st = studies[c.algorithm]
-            dists = {n: optuna.distributions.FloatDistribution(lo, hi, log=True) for n, (lo, hi) in c.space.items()}
+            dists: dict[str, optuna.distributions.BaseDistribution] = {
+                n: optuna.distributions.FloatDistribution(lo, hi, log=True) for n, (lo, hi) in c.space.items()
+            }
             trial = st.ask(dists)
             hp = dict(trial.params)
             step = [0]
@@ -466,7 +468,7 @@ def _final_cost(c: Candidate, seeds: int) -> float:
 def _priority(live: list[Candidate]) -> list[Candidate]:
     """Finalists in priority order: the best by validation accuracy, the references (tuned SGD and
     Adam), the best of every other family (best first), then everything else (best first)."""
-    ranked = sorted((c for c in live if c.best_trial), key=lambda c: -c.best_trial["value"])
+    ranked = sorted((c for c in live if c.best_trial), key=lambda c: -c.best_trial["value"])  # type: ignore[index]
     if not ranked:
         return []
     by_name = {c.algorithm: c for c in ranked}
@@ -489,7 +491,9 @@ def _finals(live: list[Candidate], ctx: _Context, deadline: float, seeds: int) -
         if time.perf_counter() >= deadline:
             return False
         try:
-            res, wall = ctx.run(c, c.best_trial["hyperparams"], s, ctx.full, deadline)
+            best = c.best_trial
+            assert best is not None  # finalists have a finished trial
+            res, wall = ctx.run(c, best["hyperparams"], s, ctx.full, deadline)
         except _OutOfTime:
             return False
         c.finals.append({"seed": s, "status": res.status, "history": res.history, "wall_s": wall})

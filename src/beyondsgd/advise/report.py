@@ -37,7 +37,7 @@ def _acc(run: Mapping[str, Any]) -> float:
     return float(run["history"][-1]["test_accuracy"])
 
 
-def _fmt(x: float, f: str = ".4f") -> str:
+def _fmt(x: float | None, f: str = ".4f") -> str:
     return "—" if x is None or not math.isfinite(x) else format(x, f)
 
 
@@ -96,6 +96,7 @@ def write_advice(
         return paired_difference([values[a][s] for s in seeds], [values[b][s] for s in seeds])
 
     if rec:
+        assert ties is not None  # rec comes from it
         s = summ[rec]
         target = target if target is not None else math.floor(0.95 * s.mean * 100) / 100
         verdict.update(
@@ -192,6 +193,7 @@ def write_advice(
         lines += ["**Interrupted (Ctrl-C): this report covers the runs that finished before the interruption.**", ""]
     lines += ["## Verdict", ""]
     if rec:
+        assert ties is not None and target is not None  # both set with rec above
         s = summ[rec]
         lines += [
             f"- **Recommended: `{rec}`** ({finals[rec].family}; {_hp(verdict['hyperparams'])}): final test accuracy "

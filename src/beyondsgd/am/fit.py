@@ -240,7 +240,7 @@ def fit(
     best, best_state, since = math.inf, None, 0
     bar = None
     if progress:
-        from tqdm.auto import tqdm  # type: ignore[import-untyped]
+        from tqdm.auto import tqdm
 
         bar = tqdm(total=epochs, desc=type(trainer).__name__, unit="epoch")
     t0 = time.perf_counter()

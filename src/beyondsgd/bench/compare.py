@@ -15,6 +15,7 @@ missing ones. An output folder holding runs of another problem is refused unless
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -215,6 +216,9 @@ def _data_from(data: Any, cfg: CompareConfig) -> Dataset:
     """``run_compare(data=...)``: a Dataset as is; arrays through the standard preprocessing."""
     if isinstance(data, Dataset):
         data.validate()
+        if data.task == "regression" and data.y_train.dim() == 1:
+            # (n,) targets against (n, 1) predictions would broadcast to an (n, n) loss.
+            data = dataclasses.replace(data, y_train=data.y_train[:, None], y_test=data.y_test[:, None])
         return data
     task = cfg.dataset_options.get("task") or "classification"
     name = cfg.dataset if cfg.dataset != CompareConfig.dataset else "data"
@@ -389,7 +393,24 @@ def run_compare(
         raise ValueError(f"invalid model={model!r}: expected a callable (input_shape, num_outputs) -> nn.Module")
     model_name = _model_name(model) if model is not None else cfg.model
     writes = dist.is_main()  # data-parallel: every rank holds the same results, rank 0 writes them
+    created = not Path(cfg.out).exists()
     out = check_out_dir(cfg.out) if writes else Path(cfg.out)
+    try:
+        return _run(cfg, progress, data, model, model_name, writes, out)
+    finally:
+        if created and writes:
+            _remove_empty(out)  # bad input: leave no empty folder behind
+
+
+def _run(
+    cfg: CompareConfig,
+    progress: bool | None,
+    data: Any,
+    model: Callable[..., nn.Module] | None,
+    model_name: str,
+    writes: bool,
+    out: Path,
+) -> CompareOutput:
     device = resolve_device(cfg.device)
     if data is not None:
         dataset = _data_from(data, cfg)
@@ -462,7 +483,7 @@ def run_compare(
     failures: list[tuple[str, int, str]] = []
     reused = 0
     started = time.perf_counter()
-    interrupted = False
+    interrupted = finished = False
     with _sigterm_as_interrupt(), _torch_threads(threads):
         try:
             for exp in exps:
@@ -497,14 +518,17 @@ def run_compare(
                     write_csv(out / "results.csv", [row for r in results for row in r.history], HISTORY_COLUMNS)
                     if ckpt is not None and not cfg.keep_checkpoints:
                         ckpt.unlink(missing_ok=True)
+            finished = True
         except KeyboardInterrupt:
             interrupted = True
             raise
         finally:
+            # Interrupted, or stopped by an error: a partial report of what finished, marked so.
             meta["elapsed_s"] = time.perf_counter() - started
             meta["failures"] = [list(f) for f in failures]
-            meta["complete"] = not interrupted
-            if writes and (results or not interrupted):
+            meta["complete"] = finished
+            meta["stopped"] = None if finished else ("interrupted" if interrupted else "stopped by an error")
+            if writes and (results or finished):
                 write_json(out / "compare.json", meta)
                 write_csv(out / "results.csv", [row for r in results for row in r.history], HISTORY_COLUMNS)
                 _remove_empty(out / "checkpoints")
@@ -587,7 +611,7 @@ def write_compare_report(out: Path, meta: dict[str, Any], results: Sequence[RunR
     if partial:
         lines += [
             f"> **PARTIAL REPORT**: {len(results)} of {planned} planned runs finished "
-            f"({'interrupted' if not meta.get('complete') else 'some runs failed'}). "
+            f"({(meta.get('stopped') or 'interrupted') if not meta.get('complete') else 'some runs failed'}). "
             "Run the same command again to train only the missing runs.",
             "",
         ]

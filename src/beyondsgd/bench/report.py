@@ -99,7 +99,7 @@ def summarize(
     groups = _by_algorithm(results)
     finals = {alg: [r.final(metric) for r in runs] for alg, runs in groups.items()}
     ties = evidence.ties_with_best(finals, higher_is_better=not lower) if finals else None
-    rows = []
+    rows: list[dict[str, Any]] = []
     for alg, runs in groups.items():
         ok = [r for r in runs if r.status == "ok"]
         final = summarize_values(finals[alg])
@@ -141,7 +141,7 @@ def summarize(
             }
         )
     sign = 1.0 if lower else -1.0
-    rows.sort(key=lambda r: (_nan_last(sign * r[f"final_{metric}_mean"]), r["algorithm"]))
+    rows.sort(key=lambda r: (_nan_last(sign * float(r[f"final_{metric}_mean"])), r["algorithm"]))
     return rows
 
 
@@ -188,19 +188,20 @@ def markdown_table(rows: Sequence[Mapping[str, Any]], target_accuracy: float, me
     """
     lower = lower_is_better(metric)
     name = metric.replace("_", " ")
+    f = ".4f" if metric.endswith("accuracy") else ".4g"
     cols: list[tuple[str, str, Any, bool | None]] = [
         ("algorithm", "algorithm", lambda r: r["algorithm"], None),
         ("vs best", "vs_best", lambda r: r.get("vs_best", ""), None),
         (
             f"final {name} (mean [95% CI])",
             f"final_{metric}_mean",
-            lambda r: _ci(r[f"final_{metric}_mean"], r[f"final_{metric}_ci_low"], r[f"final_{metric}_ci_high"], ".4f"),
+            lambda r: _ci(r[f"final_{metric}_mean"], r[f"final_{metric}_ci_low"], r[f"final_{metric}_ci_high"], f),
             lower,
         ),
         (
             f"best {name} (mean [95% CI])",
             f"best_{metric}_mean",
-            lambda r: _ci(r[f"best_{metric}_mean"], r[f"best_{metric}_ci_low"], r[f"best_{metric}_ci_high"], ".4f"),
+            lambda r: _ci(r[f"best_{metric}_mean"], r[f"best_{metric}_ci_low"], r[f"best_{metric}_ci_high"], f),
             lower,
         ),
         ("final train loss", "final_train_loss_mean", lambda r: _num(r["final_train_loss_mean"], ".4g"), True),
@@ -261,13 +262,13 @@ def verdict_lines(
     if ties.best is None:
         return ["Every run diverged: no algorithm has a final value, nothing to decide."]
     b = ties.summaries[ties.best]
+    f = ".4f" if metric.endswith("accuracy") else ".4g"
     lines.append(
-        f"- **Best final {name}: `{ties.best}`**, {_ci(b.mean, b.ci_low, b.ci_high, '.4f')} "
-        f"(mean [95% CI], {b.n} seed(s))."
+        f"- **Best final {name}: `{ties.best}`**, {_ci(b.mean, b.ci_low, b.ci_high, f)} (mean [95% CI], {b.n} seed(s))."
     )
     if ties.tied:
         tied = ", ".join(
-            f"`{a}` ({ties.summaries[a].mean:.4f}, p={ties.p_adjusted[a]:.2g})"
+            f"`{a}` ({ties.summaries[a].mean:{f}}, p={ties.p_adjusted[a]:.2g})"
             for a in sorted(ties.tied, key=lambda a: ties.p_adjusted[a], reverse=True)
         )
         lines.append(f"- **Statistically tied with `{ties.best}`** ({len(ties.tied)}): {tied}.")

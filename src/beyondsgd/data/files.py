@@ -306,7 +306,9 @@ def _regression_targets(y: np.ndarray, name: str, where: str) -> np.ndarray:
             f"{where}: {name} has {int(y.size - np.count_nonzero(np.isfinite(y)))} NaN/inf or missing value(s), "
             f"first in row {int(bad[0])}"
         )
-    return y
+    # One column per output, as the models produce: an (n,) target against (n, 1)
+    # predictions would broadcast to an (n, n) loss.
+    return y.reshape(len(y), -1)
 
 
 def split_indices(

@@ -190,6 +190,7 @@ def _check_name(name: Any) -> str:
 
 def _wrap_loader(name: str, loader: Callable[..., Any], task: str) -> tuple[Callable, dict]:
     """Adapt a user loader ``loader(**options)`` (optionally taking ``seed``) to the registry's protocol."""
+    params: Mapping[str, inspect.Parameter]
     try:
         params = inspect.signature(loader).parameters
     except (TypeError, ValueError):  # builtins without a signature
@@ -226,11 +227,14 @@ def raw_from_user(out: Any, name: str, task: str = "classification", seed: int =
     """
     if isinstance(out, Dataset):
         to_np = lambda t: t.detach().cpu().numpy()  # noqa: E731
+        ytr, yte = to_np(out.y_train), to_np(out.y_test)
+        if out.task == "regression":  # one column per output, like the model's predictions
+            ytr, yte = ytr.reshape(len(ytr), -1), yte.reshape(len(yte), -1)
         return RawData(
             to_np(out.X_train),
-            to_np(out.y_train),
+            ytr,
             to_np(out.X_test),
-            to_np(out.y_test),
+            yte,
             out.input_shape,
             out.num_classes,
             out.source,

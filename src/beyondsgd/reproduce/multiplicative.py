@@ -162,7 +162,7 @@ def _save(fig, path: Path) -> Path:
 
 def _datasets(ctx: ReproduceContext) -> tuple[list[tuple[str, str, dict, Any]], list[str]]:
     """(dataset, model, model options, data) to run, and notes on what was unavailable."""
-    notes = []
+    notes: list[str] = []
     if ctx.dataset is not None:
         big = ctx.dataset in ("mnist", "fashion-mnist", "cifar10")
         n_train = 2000 if ctx.quick else None if ctx.preset == "paper" else 10000

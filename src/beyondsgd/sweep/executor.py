@@ -281,7 +281,9 @@ def run_ray(
     try:
         import ray
     except ImportError:
-        raise ImportError('the ray backend needs Ray: pip install "beyondsgd[ray]"') from None
+        raise ImportError(
+            'the ray backend needs Ray: pip install "beyondsgd[ray]" (from a checkout: pip install -e ".[ray]")'
+        ) from None
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
     remote = ray.remote(num_cpus=1, max_retries=retries)(execute_task)
