@@ -20,7 +20,7 @@ ROOT = Path(beyondsgd.__file__).parent
 
 #: Components by layer, bottom first. A module may import lower layers and its own component.
 LAYERS: list[set[str]] = [
-    {"_version", "validation", "device"},
+    {"_version", "_plugins", "validation", "device"},
     {"distributed"},
     {"data", "models", "training"},
     {"optim", "am", "ntk"},

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from beyondsgd._plugins import load_entry_points
 from beyondsgd.data import downloadable, embedded, synthetic
 from beyondsgd.data.dataset import Dataset
 from beyondsgd.data.download import resolve_data_dir
@@ -319,21 +320,14 @@ def _load_entry_points() -> None:
     if _entry_points_loaded:
         return
     _entry_points_loaded = True
-    from importlib.metadata import entry_points
 
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        dist = getattr(getattr(ep, "dist", None), "name", None) or "?"
-        origin = f"entry point {ep.value} (package {dist})"
-        try:
-            key = _check_name(ep.name)
-            if key in _SPECS:
-                raise ValueError(f"the name is already taken ({_SPECS[key].origin})")
-            loader = ep.load()
-            if not callable(loader):
-                raise ValueError(f"{ep.value} is not callable")
-            _SPECS[key] = _user_spec(key, loader, None, "classification", origin)
-        except Exception as exc:  # a broken plug-in is reported, not fatal
-            log.warning("skipping dataset entry point %r from %s: %s", ep.name, origin, exc)
+    def register(name: str, load: Callable[[], Any], origin: str) -> None:
+        key = _check_name(name)
+        if key in _SPECS:
+            raise ValueError(f"the name is already taken ({_SPECS[key].origin})")
+        _SPECS[key] = _user_spec(key, load(), None, "classification", origin)
+
+    load_entry_points(ENTRY_POINT_GROUP, "dataset", register, log)
 
 
 def reload_entry_points() -> None:

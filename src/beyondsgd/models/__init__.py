@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from beyondsgd._plugins import load_entry_points
 from beyondsgd.models.activations import available_activations, make_activation
 from beyondsgd.models.cnn import SmallCNN
 from beyondsgd.models.mlp import MLP
@@ -125,22 +126,16 @@ def _load_entry_points() -> None:
     if _entry_points_loaded:
         return
     _entry_points_loaded = True
-    from importlib.metadata import entry_points
 
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        dist = getattr(getattr(ep, "dist", None), "name", None) or "?"
-        origin = f"entry point {ep.value} (package {dist})"
-        try:
-            key = _normalize(ep.name)
-            if key in _MODELS:
-                raise ValueError(f"the name is already taken ({_ORIGINS[key]})")
-            factory = ep.load()
-            if not callable(factory):
-                raise ValueError(f"{ep.value} is not callable")
-            _MODELS[key] = (factory, _describe(factory, None))
-            _ORIGINS[key] = origin
-        except Exception as exc:  # a broken plug-in is reported, not fatal
-            log.warning("skipping model entry point %r from %s: %s", ep.name, origin, exc)
+    def register(name: str, load: Callable[[], Any], origin: str) -> None:
+        key = _normalize(name)
+        if key in _MODELS:
+            raise ValueError(f"the name is already taken ({_ORIGINS[key]})")
+        factory = load()
+        _MODELS[key] = (factory, _describe(factory, None))
+        _ORIGINS[key] = origin
+
+    load_entry_points(ENTRY_POINT_GROUP, "model", register, log)
 
 
 def reload_entry_points() -> None:
