@@ -43,14 +43,20 @@ def test_compare_end_to_end(tmp_path, capsys):
         (["compare", "--seeds", "0"], "seeds=0"),
         (["compare", "--algorithms", "sgd", "--model-option", "depth=3"], "bad option for model"),
         (["reproduce", "nope"], "unknown reproduction 'nope'"),
+        (["reproduce", "momentum", "--dataset", "imagenet", "--out", "OUT"], "invalid dataset='imagenet'"),
+        (["reproduce", "momentum", "--seeds", "0", "--out", "OUT"], "invalid seeds=0"),
+        (["reproduce", "tiam", "--quick", "--preset", "paper", "--out", "OUT"], "preset='paper' with quick"),
     ],
 )
 def test_bad_input_is_a_clear_error(args, needle, capsys, tmp_path):
+    args = [str(tmp_path / "x") if a == "OUT" else a for a in args]
     rc = main([*args, "--out", str(tmp_path / "x")] if args[0] == "compare" else args)
     assert rc == 2
     err = capsys.readouterr().err
     assert needle in err and "Traceback" not in err
     assert not (tmp_path / "x" / "results.csv").exists()  # nothing ran
+    if args[0] == "reproduce":
+        assert not (tmp_path / "x").exists()  # bad arguments create no output folder
 
 
 def test_list(capsys):

@@ -459,8 +459,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> None:
             )
         return
     out = Path(args.out or f"reproduce-{args.name}")
-    out.mkdir(parents=True, exist_ok=True)
-    ctx = ReproduceContext(
+    ctx = ReproduceContext(  # validated before anything is created
         out=out,
         quick=args.quick,
         device=resolve_device(args.device),
@@ -471,6 +470,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> None:
         preset=args.preset,
         seeds=args.seeds,
     )
+    out.mkdir(parents=True, exist_ok=True)
     report = Path(repro.run(ctx))
     if report.suffix == ".md" and report.is_file():
         from beyondsgd.bench.html import write_html_report

@@ -89,7 +89,7 @@ class Run:
 
 
 def _settings(quick: bool, datasets: list[str], preset: str = "default") -> list[Setting]:
-    full_iters, mb_iters = (120, 240) if quick else (1000, 2000) if preset == "paper" else (300, 600)
+    full_iters, mb_iters = (60, 120) if quick else (1000, 2000) if preset == "paper" else (300, 600)
     out = []
     for ds in datasets:
         out += [
@@ -447,7 +447,7 @@ def _datasets(ctx: ReproduceContext) -> tuple[list[tuple[str, Any]], list[str]]:
         wanted = ["fashion-mnist", "mnist"]
     else:
         wanted = ["fashion-mnist", "digits"]
-    n_sub = 10000 if ctx.preset == "paper" else 1000
+    n_sub = 10000 if ctx.preset == "paper" else 500 if ctx.quick else 1000
     out = []
     for name in wanted:
         # 1000 training samples outside digits keep the full run to minutes on a laptop CPU.
