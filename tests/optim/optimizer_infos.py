@@ -82,7 +82,16 @@ def _adagrad_keys(kw: dict[str, Any]) -> set[str]:
     return {"step", "sum"}
 
 
-_RULE_FLAGS = ("foreach", "fused", "maximize", "scheduler_scales_eta_out", "lr_ref", "squash", "clip_bound", "max_scale")
+_RULE_FLAGS = (
+    "foreach",
+    "fused",
+    "maximize",
+    "scheduler_scales_eta_out",
+    "lr_ref",
+    "squash",
+    "clip_bound",
+    "max_scale",
+)
 
 
 def _rule_infos() -> list[OptimInfo]:

@@ -345,11 +345,19 @@ def _momentum_body(p, g, d, sc, bound, *, wd, nesterov):
     d.copy_(d_new)
 
 
-def step_momentum(owner: str, group: Mapping[str, Any], params, grads, disps, lr, beta, beta_next, nesterov) -> list[int]:
+def step_momentum(
+    owner: str, group: Mapping[str, Any], params, grads, disps, lr, beta, beta_next, nesterov
+) -> list[int]:
     """One fused hb/nag step; returns the indices of non-contiguous tensors left to the reference path."""
     check_tensors(owner, params)
     wd = group["weight_decay"] != 0.0
-    values = (-1.0 if group["maximize"] else 1.0, float(group["weight_decay"]), float(lr), float(beta), float(beta_next))
+    values = (
+        -1.0 if group["maximize"] else 1.0,
+        float(group["weight_decay"]),
+        float(lr),
+        float(beta),
+        float(beta_next),
+    )
     left, by = [], {}
     for i, (p, g, d) in enumerate(zip(params, grads, disps)):
         if not (p.is_contiguous() and g.is_contiguous() and d.is_contiguous()):

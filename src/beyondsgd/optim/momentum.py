@@ -132,7 +132,9 @@ class _DisplacementMomentum(Optimizer):
         )
         super().add_param_group(param_group)
         group = self.param_groups[-1]
-        _fused.check_fused(f"{type(self).__name__} param group {len(self.param_groups) - 1}", group["fused"], group["foreach"])
+        _fused.check_fused(
+            f"{type(self).__name__} param group {len(self.param_groups) - 1}", group["fused"], group["foreach"]
+        )
 
     def _gather(
         self, group: dict[str, Any], raw: bool = False
