@@ -86,7 +86,7 @@ def _compile(key: tuple[Any, ...], body: Callable[..., None], statics: Mapping[s
             own = types.FunctionType(code, body.__globals__, name, body.__defaults__, body.__closure__)
             own.__kwdefaults__ = dict(statics)  # the static choices are constants of this function
             # dynamo's guards already check sizes and strides: inductor's own asserts would cost ~1 us per tensor.
-            options = {"size_asserts": False, "scalar_asserts": False}
+            options: dict[str, str | int | bool | Callable[..., Any]] = {"size_asserts": False, "scalar_asserts": False}
             fn = _KERNELS[key] = torch.compile(own, dynamic=True, fullgraph=True, options=options)
         return fn
 
@@ -245,7 +245,8 @@ def step_rule_group(owner: str, direction: Any, group: Mapping[str, Any], params
     wd = group["weight_decay"] != 0.0
     base = (-1.0 if group["maximize"] else 1.0, float(group["weight_decay"]))
     name = direction.name
-    left, todo = [], []
+    left: list[int] = []
+    todo: list[int] = []
     for i, (p, g, st) in enumerate(zip(params, grads, states)):
         tensors = [p, g, *(t for t in st.values() if isinstance(t, torch.Tensor) and t.dim() > 0)]
         (todo if all(t.is_contiguous() for t in tensors) else left).append(i)
@@ -361,7 +362,8 @@ def step_momentum(
         float(beta),
         float(beta_next),
     )
-    left, by = [], {}
+    left: list[int] = []
+    by: dict[tuple[torch.device, torch.dtype], list[int]] = {}
     for i, (p, g, d) in enumerate(zip(params, grads, disps)):
         if not (p.is_contiguous() and g.is_contiguous() and d.is_contiguous()):
             left.append(i)
