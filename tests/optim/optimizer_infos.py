@@ -36,7 +36,8 @@ class OptimInfo:
         lr: a valid learning rate (the Tensor-lr and param-group tests use it).
         weight_decay: the optimizer takes ``weight_decay``.
         elementwise: the update is elementwise, so complex parameters are optimized as
-            ``view_as_real`` pairs and ``torch.compile(step)`` is expected to compile once.
+            ``view_as_real`` pairs, ``torch.compile(step)`` is expected to compile once, and
+            the optimizer has a ``fused=True`` path (one generated loop per tensor).
         lr_zero_allowed: ``lr = 0`` is a valid value (it then freezes the group).
         torch_state_keys: the state keys torch.optim's own base optimizer keeps per parameter
             (``None``: no torch counterpart with the same state).
@@ -81,7 +82,16 @@ def _adagrad_keys(kw: dict[str, Any]) -> set[str]:
     return {"step", "sum"}
 
 
-_RULE_FLAGS = ("foreach", "maximize", "scheduler_scales_eta_out", "lr_ref", "squash", "clip_bound", "max_scale")
+_RULE_FLAGS = (
+    "foreach",
+    "fused",
+    "maximize",
+    "scheduler_scales_eta_out",
+    "lr_ref",
+    "squash",
+    "clip_bound",
+    "max_scale",
+)
 
 
 def _rule_infos() -> list[OptimInfo]:
@@ -142,8 +152,8 @@ _DSGD_INPUTS = (
 INFOS: list[OptimInfo] = [
     *_rule_infos(),
     # hb/nag keep the papers' displacement W_k - W_{k-1}, not torch SGD's momentum buffer.
-    OptimInfo("hb", _MOMENTUM_INPUTS, lr=0.03),
-    OptimInfo("nag", _MOMENTUM_INPUTS, lr=0.03),
+    OptimInfo("hb", _MOMENTUM_INPUTS, lr=0.03, late_flags=("foreach", "fused", "maximize")),
+    OptimInfo("nag", _MOMENTUM_INPUTS, lr=0.03, late_flags=("foreach", "fused", "maximize")),
     *(
         OptimInfo(
             name,

@@ -482,3 +482,60 @@ def test_h_adam_compiles_once_with_inductor():
     assert counter.frame_count == 1
     torch.testing.assert_close(_flat(a), _flat(b), rtol=1e-5, atol=1e-6)
     torch._dynamo.reset()
+
+
+# --------------------------------------------------------------------------- fused=True
+
+_SLOW = bool(os.environ.get("BEYONDSGD_SLOW_TESTS"))
+#: Run by default (each costs one inductor compilation, ~5-15 s on a CPU): a hybrid rule on
+#: Adam's direction, and hb/nag's kernel with the convex schedule and weight decay.
+_FUSED_DEFAULT = {"h_adam-default", "nag-convex-wd"}
+FUSED_CASES = [
+    pytest.param(
+        info,
+        inp,
+        id=f"{info.name}-{inp.desc}",
+        marks=[]
+        if f"{info.name}-{inp.desc}" in _FUSED_DEFAULT
+        else [
+            pytest.mark.skipif(
+                not _SLOW, reason="one inductor compilation per case (seconds each); BEYONDSGD_SLOW_TESTS=1 runs it"
+            )
+        ],
+    )
+    for info, inp in CASES
+    if info.elementwise
+]
+
+
+@pytest.mark.parametrize("info,inp", FUSED_CASES)
+def test_fused_matches_forloop_without_recompiling(info: OptimInfo, inp):
+    """``fused=True`` (one compiled loop per tensor) equals the for-loop reference, parameters and
+    state, and compiles one graph for all steps (step counts and bias corrections are data)."""
+    from torch._dynamo.utils import counters
+
+    a, b = _params(), _params()
+    oa = info.make(a, foreach=False, **inp.kwargs)
+    ob = info.make(b, fused=True, **inp.kwargs)
+    _run(oa, a, 8)
+    counters.clear()
+    _run(ob, b, 8)
+    assert counters["stats"]["unique_graphs"] <= 1  # 0 if another test compiled this kernel already
+    assert not counters["recompiles"]
+    torch.testing.assert_close(_flat(a), _flat(b), rtol=1e-5, atol=1e-6)
+    _assert_states_close(oa, ob)
+
+
+@pytest.mark.parametrize("info", ELEMENTWISE, ids=[i.name for i in ELEMENTWISE])
+def test_fused_refuses_unsupported_configurations(info: OptimInfo):
+    """Clear errors, before any compilation: fused with foreach, and a device inductor does not serve."""
+    with pytest.raises(ValueError, match="fused=True and foreach=True"):
+        info.make(_params(), fused=True, foreach=True)
+    with pytest.raises(ValueError, match="fused=True and foreach=True"):
+        info.make([{"params": _params()[:1]}, {"params": _params(1)[:1], "fused": True, "foreach": True}])
+    opt = info.make(_params(), fused=True)
+    w = nn.Parameter(torch.ones(3, 4, device="meta"))  # (constructing on meta would fail earlier, elsewhere)
+    w.grad = torch.ones(3, 4, device="meta")
+    opt.param_groups[0]["params"] = [w]
+    with pytest.raises(RuntimeError, match="fused=True supports devices cpu, cuda"):
+        opt.step()

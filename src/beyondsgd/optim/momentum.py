@@ -42,6 +42,7 @@ from typing import Any, cast
 import torch
 from torch.optim import Optimizer
 
+from beyondsgd.optim import fused as _fused
 from beyondsgd.optim._scalars import as_step, axpy_, checkable, compiling, new_step, value
 from beyondsgd.optim.registry import OptimizerSpec, register
 from beyondsgd.validation import BOOL, NONNEGATIVE, OPTIONAL_BOOL, UNIT_HALF_OPEN, OneOf, check_hyperparams
@@ -57,6 +58,7 @@ MOMENTUM_HYPERPARAMS = {
     "weight_decay": NONNEGATIVE,
     "maximize": BOOL,
     "foreach": OPTIONAL_BOOL,
+    "fused": OPTIONAL_BOOL,
 }
 
 
@@ -91,6 +93,7 @@ class _DisplacementMomentum(Optimizer):
         *,
         maximize: bool = False,
         foreach: bool | None = None,
+        fused: bool | None = None,
     ) -> None:
         defaults = dict(
             lr=lr,
@@ -99,8 +102,10 @@ class _DisplacementMomentum(Optimizer):
             weight_decay=weight_decay,
             maximize=maximize,
             foreach=foreach,
+            fused=fused,
         )
         check_hyperparams(type(self).__name__, checkable(type(self).__name__, defaults), MOMENTUM_HYPERPARAMS)
+        _fused.check_fused(type(self).__name__, fused, foreach)
         super().__init__(params, defaults)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -112,6 +117,7 @@ class _DisplacementMomentum(Optimizer):
             group.setdefault("weight_decay", 0.0)
             group.setdefault("maximize", False)
             group.setdefault("foreach", None)
+            group.setdefault("fused", None)
         for st in self.state.values():
             if isinstance(st, dict) and "step" in st:
                 st["step"] = as_step(st["step"])
@@ -125,11 +131,18 @@ class _DisplacementMomentum(Optimizer):
             MOMENTUM_HYPERPARAMS,
         )
         super().add_param_group(param_group)
+        group = self.param_groups[-1]
+        _fused.check_fused(
+            f"{type(self).__name__} param group {len(self.param_groups) - 1}", group["fused"], group["foreach"]
+        )
 
-    def _gather(self, group: dict[str, Any]) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor], Any]:
+    def _gather(
+        self, group: dict[str, Any], raw: bool = False
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor], Any]:
         """Parameters with a gradient, their (sign-corrected, decayed) gradients, displacements, and k.
 
         Complex tensors are handled as ``torch.view_as_real`` pairs, as torch.optim does.
+        ``raw``: the gradients as they are (the fused kernel applies ``maximize`` and weight decay).
         """
         params, grads, disps = [], [], []
         k: Any = 0
@@ -148,7 +161,7 @@ class _DisplacementMomentum(Optimizer):
             grads.append(torch.view_as_real(p.grad) if real else p.grad)
             disps.append(torch.view_as_real(state["displacement"]) if real else state["displacement"])
         k = value(k)
-        if grads and (group["maximize"] or group["weight_decay"] != 0):
+        if grads and not raw and (group["maximize"] or group["weight_decay"] != 0):
             # New tensors: the .grad fields the user sees are left untouched, as torch does.
             if self._use_foreach(group, params):
                 grads = list(torch._foreach_neg(grads)) if group["maximize"] else list(grads)
@@ -182,12 +195,23 @@ class _DisplacementMomentum(Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            params, grads, disps, k = self._gather(group)
+            fused = bool(group["fused"]) and not compiling()
+            params, grads, disps, k = self._gather(group, raw=fused)
             if not params:
                 continue
             beta, beta_next = momentum_at(group, k), momentum_at(group, k + 1)
             lr = value(group["lr"])
-            if not compiling() and self._use_foreach(group, params):
+            if fused:
+                nesterov = isinstance(self, Nesterov)
+                left = _fused.step_momentum(
+                    type(self).__name__, group, params, grads, disps, lr, beta, beta_next, nesterov
+                )
+                for i in left:  # not contiguous: the reference path (maximize and decay applied here)
+                    g = -grads[i] if group["maximize"] else grads[i]
+                    if group["weight_decay"] != 0:
+                        g = g.add(params[i], alpha=group["weight_decay"])
+                    self._update_single(params[i], g, disps[i], lr, beta, beta_next)
+            elif not compiling() and self._use_foreach(group, params):
                 lists: list[list[torch.Tensor | None]] = [list(params), list(grads), list(disps)]
                 grouped = Optimizer._group_tensors_by_device_and_dtype(lists)
                 for (dev_params, dev_grads, dev_disps), _ in grouped.values():
@@ -202,9 +226,12 @@ class _DisplacementMomentum(Optimizer):
             else:
                 for p, g, d in zip(params, grads, disps):
                     self._update_single(p, g, d, lr, beta, beta_next)
-            for p in group["params"]:
-                if p.grad is not None:
-                    self.state[p]["step"] += 1
+            steps = [self.state[p]["step"] for p in group["params"] if p.grad is not None]
+            if compiling():
+                for t in steps:
+                    t += 1
+            else:
+                torch._foreach_add_(steps, 1.0)  # one call, not one per tensor
         return loss
 
     def _update_single(
@@ -236,6 +263,8 @@ class HeavyBall(_DisplacementMomentum):
         weight_decay: L2 penalty coefficient (added to the gradient).
         maximize: ascend instead of descend.
         foreach: use the multi-tensor path (``None``: only when all tensors are on an accelerator).
+        fused: one loop per tensor generated by ``torch.compile`` (:mod:`beyondsgd.optim.fused`);
+            off by default (compiled once per process; equal to the reference to rounding).
 
     Equals ``torch.optim.SGD(lr=lr, momentum=momentum)`` for constant ``lr`` and
     ``momentum`` (see the module docstring for a changing ``lr``).
@@ -270,6 +299,8 @@ class Nesterov(_DisplacementMomentum):
         weight_decay: L2 penalty coefficient (added to the gradient).
         maximize: ascend instead of descend.
         foreach: use the multi-tensor path (``None``: only when all tensors are on an accelerator).
+        fused: one loop per tensor generated by ``torch.compile`` (:mod:`beyondsgd.optim.fused`);
+            off by default (compiled once per process; equal to the reference to rounding).
 
     Equals ``torch.optim.SGD(lr=lr, momentum=momentum, nesterov=True)`` for constant
     ``lr`` and ``momentum``.

@@ -1,0 +1,378 @@
+"""The fused path (``fused=True``): one generated loop per tensor for the rule optimizers, hb and nag.
+
+The reference paths (:meth:`~beyondsgd.optim.multiplicative.RuleOptimizer._step_one`, the
+``_update_single`` methods of :mod:`beyondsgd.optim.momentum`) are sequences of torch ops, each
+one pass over the tensor's memory.  Here the whole update of one tensor (gradient sign and
+weight decay, the base optimizer's direction and state, the update rule) is written as one pure
+elementwise function of ``(param, grad, state tensors, scalars)`` and compiled once by
+``torch.compile`` (inductor): it generates a single loop (C++ on CPU, Triton on CUDA) that reads
+each input once and writes the new parameter and state in place.
+
+* Static choices (rule, squash, momentum or not, amsgrad, centered, weight decay or not) select
+  the kernel; each kernel is compiled once per process and cached in this module (one code
+  object per kernel, so dynamo's per-code recompile limit is never shared between them).
+* One compiled call steps every tensor of a param group (of one device and dtype), so the
+  fixed cost of calling compiled code (tens of microseconds) is paid once per group; the
+  generated code still runs one loop per tensor.  Compiled with ``dynamic=True``: sizes are
+  symbols, so a new size does not recompile (a group with another number or rank of tensors
+  is another kernel; sizes 0 and 1 are specialized by dynamo).
+* Tensors that are not contiguous take the reference path.
+* Hyperparameters, step-dependent factors (bias corrections) and the momentum schedule are one
+  float64 tensor of scalars, so new values never recompile.
+
+No buffer is kept between steps and a step allocates only the small scalar tensor.  The
+arithmetic is the reference's, but not its rounding: inductor may fuse multiply-adds and uses
+its own ``tanh``/``exp`` (the CPU reference computes ``tanh`` as ``2 sigmoid(2x) - 1``), so the
+two paths agree to float rounding (tested at ``rtol 1e-5``), not bit for bit.  That, and the
+one-time compilation (seconds to a minute on a CPU), is why ``fused`` is off by default.
+CUDA is supported by the same code but was not tested (no GPU was available).
+
+References:
+    PyTorch, ``torch.compile`` and TorchInductor (Ansel et al., "PyTorch 2", ASPLOS 2024).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import types
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch
+
+from beyondsgd.optim._scalars import new_step
+
+State = dict[str, Any]
+
+#: Device types the fused path runs on (inductor's C++ and Triton backends).
+FUSED_DEVICES = ("cpu", "cuda")
+
+_LOCK = threading.Lock()
+_KERNELS: dict[tuple[Any, ...], Callable[..., None]] = {}
+
+
+def check_fused(owner: str, fused: Any, foreach: Any) -> None:
+    """Raise ``ValueError`` for ``fused=True`` with ``foreach=True`` (torch.optim's rule)."""
+    if fused and foreach:
+        raise ValueError(f"{owner}: fused=True and foreach=True cannot be used together: choose one path")
+
+
+def check_tensors(owner: str, tensors: list[torch.Tensor]) -> None:
+    """Raise ``RuntimeError`` if a tensor is on a device the fused path does not support."""
+    for t in tensors:
+        if t.device.type not in FUSED_DEVICES:
+            raise RuntimeError(
+                f"{owner}: fused=True supports devices {', '.join(FUSED_DEVICES)}; got a parameter on "
+                f"{t.device}. Use fused=False."
+            )
+
+
+def _many(ps, gs, ss, sc, bounds, *, body, statics):
+    """``body`` on every tensor of a group: one compiled call per group (per-call overhead of a
+    compiled function, tens of microseconds, is paid once), one generated loop per tensor."""
+    for i in range(len(ps)):
+        body(ps[i], gs[i], ss[i], sc[i], bounds[i] if bounds else None, **statics)
+
+
+def _compile(key: tuple[Any, ...], body: Callable[..., None], statics: Mapping[str, Any]) -> Callable[..., None]:
+    """``body`` with ``statics`` bound, compiled once per ``key`` under its own code object
+    (dynamo caches, and limits recompiles, per code object)."""
+    with _LOCK:
+        fn = _KERNELS.get(key)
+        if fn is None:
+            name = f"fused_kernel_{len(_KERNELS)}"
+            code = body.__code__.replace(co_name=name, co_qualname=name)
+            own = types.FunctionType(code, body.__globals__, name, body.__defaults__, body.__closure__)
+            own.__kwdefaults__ = dict(statics)  # the static choices are constants of this function
+            # dynamo's guards already check sizes and strides: inductor's own asserts would cost ~1 us per tensor.
+            options: dict[str, str | int | bool | Callable[..., Any]] = {"size_asserts": False, "scalar_asserts": False}
+            fn = _KERNELS[key] = torch.compile(own, dynamic=True, fullgraph=True, options=options)
+        return fn
+
+
+def run(owner: str, key: tuple[Any, ...], body: Callable[..., None], statics: Mapping[str, Any], *args: Any) -> None:
+    """Call the kernel of ``key`` (compiling it on first use) on the tensors ``args``.
+
+    Raises:
+        RuntimeError: compilation failed (e.g. no C++ compiler on a CPU machine), naming the
+            optimizer and the way out (``fused=False``); the original error is chained.
+    """
+    fn = _compile(key, body, statics)
+    try:
+        fn(*args)
+    except Exception as err:  # inductor's errors are long tracebacks deep inside torch
+        raise RuntimeError(
+            f"{owner}: the fused step (torch.compile) failed: {type(err).__name__}: {str(err)[:300]}. "
+            "Use fused=False (the reference path)."
+        ) from err
+
+
+# --------------------------------------------------------------------------- rule optimizers
+
+
+def _gradient(p: torch.Tensor, g: torch.Tensor, sc: torch.Tensor, wd: bool) -> torch.Tensor:
+    """``sign * g (+ weight_decay * p)``; ``sc[0]`` is the sign (-1 for maximize), ``sc[1]`` the decay."""
+    g = g * sc[0]
+    return g + p * sc[1] if wd else g
+
+
+def _tanh(x: torch.Tensor) -> torch.Tensor:
+    """``tanh`` as ``2 sigmoid(2x) - 1``, the reference path's CPU formula (see
+    :func:`~beyondsgd.optim.update_rules.tanh_`): inductor's vectorized ``tanh`` is several
+    times slower than its ``exp``."""
+    return 2.0 * torch.sigmoid(2.0 * x) - 1.0
+
+
+def _rule_update(p: torch.Tensor, d: torch.Tensor, sc: torch.Tensor, bound: torch.Tensor, rule: tuple) -> torch.Tensor:
+    """The new weight; ``sc[2:5]`` = ``(eta_in, a, b)``, see :func:`rule_scalars`."""
+    kind = rule[0]
+    if kind == "exp":
+        x = d * sc[2]
+        s = _tanh(x) if rule[1] == "tanh" else x.clamp(-rule[2], rule[2])
+        new = p * torch.exp(torch.sign(p) * s * sc[3])
+        if not rule[3]:
+            return new
+        # sc[-1] = 0 in a frozen group (lr = 0): it does not move, clamp included
+        return torch.where(sc[-1] > 0, torch.minimum(torch.maximum(new, -bound), bound), new)
+    if kind == "additive":
+        return p - d * sc[4]
+    t = _tanh(d * sc[2])
+    if kind == "multiplicative":
+        return p - t * torch.abs(p) * sc[3]
+    return p - d * sc[4] - t * torch.abs(p) * sc[3]
+
+
+def rule_key(rule_name: str, group: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The static part of a rule (what selects a kernel)."""
+    if rule_name == "exp":
+        return ("exp", group["squash"], float(group["clip_bound"]), group["max_scale"] is not None)
+    if rule_name == "hybrid" and float(group["gamma"]) in (0.0, 1.0):
+        return ("additive",) if float(group["gamma"]) == 0.0 else ("multiplicative",)
+    return (rule_name,)
+
+
+def rule_scalars(rule: tuple, args: Any, scale: float) -> tuple[float, float, float]:
+    """``(eta_in, a, b)``: the multiplicative coefficient ``a`` and the additive ``b`` (both times ``scale``).
+
+    For the exp rule ``a = -eta_out * scale * ln(base)``; for M/H ``a = gamma * eta_out * scale``
+    and ``b = (1 - gamma) * lr * scale`` (as :class:`~beyondsgd.optim.update_rules.HybridRule`).
+    """
+    if rule[0] == "exp":
+        return float(args.eta_in), -float(args.eta_out) * scale * math.log(args.exp_base), 0.0
+    gamma = {"additive": 0.0, "multiplicative": 1.0}.get(rule[0], float(args.gamma))
+    return float(args.eta_in), gamma * float(args.eta_out) * scale, (1.0 - gamma) * float(args.lr) * scale
+
+
+def _sgd_body(p, g, s, sc, bound, *, wd, momentum, nesterov, rule):
+    # s: [momentum_buffer] or []; sc: sign, wd, eta_in, a, b, c1, c2, mu (first step: c1 = 0, c2 = 1: buf = g)
+    g = _gradient(p, g, sc, wd)
+    if momentum:
+        b = s[0] * sc[5] + g * sc[6]
+        d = g + b * sc[7] if nesterov else b
+        s[0].copy_(b)
+    else:
+        d = g
+    p.copy_(_rule_update(p, d, sc, bound, rule))
+
+
+def _adam_body(p, g, s, sc, bound, *, wd, amsgrad, rule):
+    # s: exp_avg, exp_avg_sq[, max_exp_avg_sq]; sc: sign, wd, eta_in, a, b, 1 - beta1, beta2, 1 - beta2,
+    # sqrt(bc2), eps, dmul (1 / bc1 with bias_correction="inside", else 1)
+    g = _gradient(p, g, sc, wd)
+    m_new = torch.lerp(s[0], g, sc[5])
+    v_new = s[1] * sc[6] + g * g * sc[7]
+    s[0].copy_(m_new)
+    s[1].copy_(v_new)
+    if amsgrad:
+        v_new = torch.maximum(s[2], v_new)
+        s[2].copy_(v_new)
+    d = m_new / (torch.sqrt(v_new) / sc[8] + sc[9]) * sc[10]
+    p.copy_(_rule_update(p, d, sc, bound, rule))
+
+
+def _rmsprop_body(p, g, s, sc, bound, *, wd, centered, momentum, rule):
+    # s: square_avg[, grad_avg][, momentum_buffer]; sc: sign, wd, eta_in, a, b, alpha, 1 - alpha, eps, mu
+    g = _gradient(p, g, sc, wd)
+    sq_new = s[0] * sc[5] + g * g * sc[6]
+    s[0].copy_(sq_new)
+    if centered:
+        ga_new = torch.lerp(s[1], g, sc[6])
+        s[1].copy_(ga_new)
+        avg = torch.sqrt(sq_new - ga_new * ga_new) + sc[7]
+    else:
+        avg = torch.sqrt(sq_new) + sc[7]
+    if momentum:
+        buf = s[-1]
+        d = buf * sc[8] + g / avg
+        buf.copy_(d)
+    else:
+        d = g / avg
+    p.copy_(_rule_update(p, d, sc, bound, rule))
+
+
+def _adagrad_body(p, g, s, sc, bound, *, wd, rule):
+    # s: [sum]; sc: sign, wd, eta_in, a, b, eps
+    g = _gradient(p, g, sc, wd)
+    s_new = s[0] + g * g
+    s[0].copy_(s_new)
+    d = g / (torch.sqrt(s_new) + sc[5])
+    p.copy_(_rule_update(p, d, sc, bound, rule))
+
+
+_BODIES = {"sgd": _sgd_body, "adam": _adam_body, "rmsprop": _rmsprop_body, "adagrad": _adagrad_body}
+
+
+def _statics(name: str, group: Mapping[str, Any], rule: tuple, wd: bool) -> dict[str, Any]:
+    if name == "sgd":
+        return {"wd": wd, "momentum": group["momentum"] != 0.0, "nesterov": bool(group["nesterov"]), "rule": rule}
+    if name == "adam":
+        return {"wd": wd, "amsgrad": bool(group["amsgrad"]), "rule": rule}
+    if name == "rmsprop":
+        return {"wd": wd, "centered": bool(group["centered"]), "momentum": group["momentum"] > 0, "rule": rule}
+    return {"wd": wd, "rule": rule}
+
+
+def step_rule_group(owner: str, direction: Any, group: Mapping[str, Any], params, grads, states, rule_name, args):
+    """One fused step of a rule optimizer's param group (``params``/``grads`` real views, states initialized
+    by the rule).  Tensors that are not contiguous are returned (the caller steps them on the reference path).
+
+    Returns:
+        The indices of tensors left to the reference path.
+    """
+    check_tensors(owner, params)
+    rule = rule_key(rule_name, group)
+    wd = group["weight_decay"] != 0.0
+    base = (-1.0 if group["maximize"] else 1.0, float(group["weight_decay"]))
+    name = direction.name
+    left: list[int] = []
+    todo: list[int] = []
+    for i, (p, g, st) in enumerate(zip(params, grads, states)):
+        tensors = [p, g, *(t for t in st.values() if isinstance(t, torch.Tensor) and t.dim() > 0)]
+        (todo if all(t.is_contiguous() for t in tensors) else left).append(i)
+    _init_states(name, group, [params[i] for i in todo], [states[i] for i in todo])
+    if name != "sgd" and todo:
+        torch._foreach_add_([states[i]["step"] for i in todo], 1.0)
+    todo_by: dict[tuple[torch.device, torch.dtype], list[int]] = {}
+    for i in todo:
+        todo_by.setdefault((params[i].device, params[i].dtype), []).append(i)
+    statics = _statics(name, group, rule, wd)
+    for (device, dtype), idx in todo_by.items():
+        rows, bounds = [], []
+        for i in idx:
+            st = states[i]
+            dir_scalars, scale = _direction_scalars(name, group, st)
+            rs = rule_scalars(rule, args, scale)
+            rows.append((*base, *rs, *dir_scalars, 1.0 if rs[1] != 0.0 else 0.0))
+            if rule[0] == "exp" and rule[3]:
+                bounds.append(st["max_abs"])
+        sc = torch.tensor(rows, dtype=torch.float64, device=device)
+        ps = [params[i] for i in idx]
+        gs = [grads[i] for i in idx]
+        ss = [_state_tensors(name, group, states[i]) for i in idx]
+        key = (name, *sorted(statics.items()), dtype, device.type, tuple(p.dim() for p in ps))
+        run(owner, key, _many, {"body": _BODIES[name], "statics": statics}, ps, gs, ss, sc, bounds)
+    return left
+
+
+def _init_states(name: str, group: Mapping[str, Any], params: list[torch.Tensor], states: list[State]) -> None:
+    """The base optimizer's state, as its reference path creates it (SGD's buffer: zeros, see the kernel)."""
+    for p, st in zip(params, states):
+        if name == "sgd":
+            if group["momentum"] != 0.0 and "momentum_buffer" not in st:
+                st["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                st["_fused_new"] = True
+        elif name == "adam" and "exp_avg" not in st:
+            st["step"] = new_step()
+            st["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            st["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            if group["amsgrad"]:
+                st["max_exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        elif name == "rmsprop" and "square_avg" not in st:
+            st["step"] = new_step()
+            st["square_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            if group["momentum"] > 0:
+                st["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            if group["centered"]:
+                st["grad_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        elif name == "adagrad" and "sum" not in st:
+            st["step"] = new_step()
+            st["sum"] = torch.full_like(p, group["initial_accumulator_value"], memory_format=torch.preserve_format)
+
+
+def _state_tensors(name: str, group: Mapping[str, Any], st: State) -> list[torch.Tensor]:
+    if name == "sgd":
+        return [st["momentum_buffer"]] if group["momentum"] != 0.0 else []
+    if name == "adam":
+        return [st["exp_avg"], st["exp_avg_sq"]] + ([st["max_exp_avg_sq"]] if group["amsgrad"] else [])
+    if name == "rmsprop":
+        return (
+            [st["square_avg"]]
+            + ([st["grad_avg"]] if group["centered"] else [])
+            + ([st["momentum_buffer"]] if group["momentum"] > 0 else [])
+        )
+    return [st["sum"]]
+
+
+def _direction_scalars(name: str, group: Mapping[str, Any], st: State) -> tuple[tuple[float, ...], float]:
+    """The base optimizer's scalars for this tensor and step, and its step-size factor ``scale``."""
+    if name == "sgd":
+        mu = float(group["momentum"])
+        if st.pop("_fused_new", False):
+            return (0.0, 1.0, mu), 1.0
+        return (mu, 1.0 - float(group["dampening"]), mu), 1.0
+    t = float(st["step"])
+    if name == "adam":
+        beta1, beta2 = (float(b) for b in group["betas"])
+        bc1, bc2_sqrt = 1.0 - beta1**t, (1.0 - beta2**t) ** 0.5
+        inside = group["bias_correction"] == "inside"
+        return (1.0 - beta1, beta2, 1.0 - beta2, bc2_sqrt, float(group["eps"]), 1.0 / bc1 if inside else 1.0), (
+            1.0 if inside else 1.0 / bc1
+        )
+    if name == "rmsprop":
+        alpha = float(group["alpha"])
+        return (alpha, 1.0 - alpha, float(group["eps"]), float(group["momentum"])), 1.0
+    return (float(group["eps"]),), 1.0 / (1.0 + (t - 1) * float(group["lr_decay"]))
+
+
+# --------------------------------------------------------------------------- hb and nag
+
+
+def _momentum_body(p, g, d, sc, bound, *, wd, nesterov):
+    # sc: sign, wd, lr, beta_k, beta_{k+1}
+    g = _gradient(p, g, sc, wd)
+    d_new = d * sc[3] - g * sc[2]
+    if nesterov:
+        p.copy_(p - d * sc[3] + d_new * (1.0 + sc[4]))
+    else:
+        p.copy_(p + d_new)
+    d.copy_(d_new)
+
+
+def step_momentum(
+    owner: str, group: Mapping[str, Any], params, grads, disps, lr, beta, beta_next, nesterov
+) -> list[int]:
+    """One fused hb/nag step; returns the indices of non-contiguous tensors left to the reference path."""
+    check_tensors(owner, params)
+    wd = group["weight_decay"] != 0.0
+    values = (
+        -1.0 if group["maximize"] else 1.0,
+        float(group["weight_decay"]),
+        float(lr),
+        float(beta),
+        float(beta_next),
+    )
+    left: list[int] = []
+    by: dict[tuple[torch.device, torch.dtype], list[int]] = {}
+    for i, (p, g, d) in enumerate(zip(params, grads, disps)):
+        if not (p.is_contiguous() and g.is_contiguous() and d.is_contiguous()):
+            left.append(i)
+        else:
+            by.setdefault((p.device, p.dtype), []).append(i)
+    statics = {"wd": wd, "nesterov": nesterov}
+    for (device, dtype), idx in by.items():
+        sc = torch.tensor([values] * len(idx), dtype=torch.float64, device=device)
+        ps, gs, ds = ([ts[i] for i in idx] for ts in (params, grads, disps))
+        key = ("nag" if nesterov else "hb", wd, dtype, device.type, tuple(p.dim() for p in ps))
+        run(owner, key, _many, {"body": _momentum_body, "statics": statics}, ps, gs, ds, sc, [])
+    return left
