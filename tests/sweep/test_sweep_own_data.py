@@ -77,7 +77,8 @@ def test_arrays_on_two_workers_equal_the_same_sweep_from_a_file_and_resume(tmp_p
     # Resume with the same data: nothing re-runs; the report is written from the stored runs.
     again = run_sweep(cfg, out, workers=2, resume=True, verbose=False, data=(X, y), model=TinyNet)
     assert (again.ran, again.skipped) == (0, 6)
-    assert "TinyNet" in again.report.read_text()
+    text = again.report.read_text()
+    assert "custom:TinyNet" in text and "your data (`data=`), stored as `data/" in text
     # Resume with other data, or without the model: refused, saying why.
     with pytest.raises(ConfigError, match="on other data"):
         run_sweep(cfg, out, resume=True, verbose=False, data=(X[:400], y[:400]), model=TinyNet)

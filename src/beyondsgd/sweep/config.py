@@ -25,6 +25,10 @@ The config is a mapping (from YAML or TOML, see :func:`load_config`)::
     seeds: 3
     device: cpu
 
+A problem may omit ``dataset`` when :func:`~beyondsgd.sweep.run.run_sweep` is given
+``data=`` (your own arrays or :class:`~beyondsgd.data.Dataset`); ``model=`` there
+replaces ``model`` the same way.
+
 Search-space values: a scalar (fixed), a list or ``{grid: [...]}`` (grid
 values), ``{choice: [...]}`` (same, for random search), ``{log_uniform: [lo, hi]}``,
 ``{uniform: [lo, hi]}``; the string ``auto`` for the whole space means "the

@@ -173,15 +173,17 @@ def run_sweep(
     out = Path(out)
     for i, prob in enumerate(cfg.problems):
         if not prob.dataset and data is None:
-            raise ConfigError(f"problems[{i}]: missing 'dataset' (a dataset name or a data file; or pass data=)")
+            raise ConfigError(
+                f"problems[{i}]: missing 'dataset' (a dataset name or a data file; from Python, run_sweep(data=...) gives your own)"
+            )
     model_name = _check_model(model) if model is not None else None
     data_files: dict[Path, tuple[Dataset, Problem]] = {}
     if data is not None or model_name is not None:
         problems = []
         for prob in cfg.problems:
             if data is not None:
-                prob, dataset, path, _sha = _data_file(out, prob, data)
-                data_files.setdefault(path, (dataset, prob))
+                prob, dataset, file, _sha = _data_file(out, prob, data)
+                data_files.setdefault(file, (dataset, prob))
             problems.append(replace(prob, model=model_name) if model_name else prob)
         cfg = replace(cfg, problems=problems, raw={**cfg.raw, "problems": [asdict(p) for p in problems]})
     storage_url = None
@@ -202,8 +204,8 @@ def run_sweep(
             f"{out} holds a sweep with a different config (fingerprint {meta.get('fingerprint')} "
             f"!= {cfg.fingerprint()}); resume it with the config it started with, or use another --out"
         )
-    for path, (dataset, prob) in data_files.items():
-        _write_data(path, dataset, prob)
+    for data_path, (dataset, prob) in data_files.items():
+        _write_data(data_path, dataset, prob)
     _probe(cfg, model)
     store.write_meta(
         {
