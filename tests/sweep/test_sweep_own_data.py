@@ -85,6 +85,10 @@ def test_arrays_on_two_workers_equal_the_same_sweep_from_a_file_and_resume(tmp_p
     with pytest.raises(ConfigError, match="with model 'custom:TinyNet'"):
         run_sweep(cfg, out, resume=True, verbose=False, data=(X, y))
     assert list((out / "data").glob("*.pt")) == [data_file]  # the refused data was not written
+    # The data file's path is part of the identity: a moved sweep folder is refused, saying so.
+    moved = out.rename(tmp_path / "moved")
+    with pytest.raises(ConfigError, match="started in another folder"):
+        run_sweep(cfg, moved, resume=True, verbose=False, data=(X, y), model=TinyNet)
 
 
 def _umask():

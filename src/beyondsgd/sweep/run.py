@@ -385,6 +385,11 @@ def _explain_mismatch(out: Path, old: dict[str, Any], cfg: SweepConfig) -> None:
             continue
         data_dir = str(out.resolve() / "data")
         old_file, new_file = str(was.get("dataset")), prob.dataset
+        if old_file != new_file and Path(old_file).name == Path(new_file).name:
+            raise ConfigError(
+                f"{out} holds a sweep started in another folder (its data file was {old_file}): the path of the "
+                "data file is part of a sweep's identity; resume it where it was created, or use another --out"
+            )
         if old_file != new_file and data_dir in (str(Path(old_file).parent), str(Path(new_file).parent)):
             raise ConfigError(
                 f"{out} holds a sweep of problem {prob.name!r} on other data ({Path(old_file).name} there, "
