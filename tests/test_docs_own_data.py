@@ -2,6 +2,8 @@
 
 import re
 import shlex
+import sys
+import types
 from pathlib import Path
 
 from beyondsgd import models
@@ -19,7 +21,11 @@ def test_every_code_block_of_the_tutorial_runs(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     kinds = [k for k, _ in blocks()]
     assert kinds.count("python") >= 5 and kinds.count("bash") >= 2
-    namespace: dict = {"__name__": "own_data_doc"}
+    # The blocks run as one module, as a script of yours would: the model class defined there can be
+    # pickled by reference (run_sweep(model=...) checks that), as a class in your script can.
+    module = types.ModuleType("own_data_doc")
+    monkeypatch.setitem(sys.modules, "own_data_doc", module)
+    namespace = module.__dict__
     reused = None
     try:
         for kind, code in blocks():
@@ -41,3 +47,4 @@ def test_every_code_block_of_the_tutorial_runs(tmp_path, monkeypatch, capsys):
     # The second compare of the page reuses all 12 runs, as the text says.
     assert reused is not None and "reused 12 finished run(s)" in reused
     assert (tmp_path / "wine-named" / "report.md").is_file()
+    assert len(list((tmp_path / "wine-sweep" / "data").glob("*.pt"))) == 1

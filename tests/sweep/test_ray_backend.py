@@ -72,3 +72,36 @@ def test_tpe_sweep_on_ray_workers_share_the_study(local_ray, tmp_path):
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert len(done) == 3
     assert all(len(t.intermediate_values) == 2 for t in done)  # reported from the Ray worker, every epoch
+
+
+def test_own_data_and_model_reach_ray_workers(local_ray, tmp_path):
+    """run_sweep(data=..., model=...) on Ray: the workers load OUT/data/*.pt and build the model passed in."""
+    from sklearn.datasets import load_digits
+
+    from beyondsgd.models.mlp import MLP  # importable by the Ray workers, as a user's module would be
+
+    X, y = load_digits(return_X_y=True)
+    raw = {**CONFIG, "problems": [{k: v for k, v in CONFIG["problems"][0].items() if k != "dataset_options"}]}
+    del raw["problems"][0]["dataset"], raw["problems"][0]["model"]
+    cfg = parse_config(raw)
+    data = (X[:300], y[:300])
+    out = run_sweep(cfg, tmp_path / "ray", backend="ray", threads=1, verbose=False, report=False, data=data, model=MLP)
+    records = {r["key"]: r for r in RunStore(tmp_path / "ray").records()}
+    assert out.ran == len(records) == 2 + 4 and out.lost == []
+    assert all(r["status"] == "ok" and r["task"]["experiment"]["model"] == "custom:MLP" for r in records.values())
+    ref = run_sweep(cfg, tmp_path / "local", workers=1, threads=1, verbose=False, report=False, data=data, model=MLP)
+    assert ref.ran == out.ran
+
+    def curves(folder):  # the keys hold the data file's path (in the sweep folder): match runs by what they are
+        runs = {}
+        for r in RunStore(folder).records():
+            t = r["task"]
+            runs[(t["phase"], t["algorithm"], t["trial"], t["experiment"]["seed"])] = [
+                h["test_accuracy"] for h in r["result"]["history"]
+            ]
+        return runs
+
+    on_ray, local = curves(tmp_path / "ray"), curves(tmp_path / "local")
+    assert on_ray.keys() == local.keys()
+    for k in on_ray:
+        assert on_ray[k] == pytest.approx(local[k], rel=1e-5)

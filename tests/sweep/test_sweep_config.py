@@ -26,7 +26,6 @@ def cfg(**kw):
     [
         ({}, "problems: expected a non-empty list"),
         (cfg(problems=[]), "problems: expected a non-empty list"),
-        (cfg(problems=[{"model": "mlp"}]), "problems[0]: missing 'dataset'"),
         (cfg(problems=[{"dataset": "imagenet"}]), "problems[0].dataset: unknown dataset 'imagenet'"),
         (cfg(problems=[{"dataset": "digits", "model": "resnet"}]), "problems[0].model: unknown model 'resnet'"),
         (cfg(problems=[{"dataset": "digits", "epochs": 0}]), "problems[0].epochs: expected an integer >= 1, got 0"),

@@ -25,6 +25,10 @@ The config is a mapping (from YAML or TOML, see :func:`load_config`)::
     seeds: 3
     device: cpu
 
+A problem may omit ``dataset`` when :func:`~beyondsgd.sweep.run.run_sweep` is given
+``data=`` (your own arrays or :class:`~beyondsgd.data.Dataset`); ``model=`` there
+replaces ``model`` the same way.
+
 Search-space values: a scalar (fixed), a list or ``{grid: [...]}`` (grid
 values), ``{choice: [...]}`` (same, for random search), ``{log_uniform: [lo, hi]}``,
 ``{uniform: [lo, hi]}``; the string ``auto`` for the whole space means "the
@@ -312,17 +316,18 @@ def _unknown(where: str, given: Mapping[str, Any], allowed: set[str]) -> None:
 def _problem(i: int, p: Any, base: Path | None = None) -> Problem:
     where = f"problems[{i}]"
     if not isinstance(p, Mapping):
-        raise ConfigError(f"{where}: expected a mapping with at least 'dataset', got {p!r}")
+        raise ConfigError(f"{where}: expected a mapping with 'dataset', 'model', 'epochs'..., got {p!r}")
     _unknown(where, p, _PROBLEM_KEYS)
-    if "dataset" not in p:
-        raise ConfigError(f"{where}: missing 'dataset'")
     from beyondsgd.data import available_datasets
     from beyondsgd.data.files import FILE_FORMATS, looks_like_path
     from beyondsgd.models import available_models
 
-    dataset, model = str(p["dataset"]), str(p.get("model", "mlp"))
-    default_name = dataset
-    if looks_like_path(dataset):
+    # A problem without a dataset takes the data passed to run_sweep(data=...) (checked there).
+    dataset, model = str(p.get("dataset", "")), str(p.get("model", "mlp"))
+    default_name = dataset or "data"
+    if not dataset:
+        pass
+    elif looks_like_path(dataset):
         # A data file: relative paths are relative to the config file, made absolute so
         # that workers started in another folder find it.
         path = Path(dataset).expanduser()

@@ -92,12 +92,16 @@ def validation_split(data, fraction: float):
     )
 
 
-def execute_task(task: RunTask, threads: int | None = None) -> dict[str, Any]:
+def execute_task(
+    task: RunTask, threads: int | None = None, model_factory: Callable[..., Any] | None = None
+) -> dict[str, Any]:
     """Run one task and return its store record (never raises for a failing run).
 
     Args:
         task: the run.
         threads: ``torch.set_num_threads`` for this run (``None``: leave as is).
+        model_factory: the user's model (``run_sweep(model=...)``), passed to
+            :func:`~beyondsgd.bench.runner.run_experiment`; ``None``: the registered ``task`` model.
     """
     import torch
 
@@ -120,6 +124,7 @@ def execute_task(task: RunTask, threads: int | None = None) -> dict[str, Any]:
             checkpoint=task.checkpoint,
             checkpoint_every=task.checkpoint_every,
             on_log=reporter,
+            model_factory=model_factory,
         )
         record.update(status=result.status, result=result.to_dict(), error=None)
     except KeyboardInterrupt:
@@ -208,18 +213,20 @@ def run_local(
     on_done: Callback | None = None,
     retries: int = 2,
     pool: LocalPool | None = None,
+    model_factory: Callable[..., Any] | None = None,
 ) -> list[str]:
     """Run ``tasks`` in ``workers`` processes (``workers == 1``: in this process).
 
     Args:
         pool: a :class:`LocalPool` to reuse (default: one for this call only).
+        model_factory: the user's model, pickled to the workers with each task (see :func:`execute_task`).
 
     Returns:
         Keys of runs lost to crashed workers after ``retries`` resubmissions.
     """
     if workers <= 1:
         for task in tasks:
-            rec = execute_task(task, threads)
+            rec = execute_task(task, threads, model_factory)
             store.put(rec)
             if on_done:
                 on_done(rec)
@@ -232,7 +239,7 @@ def run_local(
     try:
         while pending:
             executor = pool.get()
-            futures = {executor.submit(execute_task, t, threads): t for t in pending}
+            futures = {executor.submit(execute_task, t, threads, model_factory): t for t in pending}
             pending = []
             remaining = set(futures)
             while remaining:
@@ -269,8 +276,11 @@ def run_ray(
     on_done: Callback | None = None,
     address: str | None = None,
     retries: int = 2,
+    model_factory: Callable[..., Any] | None = None,
 ) -> list[str]:
     """Run ``tasks`` as Ray tasks (one CPU each); the driver stores each record as it arrives.
+
+    ``model_factory`` (the user's model, see :func:`execute_task`) travels with each task.
 
     Connects to ``address`` (e.g. ``"auto"`` for a running cluster) or, when Ray
     is not initialized yet and no address is given, starts a local instance.
@@ -287,7 +297,7 @@ def run_ray(
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
     remote = ray.remote(num_cpus=1, max_retries=retries)(execute_task)
-    refs = {remote.remote(t, threads): t for t in tasks}
+    refs = {remote.remote(t, threads, model_factory): t for t in tasks}
     lost: list[str] = []
     remaining = list(refs)
     try:
@@ -319,8 +329,9 @@ class Dispatcher:
         in_flight: how many are (submitted and not yet returned by :meth:`wait`).
     """
 
-    def __init__(self, threads: int | None = None) -> None:
+    def __init__(self, threads: int | None = None, model_factory: Callable[..., Any] | None = None) -> None:
         self.threads = threads
+        self.model_factory = model_factory
         self.capacity = 1
         self._done: list[tuple[RunTask, dict[str, Any] | None]] = []
 
@@ -329,7 +340,7 @@ class Dispatcher:
         return len(self._done)
 
     def submit(self, task: RunTask) -> None:
-        self._done.append((task, execute_task(task, self.threads)))
+        self._done.append((task, execute_task(task, self.threads, self.model_factory)))
 
     def wait(self) -> list[tuple[RunTask, dict[str, Any] | None]]:
         """Block until at least one task finished; its ``(task, record)`` (record ``None``: lost)."""
@@ -344,8 +355,10 @@ class Dispatcher:
 class PoolDispatcher(Dispatcher):
     """Tasks on a :class:`LocalPool`; a worker death rebuilds the pool and resubmits (``retries`` times)."""
 
-    def __init__(self, pool: LocalPool, threads: int, retries: int = 2) -> None:
-        super().__init__(threads)
+    def __init__(
+        self, pool: LocalPool, threads: int, retries: int = 2, model_factory: Callable[..., Any] | None = None
+    ) -> None:
+        super().__init__(threads, model_factory)
         self.pool, self.retries = pool, retries
         self.capacity = pool.workers
         self._futures: dict[Any, RunTask] = {}
@@ -356,7 +369,7 @@ class PoolDispatcher(Dispatcher):
         return len(self._futures)
 
     def submit(self, task: RunTask) -> None:
-        self._futures[self.pool.get().submit(execute_task, task, self.threads)] = task
+        self._futures[self.pool.get().submit(execute_task, task, self.threads, self.model_factory)] = task
 
     def wait(self) -> list[tuple[RunTask, dict[str, Any] | None]]:
         done, _ = wait(set(self._futures), return_when=FIRST_COMPLETED)
@@ -388,8 +401,14 @@ class PoolDispatcher(Dispatcher):
 class RayDispatcher(Dispatcher):
     """Tasks as Ray tasks (one CPU each); ``capacity``: the cluster's CPUs."""
 
-    def __init__(self, threads: int, address: str | None = None, retries: int = 2) -> None:
-        super().__init__(threads)
+    def __init__(
+        self,
+        threads: int,
+        address: str | None = None,
+        retries: int = 2,
+        model_factory: Callable[..., Any] | None = None,
+    ) -> None:
+        super().__init__(threads, model_factory)
         try:
             import ray
         except ImportError:
@@ -406,7 +425,7 @@ class RayDispatcher(Dispatcher):
         return len(self._refs)
 
     def submit(self, task: RunTask) -> None:
-        self._refs[self.remote.remote(task, self.threads)] = task
+        self._refs[self.remote.remote(task, self.threads, self.model_factory)] = task
 
     def wait(self) -> list[tuple[RunTask, dict[str, Any] | None]]:
         done, _ = self.ray.wait(list(self._refs), num_returns=1)

@@ -312,8 +312,11 @@ def write_report(root: str | Path, level: float = 0.95) -> Path:
     for p in pnames:
         pr = problems[p]
         budget = f"{pr['iterations']} iterations" if pr.get("iterations") else f"{pr['epochs']} epochs"
+        data = f"{pr['dataset']} {pr['dataset_options'] or ''}"
+        if Path(pr["dataset"]).parent == root.resolve() / "data":  # run_sweep(data=...): converted once, stored here
+            data = f"your data (`data=`), stored as `data/{Path(pr['dataset']).name}`"
         lines.append(
-            f"| {p} | {pr['dataset']} {pr['dataset_options'] or ''} | {pr['model']} {pr['model_options'] or ''} "
+            f"| {p} | {data} | {pr['model']} {pr['model_options'] or ''} "
             f"| {budget} | {pr['batch_size'] or 'per algorithm'} | {pr['target_metric']} "
             f"{'≤' if lower_is_better(pr['target_metric']) else '≥'} {pr['target']} |"
         )

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from beyondsgd.sweep.config import ConfigError, SweepConfig, best_trials, final_tasks, tuning_tasks
+from beyondsgd.data import Dataset
+from beyondsgd.sweep.config import ConfigError, Problem, SweepConfig, best_trials, final_tasks, tuning_tasks
 from beyondsgd.sweep.executor import LocalPool, default_workers, run_local, run_ray
 from beyondsgd.sweep.store import RunStore
 from beyondsgd.validation import POSITIVE_INT
@@ -23,18 +25,84 @@ class SweepOutput:
     report: Path | None
 
 
-def _probe(cfg: SweepConfig) -> None:
+def _probe(cfg: SweepConfig, model: Callable[..., Any] | None = None) -> None:
     """Load every problem's data and build its model once, so a bad name fails before training."""
+    from beyondsgd.bench.runner import build_model
     from beyondsgd.data import load_dataset
-    from beyondsgd.models import create_model
 
     for prob in cfg.problems:
         data = load_dataset(prob.dataset, seed=0, **prob.dataset_options)
         n_out = data.num_classes or (data.y_train.shape[1] if data.y_train.dim() > 1 else 1)
         try:
-            create_model(prob.model, data.input_shape, n_out, **prob.model_options)
+            build_model(prob.model, data.input_shape, n_out, None, prob.model_options, model)
         except (TypeError, ValueError) as err:
             raise ConfigError(f"problem {prob.name!r}: {err}") from None
+
+
+def _check_model(model: Any) -> str:
+    """``run_sweep(model=...)``: a callable the worker processes can receive; returns its name in the results."""
+    import pickle
+
+    from beyondsgd.bench.compare import _model_name
+
+    if not callable(model):
+        raise ValueError(f"invalid model={model!r}: expected a callable (input_shape, num_outputs) -> nn.Module")
+    try:
+        pickle.dumps(model)
+    except Exception as err:  # PicklingError, AttributeError (local objects), TypeError
+        raise ValueError(
+            f"invalid model={model!r}: the sweep's worker processes receive it by pickling, and it cannot be "
+            f"pickled ({type(err).__name__}: {err}); define it at module level (a function or class in a module, "
+            "or at the top of your script, guarded by if __name__ == '__main__'), or register it with "
+            "beyondsgd.models.register_model / a 'beyondsgd.models' entry point and name it in the config"
+        ) from None
+    return _model_name(model)
+
+
+def _data_file(out: Path, prob: Problem, data: Any) -> tuple[Problem, Dataset, Path, str]:
+    """``run_sweep(data=...)`` for one problem: the data checked and converted as ``run_compare`` does.
+
+    Returns:
+        The problem reading the data from ``out/data/NAME-SHA.pt`` (through the file loader, as
+        workers, Ray and a resume do), the converted :class:`Dataset`, that file and the data's
+        SHA-256 (16 hex digits).  Nothing is written yet.
+    """
+    from beyondsgd.bench.compare import CompareConfig, _data_from, _fingerprint
+
+    name = Path(prob.dataset).stem if prob.dataset else "data"
+    dataset = _data_from(data, CompareConfig(dataset=name, dataset_options=dict(prob.dataset_options)))
+    sha = _fingerprint(dataset)
+    slug = "".join(c if c.isalnum() or c in "-_" else "-" for c in Path(str(dataset.name)).stem)[:40] or "data"
+    path = out.resolve() / "data" / f"{slug}-{sha}.pt"
+    # The converted data is final: the file loader must not standardize it again.
+    options: dict[str, Any] = {"standardize": "none", "task": dataset.task}
+    return replace(prob, dataset=str(path), dataset_options=options), dataset, path, sha
+
+
+def _write_data(path: Path, dataset: Dataset, prob: Problem) -> None:
+    """Write ``dataset`` to ``path`` (a ``.pt`` dict of tensors, atomically) unless it is there,
+    and check that the file loader reads back exactly the same tensors."""
+    import io
+
+    import torch
+
+    from beyondsgd.bench.io import write_atomic
+    from beyondsgd.data import load_dataset
+
+    tensors = {k: getattr(dataset, k).detach().cpu().contiguous() for k in ("X_train", "y_train", "X_test", "y_test")}
+    if not path.is_file():
+        buf = io.BytesIO()
+        torch.save(tensors, buf)
+        write_atomic(path, buf.getvalue())
+    back = load_dataset(str(path), seed=0, **prob.dataset_options)
+    same = all(torch.equal(getattr(back, k), v.to(getattr(back, k).dtype)) for k, v in tensors.items()) and (
+        back.num_classes == dataset.num_classes
+    )
+    if not same:
+        raise ConfigError(
+            f"problem {prob.name!r}: the data passed as data= does not read back unchanged from {path} (for "
+            "classification, every class id 0..num_classes-1 must occur in y_train or y_test)"
+        )
 
 
 def run_sweep(
@@ -50,6 +118,9 @@ def run_sweep(
     report: bool = True,
     checkpoint_every: int | None = None,
     storage: str | None = None,
+    *,
+    data: Dataset | tuple | dict | None = None,
+    model: Callable[..., Any] | None = None,
 ) -> SweepOutput:
     """Run (or resume) a sweep into ``out`` and write its report.
 
@@ -71,9 +142,25 @@ def run_sweep(
             such as ``postgresql://...`` or ``journal:PATH``); default: the SQLite
             file ``out/optuna.db``.  Several sweeps given the same storage share its
             studies (see :mod:`beyondsgd.sweep.optuna_search`).
+        data: your own data for every problem, instead of its ``dataset``: what
+            :func:`~beyondsgd.bench.compare.run_compare` takes (a :class:`Dataset`
+            used as is, ``(X, y)`` split 80/20 stratified with seed 0, ``(X_train,
+            y_train, X_test, y_test)`` or a mapping with those keys; arrays are
+            preprocessed with the problem's ``dataset_options``), checked and
+            converted the same way.  It is written once to
+            ``out/data/NAME-SHA.pt`` and every run (in any worker, on Ray, after
+            ``--resume``) loads that file; its SHA-256 is part of the sweep's
+            identity, so a resume with other data is refused.
+        model: your own model for every problem, instead of its ``model``: a
+            callable ``model(input_shape, num_outputs, **model_options)`` returning
+            an ``nn.Module``.  Workers receive it by pickling, so it must be defined
+            at module level (a lambda or a function defined inside another is refused).
 
     Raises:
-        ConfigError: ``out`` holds another sweep, or a different config on resume.
+        ConfigError: ``out`` holds another sweep, or a different config (or other
+            data) on resume; a problem has no dataset and ``data`` is not given.
+        ValueError: ``data`` or ``model`` cannot be used (the same checks as
+            ``run_compare``), before anything is written.
     """
     if backend not in ("local", "ray"):
         raise ConfigError(f"invalid backend {backend!r}: expected local or ray")
@@ -84,6 +171,21 @@ def run_sweep(
             f"--storage is for search method tpe (the Optuna study database); this sweep uses {cfg.method}"
         )
     out = Path(out)
+    for i, prob in enumerate(cfg.problems):
+        if not prob.dataset and data is None:
+            raise ConfigError(
+                f"problems[{i}]: missing 'dataset' (a dataset name or a data file; from Python, run_sweep(data=...) gives your own)"
+            )
+    model_name = _check_model(model) if model is not None else None
+    data_files: dict[Path, tuple[Dataset, Problem]] = {}
+    if data is not None or model_name is not None:
+        problems = []
+        for prob in cfg.problems:
+            if data is not None:
+                prob, dataset, file, _sha = _data_file(out, prob, data)
+                data_files.setdefault(file, (dataset, prob))
+            problems.append(replace(prob, model=model_name) if model_name else prob)
+        cfg = replace(cfg, problems=problems, raw={**cfg.raw, "problems": [asdict(p) for p in problems]})
     storage_url = None
     if cfg.method == "tpe":
         from beyondsgd.sweep.optuna_search import default_storage, open_storage
@@ -97,11 +199,14 @@ def run_sweep(
     store = RunStore(out)
     meta = store.read_meta()
     if meta is not None and meta.get("fingerprint") != cfg.fingerprint():
+        _explain_mismatch(out, meta.get("config") or {}, cfg)
         raise ConfigError(
             f"{out} holds a sweep with a different config (fingerprint {meta.get('fingerprint')} "
             f"!= {cfg.fingerprint()}); resume it with the config it started with, or use another --out"
         )
-    _probe(cfg)
+    for data_path, (dataset, prob) in data_files.items():
+        _write_data(data_path, dataset, prob)
+    _probe(cfg, model)
     store.write_meta(
         {
             "fingerprint": cfg.fingerprint(),
@@ -162,15 +267,15 @@ def run_sweep(
         if not tasks:
             return
         if backend == "ray":
-            lost.extend(run_ray(tasks, store, threads, on_done, address=ray_address))
+            lost.extend(run_ray(tasks, store, threads, on_done, address=ray_address, model_factory=model))
         else:
-            lost.extend(run_local(tasks, store, workers, threads, on_done, pool=pool))
+            lost.extend(run_local(tasks, store, workers, threads, on_done, pool=pool, model_factory=model))
 
     with LocalPool(workers, threads) as pool:  # started on first use, shared by both phases
         chosen = None
         if storage_url is not None:
             missing, n_ran, n_lost = _tune_tpe(
-                cfg, store, storage_url, backend, workers, threads, pool, ray_address, verbose, with_checkpoint
+                cfg, store, storage_url, backend, workers, threads, pool, ray_address, verbose, with_checkpoint, model
             )
             ran += n_ran
             lost.extend(n_lost)
@@ -224,7 +329,7 @@ def run_sweep(
 
 
 def _tune_tpe(
-    cfg, store, storage_url, backend, workers, threads, pool, ray_address, verbose, checkpoint
+    cfg, store, storage_url, backend, workers, threads, pool, ray_address, verbose, checkpoint, model=None
 ) -> tuple[list[str], int, list[str]]:
     """The tuning phase of a ``method: tpe`` sweep.
 
@@ -235,11 +340,11 @@ def _tune_tpe(
     from beyondsgd.sweep.optuna_search import run_tpe_tuning, tuning_complete
 
     if backend == "ray":
-        dispatcher: Dispatcher = RayDispatcher(threads, ray_address)
+        dispatcher: Dispatcher = RayDispatcher(threads, ray_address, model_factory=model)
     elif workers > 1:
-        dispatcher = PoolDispatcher(pool, threads)
+        dispatcher = PoolDispatcher(pool, threads, model_factory=model)
     else:
-        dispatcher = Dispatcher(threads)
+        dispatcher = Dispatcher(threads, model_factory=model)
     total = len(cfg.problems) * sum(1 for a in cfg.spaces if _tunable(cfg, a)) * cfg.trials
     count = {"ran": 0, "pruned": 0}
 
@@ -269,6 +374,34 @@ def _tune_tpe(
             file=sys.stderr,
         )
     return missing, count["ran"], lost
+
+
+def _explain_mismatch(out: Path, old: dict[str, Any], cfg: SweepConfig) -> None:
+    """A resume whose data or model differs from the stored sweep's: say so (else the generic message)."""
+    old_problems = {p.get("name"): p for p in old.get("problems") or [] if isinstance(p, dict)}
+    for prob in cfg.problems:
+        was = old_problems.get(prob.name)
+        if was is None:
+            continue
+        data_dir = str(out.resolve() / "data")
+        old_file, new_file = str(was.get("dataset")), prob.dataset
+        if old_file != new_file and Path(old_file).name == Path(new_file).name:
+            raise ConfigError(
+                f"{out} holds a sweep started in another folder (its data file was {old_file}): the path of the "
+                "data file is part of a sweep's identity; resume it where it was created, or use another --out"
+            )
+        if old_file != new_file and data_dir in (str(Path(old_file).parent), str(Path(new_file).parent)):
+            raise ConfigError(
+                f"{out} holds a sweep of problem {prob.name!r} on other data ({Path(old_file).name} there, "
+                f"{Path(new_file).name if new_file.startswith(data_dir) else repr(new_file)} now: the names end in "
+                "the data's SHA-256); resume it with the data it started with (run_sweep(data=...)), "
+                "or use another --out"
+            )
+        if was.get("model") != prob.model:
+            raise ConfigError(
+                f"{out} holds a sweep of problem {prob.name!r} with model {was.get('model')!r}, not {prob.model!r}; "
+                "resume it with the model it started with (run_sweep(model=...) for your own), or use another --out"
+            )
 
 
 def _tunable(cfg: SweepConfig, alg: str) -> bool:
