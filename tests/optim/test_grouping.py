@@ -140,8 +140,9 @@ def test_resume_creates_the_optimizer_on_the_model_as_initialized():
     assert len(create("m_adam", model, weight_decay=0.1).param_groups) == len(opt.param_groups) - 1
 
 
-def test_decay_groups_only_trainable():
+def test_frozen_parameters_are_kept_as_model_parameters_gives_them():
     model = _model()
     model[3].weight.requires_grad_(False)
     groups = decay_groups(model, 0.1)
-    assert [n for n, _ in groups[0]["params"]] == ["0.weight"]
+    assert [n for n, _ in groups[0]["params"]] == ["0.weight", "3.weight"]
+    assert sum(len(g["params"]) for g in create("adam", model).param_groups) == len(list(model.parameters()))

@@ -31,7 +31,7 @@ def _check_tokens(no_decay: Any) -> tuple[str, ...]:
 
 
 def no_decay_names(model: nn.Module, no_decay: Iterable[str] = NO_DECAY) -> list[str]:
-    """Qualified names of the trainable parameters that get no weight decay.
+    """Qualified names of the parameters that get no weight decay.
 
     A parameter gets none when one of the fragments occurs (case-insensitively) in
     its qualified name (``"0.bias"``, ``"norm1.weight"``) or in the class name of
@@ -55,8 +55,6 @@ def no_decay_names(model: nn.Module, no_decay: Iterable[str] = NO_DECAY) -> list
             owner.setdefault(id(p), type(module).__name__.lower())
     out = []
     for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
         where = (name.lower(), owner.get(id(p), ""))
         if any(t in w for t in tokens for w in where):
             out.append(name)
@@ -67,7 +65,7 @@ def decay_groups(model: nn.Module, weight_decay: Any, no_decay: Iterable[str] = 
     """Two param groups: ``weight_decay`` for most parameters, 0 for biases and norm layers.
 
     Args:
-        model: the model (only parameters with ``requires_grad`` are grouped).
+        model: the model (every parameter, frozen ones too, as ``model.parameters()`` gives them).
         weight_decay: the decay of the first group.
         no_decay: name fragments that select the second group, see :func:`no_decay_names`.
 
@@ -79,7 +77,7 @@ def decay_groups(model: nn.Module, weight_decay: Any, no_decay: Iterable[str] = 
         TypeError: a bad ``no_decay`` (see :func:`no_decay_names`).
     """
     skip = set(no_decay_names(model, no_decay))
-    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    named = list(model.named_parameters())
     groups = []
     for decay, members in (
         (weight_decay, [(n, p) for n, p in named if n not in skip]),

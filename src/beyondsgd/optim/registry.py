@@ -195,7 +195,7 @@ def _model_groups(
     if "weight_decay" in spec.hyperparams and (isinstance(decay, torch.Tensor) or decay != 0):
         groups = decay_groups(model, decay, no_decay)
     else:
-        groups = [{"params": [(n, p) for n, p in model.named_parameters() if p.requires_grad]}]
+        groups = [{"params": list(model.named_parameters())}]
     if additive_zeros:
         groups = additive_zero_groups(groups, lambda group: _freezes_zeros(spec, options, group))
     return groups
