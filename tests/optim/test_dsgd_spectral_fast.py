@@ -120,3 +120,16 @@ def test_op_norms_of_a_layer_equal_the_svd_ones():
     assert float(op_w) == pytest.approx(float(torch.linalg.matrix_norm(w.double(), ord=2)), rel=1e-6)
     full = torch.cat([w, b[:, None]], dim=1).double()
     assert float(op_full) == pytest.approx(float(torch.linalg.matrix_norm(full, ord=2)), rel=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_low_precision_map_is_the_map_of_the_matrix_as_given(dtype):
+    """bfloat16 has no CPU SVD; the Gram path gives the map of the rounded matrix (float32's rank cut)."""
+    G = _low_rank(64, 300, 20, seed=6, dtype=dtype)
+    got = BASE_NORMS["spectral"].dual_map(G)
+    assert got.dtype == dtype
+    exact = _SVDSpectral().dual_map(G.double(), cut_dtype=torch.float32)
+    assert float(exact.abs().max()) > 0
+    torch.testing.assert_close(got.double(), exact, rtol=1e-2, atol=1e-2 * float(exact.abs().max()))
+    nuc = torch.linalg.svdvals(G.double()).sum()
+    assert float(BASE_NORMS["spectral"].dual_norm(G)) == pytest.approx(float(nuc), rel=1e-2)

@@ -161,12 +161,15 @@ class SpectralNorm(BaseNorm):
         # singular values are rounding noise, so we take the canonical element U_r V_r^T
         # (for a rank-1 G that is exactly G); it is also what keeps data-parallel runs,
         # whose gradients differ from one process's by rounding, on the same path.
-        # The rank cut is relative to the input's precision: sigma > sigma_max max(m, n) eps.
-        eps = torch.finfo(mat.dtype).eps
+        # The rank cut is relative to the precision of the computation: sigma > sigma_max max(m, n) eps,
+        # with float64's eps for the float64 SVD and float32's for the Gram path (float32 inputs keep
+        # the cut of the float32 SVD they had; for bfloat16/float16, whose eps times the width can
+        # exceed 1, a cut at their own eps would drop every singular value).
         if not _cheap(mat):
             u, s, vh = torch.linalg.svd(mat, full_matrices=False)
-            keep = (s > s.amax() * max(mat.shape) * eps).to(mat.dtype)
+            keep = (s > s.amax() * max(mat.shape) * torch.finfo(mat.dtype).eps).to(mat.dtype)
             return s.sum() * (u @ (keep[:, None] * vh))
+        eps = torch.finfo(torch.float32).eps
         evals, evecs, wide = _gram_eigh(mat, vectors=True)
         assert evecs is not None
         s = torch.where(evals > _gram_floor(evals, mat), evals, torch.zeros_like(evals)).sqrt()
