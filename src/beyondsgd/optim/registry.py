@@ -144,7 +144,12 @@ def create(
             (the message names the argument and the allowed range); parameters
             sharded across ranks (FSDP) for an optimizer that needs whole tensors.
         TypeError: a single tensor as ``params`` (torch.optim's rule: an iterable);
-            a ``no_decay`` that is not a tuple of non-empty strings.
+            a ``no_decay`` that is not a tuple of non-empty strings; an ``additive_zeros``
+            that is not a bool.
+
+    References:
+        pytorch_optimizer's ``create_optimizer`` / ``get_optimizer_parameters``
+        (the decay/no-decay split by name).
     """
     spec = get_spec(name)
     check_hyperparams(f"optimizer {spec.name!r}", checkable(f"optimizer {spec.name!r}", hyperparams), spec.hyperparams)
