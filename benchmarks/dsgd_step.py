@@ -3,7 +3,7 @@
 Each optimizer takes ``--steps`` steps with a closure (forward + backward included, as in
 training) on an MLP; the table gives milliseconds per step and the ratio to SGD.
 
-    PYTHONPATH=src python benchmarks/dsgd_step.py [--widths 256,256] [--batch 128] [--steps 100]
+    PYTHONPATH=src python benchmarks/dsgd_step.py [--widths 256,256] [--batch 128] [--steps 100] [--device cpu]
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ from beyondsgd.optim import DSGD, input_bound, layer_groups
 
 def _time(make_opt, activation: str, args, X, y) -> float:
     torch.manual_seed(0)
-    net = create_model("mlp", (X.shape[1],), 10, widths=args.widths, activation=activation)
+    net = create_model("mlp", (X.shape[1],), 10, widths=args.widths, activation=activation).to(X.device)
     opt = make_opt(net)
+    sync = torch.cuda.synchronize if X.device.type == "cuda" else (lambda: None)
 
     def closure():
         opt.zero_grad(set_to_none=True)
@@ -33,9 +34,11 @@ def _time(make_opt, activation: str, args, X, y) -> float:
         opt.step(closure)
     best = float("inf")
     for _ in range(3):  # best of 3 repeats: the machine is shared
+        sync()
         start = time.perf_counter()
         for _ in range(args.steps):
             opt.step(closure)
+        sync()
         best = min(best, (time.perf_counter() - start) / args.steps)
     return 1000 * best
 
@@ -47,11 +50,13 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
     args = parser.parse_args()
     args.widths = tuple(int(w) for w in args.widths.split(","))
     torch.set_num_threads(args.threads)
-    X = torch.randn(args.batch, args.inputs)
-    y = torch.randint(0, 10, (args.batch,))
+    device = torch.device(args.device)
+    X = torch.randn(args.batch, args.inputs).to(device)
+    y = torch.randint(0, 10, (args.batch,)).to(device)
     B = input_bound(X)
     cases = [
         ("sgd (torch.optim, relu)", "relu", lambda net: torch.optim.SGD(net.parameters(), lr=0.05)),
@@ -81,7 +86,7 @@ def main() -> None:
     ]
     print(
         f"MLP {args.inputs}-{'-'.join(map(str, args.widths))}-10, batch {args.batch}, "
-        f"{args.threads} thread(s), torch {torch.__version__}"
+        f"{args.threads} thread(s), device {device}, torch {torch.__version__}"
     )
     print(f"{'optimizer':<34} {'ms/step':>8} {'x SGD':>7}")
     base = {}

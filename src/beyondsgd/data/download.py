@@ -24,8 +24,6 @@ import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import platformdirs
-
 from beyondsgd.data import sources
 from beyondsgd.data.errors import DatasetUnavailableError
 from beyondsgd.data.sources import RemoteFile
@@ -38,6 +36,20 @@ _CHUNK = 1 << 20
 _USER_AGENT = "beyondsgd-data/0.1 (python urllib)"
 
 
+def _user_cache_dir() -> Path:
+    """The user's cache folder for beyondsgd, from ``platformdirs``.
+
+    Imported here, not at module level, so that the package runs from a source tree on a
+    machine without platformdirs (the prepared GPU check, benchmarks/gpu_check.sh); there
+    the XDG default ``$XDG_CACHE_HOME/beyondsgd`` (else ``~/.cache/beyondsgd``) is used.
+    """
+    try:
+        import platformdirs
+    except ImportError:
+        return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "beyondsgd"
+    return Path(platformdirs.user_cache_dir("beyondsgd"))
+
+
 def default_data_dir() -> Path:
     """Root folder of downloaded data when no ``data_dir`` is passed.
 
@@ -48,7 +60,7 @@ def default_data_dir() -> Path:
     env = os.environ.get(ENV_VAR, "").strip()
     if env:
         return Path(env).expanduser()
-    return Path(platformdirs.user_cache_dir("beyondsgd")) / "data"
+    return _user_cache_dir() / "data"
 
 
 def resolve_data_dir(data_dir: str | os.PathLike | None) -> Path:
@@ -72,7 +84,7 @@ def search_dirs(dataset: str, data_root: Path) -> list[Path]:
     out: list[Path] = []
     env = os.environ.get(ENV_VAR, "").strip()
     candidates = [Path(env).expanduser() / dataset] if env else []
-    candidates.append(Path(platformdirs.user_cache_dir("beyondsgd")) / "data" / dataset)
+    candidates.append(_user_cache_dir() / "data" / dataset)
     candidates.extend(Path(d) for d in sources.SYSTEM_DIRS.get(dataset, ()))
     for c in candidates:
         if c != primary and c not in out:
@@ -257,7 +269,7 @@ def _unavailable_message(
     root = f" (here: {data_root})" if data_root is not None else ""
     lines.append(
         f"The data root{root} is the data_dir argument if given, else the {ENV_VAR} "
-        f"environment variable, else {Path(platformdirs.user_cache_dir('beyondsgd')) / 'data'}; "
+        f"environment variable, else {_user_cache_dir() / 'data'}; "
         f"each dataset uses a subfolder named after it."
     )
     if fallbacks:

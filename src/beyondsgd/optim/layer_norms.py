@@ -83,31 +83,102 @@ class FrobeniusNorm(BaseNorm):
         return mat
 
 
+def _gram_eigh(mat: torch.Tensor, vectors: bool) -> tuple[torch.Tensor, torch.Tensor | None, bool]:
+    """Eigen-decomposition of the smaller Gram matrix of ``mat``, formed and solved in float64.
+
+    Returns ``(eigenvalues ascending, eigenvectors or None, wide)``; ``wide`` is true
+    when the Gram matrix is ``mat mat^T`` (rows <= columns), else it is ``mat^T mat``.
+    """
+    m = mat.to(torch.float64)
+    wide = mat.shape[0] <= mat.shape[1]
+    gram = m @ m.T if wide else m.T @ m
+    if vectors:
+        evals, evecs = torch.linalg.eigh(gram)
+        return evals, evecs, wide
+    return torch.linalg.eigvalsh(gram), None, wide
+
+
+def _gram_floor(evals: torch.Tensor, mat: torch.Tensor) -> torch.Tensor:
+    """Eigenvalues of the Gram matrix at or below its float64 rounding level, ``max(m, n) eps64 lambda_max``."""
+    return evals[-1].clamp_min(0.0) * max(mat.shape) * torch.finfo(torch.float64).eps
+
+
+def _cheap(mat: torch.Tensor) -> bool:
+    """The float64 Gram path is exact to the input's precision for inputs below float64."""
+    return mat.dtype in (torch.float32, torch.float16, torch.bfloat16) and mat.numel() > 0
+
+
+def singular_values(mat: torch.Tensor) -> torch.Tensor:
+    """Singular values of a matrix, descending, in ``mat``'s dtype; cheaply for float32 and below.
+
+    For inputs below float64 they are the square roots of the eigenvalues of the smaller
+    Gram matrix (``G G^T`` or ``G^T G``) formed and solved in float64 (``eigvalsh``, several
+    times faster than ``svdvals`` on CPU).  Squaring doubles the relative rounding of small
+    singular values, but in float64 that stays below float32's own rounding for every
+    singular value above ``sqrt(max(m, n) eps64) sigma_max`` (about ``3e-7 sigma_max`` for
+    ``785`` columns); eigenvalues below the Gram's rounding level ``max(m, n) eps64
+    lambda_max`` (the zero singular values of a rank-deficient gradient, which would
+    otherwise come out as ``sqrt`` of rounding noise) are set to zero.  float64 inputs use
+    ``torch.linalg.svdvals``.
+
+    Args:
+        mat: a 2-D tensor.
+
+    Returns:
+        The ``min(m, n)`` singular values, largest first.
+    """
+    if not _cheap(mat):
+        return torch.linalg.svdvals(mat)
+    evals, _, _ = _gram_eigh(mat, vectors=False)
+    evals = torch.where(evals > _gram_floor(evals, mat), evals, torch.zeros_like(evals))
+    return evals.sqrt().flip(0).to(mat.dtype)
+
+
 class SpectralNorm(BaseNorm):
     """Spectral norm; dual is the nuclear norm, ``rho(G) = ||G||_nuc U V^T`` for ``G = U S V^T``.
 
     ``U V^T`` is the orthogonalized gradient of Muon / spectral descent (Carlson et
-    al. 2015); DSGD scales it by the nuclear norm, it is not normalized.
+    al. 2015); DSGD scales it by the nuclear norm, it is not normalized.  Norms come
+    from :func:`singular_values` (the float64 Gram matrix for float32 and below); the
+    map too: ``U_r V_r^T = U_r S_r^{-1} U_r^T G`` from the eigenvectors of ``G G^T``
+    (``G V_r S_r^{-1} V_r^T`` from ``G^T G`` for a tall ``G``).
     """
 
     name = "spectral"
 
     def norm(self, mat: torch.Tensor) -> torch.Tensor:
-        return torch.linalg.matrix_norm(mat, ord=2)
+        if not _cheap(mat):
+            return torch.linalg.matrix_norm(mat, ord=2)
+        evals, _, _ = _gram_eigh(mat, vectors=False)
+        return evals[-1].clamp_min(0.0).sqrt().to(mat.dtype)
 
     def dual_norm(self, mat: torch.Tensor) -> torch.Tensor:
-        return torch.linalg.svdvals(mat).sum()
+        return singular_values(mat).sum()
 
     def dual_map(self, mat: torch.Tensor) -> torch.Tensor:
-        u, s, vh = torch.linalg.svd(mat, full_matrices=False)
         # For a rank-deficient G the duality map is set-valued: any partial isometry that
         # agrees with U_r V_r^T on the range works. Singular vectors of (numerically) zero
         # singular values are rounding noise, so we take the canonical element U_r V_r^T
         # (for a rank-1 G that is exactly G); it is also what keeps data-parallel runs,
         # whose gradients differ from one process's by rounding, on the same path.
-        tol = s.amax() * max(mat.shape) * torch.finfo(mat.dtype).eps
-        keep = (s > tol).to(mat.dtype)
-        return s.sum() * (u @ (keep[:, None] * vh))
+        # The rank cut is relative to the precision of the computation: sigma > sigma_max max(m, n) eps,
+        # with float64's eps for the float64 SVD and float32's for the Gram path (float32 inputs keep
+        # the cut of the float32 SVD they had; for bfloat16/float16, whose eps times the width can
+        # exceed 1, a cut at their own eps would drop every singular value).
+        if not _cheap(mat):
+            u, s, vh = torch.linalg.svd(mat, full_matrices=False)
+            keep = (s > s.amax() * max(mat.shape) * torch.finfo(mat.dtype).eps).to(mat.dtype)
+            return s.sum() * (u @ (keep[:, None] * vh))
+        eps = torch.finfo(torch.float32).eps
+        evals, evecs, wide = _gram_eigh(mat, vectors=True)
+        assert evecs is not None
+        s = torch.where(evals > _gram_floor(evals, mat), evals, torch.zeros_like(evals)).sqrt()
+        keep = s > s[-1] * max(mat.shape) * eps
+        inv = torch.where(keep, 1.0 / torch.where(keep, s, torch.ones_like(s)), torch.zeros_like(s))
+        proj = (evecs * inv) @ evecs.T  # U_r S_r^{-1} U_r^T (or V_r S_r^{-1} V_r^T)
+        m = mat.to(torch.float64)
+        iso = proj @ m if wide else m @ proj
+        return (s.sum() * iso).to(mat.dtype)
 
 
 BASE_NORMS: dict[str, BaseNorm] = {n.name: n for n in (FrobeniusNorm(), SpectralNorm())}
@@ -157,10 +228,15 @@ def input_bound(X: torch.Tensor) -> float:
 
 
 def layer_op_norms(layer: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(||W||_op, ||[W b]||_op)`` of one layer, exactly (SVD; power iteration would underestimate)."""
+    """``(||W||_op, ||[W b]||_op)`` of one layer, exactly (power iteration would underestimate).
+
+    From the largest eigenvalue of the float64 Gram matrix for float32 and below (see
+    :func:`singular_values`), else ``matrix_norm(ord=2)``.
+    """
     w = layer[0].detach()
-    op_w = torch.linalg.matrix_norm(w.reshape(w.shape[0], -1), ord=2)
-    op_full = torch.linalg.matrix_norm(layer_matrix([t.detach() for t in layer]), ord=2) if len(layer) > 1 else op_w
+    spectral = BASE_NORMS["spectral"]
+    op_w = spectral.norm(w.reshape(w.shape[0], -1))
+    op_full = spectral.norm(layer_matrix([t.detach() for t in layer])) if len(layer) > 1 else op_w
     return op_w, op_full
 
 

@@ -9,6 +9,7 @@ imports them all.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -101,13 +102,38 @@ def get_spec(name: str) -> OptimizerSpec:
     return _REGISTRY[key]
 
 
-def create(name: str, params: ParamsLike | nn.Module, **hyperparams: Any) -> torch.optim.Optimizer:
+def create(
+    name: str,
+    params: ParamsLike | nn.Module,
+    *,
+    no_decay: Iterable[str] = ("bias", "norm"),
+    additive_zeros: bool = True,
+    **hyperparams: Any,
+) -> torch.optim.Optimizer:
     """Build a registered optimizer.
+
+    Given a model, the parameters are grouped for the user (docs/optimizers.md,
+    "Grouping a model's parameters"):
+
+    * layer-wise optimizers (``dsgd*``, whose entry has ``param_groups``) get their
+      own grouping, one group per layer, and nothing else (they have no weight decay);
+    * otherwise, with ``weight_decay > 0``, biases and parameters of normalization
+      layers (selected by ``no_decay``) go to a group with ``weight_decay = 0``, as
+      pytorch_optimizer's ``create_optimizer`` does;
+    * for rules that can never move an exact zero (``m_*``, ``madam``, ``h_*`` with
+      ``gamma = 1``), tensors that are all zero at construction (zero-initialized
+      biases) go to a group with ``rule="additive"`` unless ``additive_zeros=False``.
 
     Args:
         name: registry name, see :func:`available`.
-        params: parameters or param groups, as for any ``torch.optim`` optimizer,
-            or a model (its parameters are grouped the way the optimizer needs).
+        params: parameters or param groups, as for any ``torch.optim`` optimizer
+            (used as given), or a model (grouped as above).
+        no_decay: fragments of parameter or module class names that get no weight
+            decay (case-insensitive substrings; ``()`` decays everything); used only
+            for a model and ``weight_decay > 0``.
+        additive_zeros: for a model, give all-zero tensors the additive rule when the
+            optimizer's rule would keep them at zero; ``False`` keeps them in their
+            group (the optimizer then warns, ``FrozenZerosWarning``).
         **hyperparams: overrides of the registered defaults.
 
     Returns:
@@ -117,7 +143,13 @@ def create(name: str, params: ParamsLike | nn.Module, **hyperparams: Any) -> tor
         ValueError: unknown optimizer or hyperparameter, or a value out of range
             (the message names the argument and the allowed range); parameters
             sharded across ranks (FSDP) for an optimizer that needs whole tensors.
-        TypeError: a single tensor as ``params`` (torch.optim's rule: an iterable).
+        TypeError: a single tensor as ``params`` (torch.optim's rule: an iterable);
+            a ``no_decay`` that is not a tuple of non-empty strings; an ``additive_zeros``
+            that is not a bool.
+
+    References:
+        pytorch_optimizer's ``create_optimizer`` / ``get_optimizer_parameters``
+        (the decay/no-decay split by name).
     """
     spec = get_spec(name)
     check_hyperparams(f"optimizer {spec.name!r}", checkable(f"optimizer {spec.name!r}", hyperparams), spec.hyperparams)
@@ -126,13 +158,67 @@ def create(name: str, params: ParamsLike | nn.Module, **hyperparams: Any) -> tor
             f"optimizer {spec.name!r}: params must be an iterable of Tensors or param-group dicts "
             f"(or a model), got a single {torch.typename(params)}; wrap it in a list: [tensor]"
         )
+    if not isinstance(additive_zeros, bool):
+        raise TypeError(f"optimizer {spec.name!r}: additive_zeros must be True or False, got {additive_zeros!r}")
+    defaults = {k: v for k, v in spec.defaults.items() if not any(spec.aliases.get(h) == k for h in hyperparams)}
+    options = {**defaults, **hyperparams}
     if isinstance(params, nn.Module):
-        params = spec.param_groups(params) if spec.param_groups else params.parameters()
+        params = _model_groups(spec, params, options, no_decay, additive_zeros)
     params = [_materialized(item) for item in params]
     if not spec.shardable:
         check_full_tensors(f"optimizer {spec.name!r}", _tensors(params))
-    defaults = {k: v for k, v in spec.defaults.items() if not any(spec.aliases.get(h) == k for h in hyperparams)}
-    return spec.factory(params, **{**defaults, **hyperparams})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        optimizer = spec.factory(params, **options)
+    for w in caught:
+        warnings.warn(_with_grouping_hint(w.message), w.category, stacklevel=2)
+    return optimizer
+
+
+def _with_grouping_hint(message: Warning | str) -> Warning | str:
+    """A ``FrozenZerosWarning`` with the hint that ``create`` can do the grouping; other warnings as they are."""
+    from beyondsgd.optim.multiplicative import FrozenZerosWarning
+
+    if not isinstance(message, FrozenZerosWarning):
+        return message
+    return FrozenZerosWarning(
+        f"{message} beyondsgd.optim.create(name, model) does this by default: it puts tensors that are all "
+        "zero at construction in a group with rule='additive' (additive_zeros=True; docs/optimizers.md)."
+    )
+
+
+def _model_groups(
+    spec: OptimizerSpec, model: nn.Module, options: dict[str, Any], no_decay: Iterable[str], additive_zeros: bool
+) -> list[Any]:
+    """The param groups :func:`create` builds from a model (see there)."""
+    from beyondsgd.optim.grouping import additive_zero_groups, decay_groups, no_decay_names
+
+    no_decay_names(nn.Module(), no_decay)  # checks no_decay even where it is not used
+    if spec.param_groups is not None:
+        return list(spec.param_groups(model))
+    decay = options.get("weight_decay", 0.0)
+    if "weight_decay" in spec.hyperparams and (isinstance(decay, torch.Tensor) or decay != 0):
+        groups = decay_groups(model, decay, no_decay)
+    else:
+        groups = [{"params": list(model.named_parameters())}]
+    if additive_zeros:
+        groups = additive_zero_groups(groups, lambda group: _freezes_zeros(spec, options, group))
+    return groups
+
+
+def _freezes_zeros(spec: OptimizerSpec, options: dict[str, Any], group: dict[str, Any]) -> bool:
+    """Whether the optimizer would keep an exact zero of this group at zero.
+
+    Asked of the optimizer itself: it warns (``FrozenZerosWarning``) about a zero tensor
+    in such a group; built on a one-element probe, which is never stepped.
+    """
+    from beyondsgd.optim.multiplicative import FrozenZerosWarning
+
+    extra = {k: v for k, v in group.items() if k not in ("params", "param_names")}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", FrozenZerosWarning)
+        spec.factory([{"params": [torch.zeros(1)], **extra}], **options)
+    return any(issubclass(w.category, FrozenZerosWarning) for w in caught)
 
 
 def _materialized(item: Any) -> Any:
