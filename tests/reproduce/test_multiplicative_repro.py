@@ -271,3 +271,18 @@ def test_headline_claims_on_hand_made_histories():
     assert v["mlp adam: H beats A at epoch 1"].word == "does not hold"  # equal, CI within 1 pt
     few = repro.headline_claims([r for r in rows if r["seed"] < 3], budgets=(1,), min_seeds=5)
     assert {x.word for x in few.values()} == {"inconclusive"}  # too few seeds
+
+
+def test_width_claims_are_inconclusive_when_the_additive_width_is_censored():
+    sens = []
+    for rule, widths, cens in (("A", [0.5, 0.6, 0.55], [False] * 3), ("M", [1.6, 1.7, 1.65], [False] * 3)):
+        sens.append(
+            {"model": "mlp", "base": "adam", "rule": rule, "eta_in": None if rule == "A" else 1.0}
+            | {"per_seed_width": widths, "per_seed_censored": cens}
+        )
+    v = repro.width_claims(sens, "per_seed_width", 0.5, min_seeds=3)
+    assert v["mlp adam: M wider than A"].word == "holds"  # +1.1 decades in every seed
+    sens[0]["per_seed_censored"] = [False, True, False]  # A's region hits the grid's edge in one seed
+    v = repro.width_claims(sens, "per_seed_width", 0.5, min_seeds=3)
+    assert v["mlp adam: M wider than A"].word == "inconclusive"
+    assert "censored" in v["mlp adam: M wider than A"].reason
