@@ -2,10 +2,12 @@
 
 import csv
 
+import numpy as np
 import pytest
 import torch
 
 from beyondsgd.bench import problems
+from beyondsgd.data import Dataset
 from beyondsgd.reproduce import ReproduceContext, get_reproduction
 from beyondsgd.reproduce import multiplicative as repro
 
@@ -87,50 +89,200 @@ def test_batched_grid_equals_separate_runs():
     assert grid[-1, 1] == pytest.approx(float(p.gap(x.detach())), rel=1e-9, abs=1e-15)
 
 
-def test_quick_reproduction_writes_report(tmp_path, monkeypatch):
-    # Still smaller than --quick, so the test stays fast; the CLI test below runs the real --quick path.
+_QUICK_PLAN = repro.study_plan(quick=True)
+
+
+def _tiny_plan(**kw):
+    base = _QUICK_PLAN
+    fields = dict(base.__dict__)
+    fields.update(
+        n_train=80,
+        n_val=30,
+        n_test=40,
+        models=(("mlp", {"widths": (8,)}), ("resnet_small", {"channels": (2, 2, 2)})),
+        headline_epochs=1,
+    )
+    fields.update(kw)
+    return repro.StudyPlan(**fields)
+
+
+def test_quick_reproduction_writes_report_with_verdicts_and_the_rule(tmp_path, monkeypatch):
+    # Smaller than --quick (tiny problems and data), so the test stays fast; the real --quick is run by the docs.
     small = problems.quadratic
     monkeypatch.setattr(repro.P, "quadratic", lambda c: small(c, dim=4))
-    ctx = ReproduceContext(out=tmp_path, quick=True, device=torch.device("cpu"), progress=False)
+    monkeypatch.setattr(repro, "study_plan", lambda quick, preset="default": _tiny_plan())
+    ctx = ReproduceContext(out=tmp_path, quick=True, device=torch.device("cpu"), progress=False, dataset="digits")
     report = get_reproduction("multiplicative").run(ctx)
     text = report.read_text()
     for needle in (
         "## Verdict",
+        "### Accuracy at fixed budgets",
+        "### Robustness to the step size",
+        "### Robustness to the initialization scale",
         "## 1. Test functions",
-        "## 2. Image classification",
-        "## 3. Robustness",
-        "robustness.png",
+        "## 2. Headline runs (test split)",
+        "## 3. Step-size sensitivity",
+        "## 4. Initialization-scale sensitivity",
+        "Verdict rule (beyondsgd.bench.evidence)",
+        "mlp adam: M beats A at epoch 1",
+        "resnet_small sgd: H wider than A",
+        "grid_mlp.png",
         "problems.png",
     ):
-        assert needle in text
-    for name in (
-        "problems.png",
-        "robustness.png",
-        "images_digits-mlp_epoch.png",
-        "images_digits-mlp_time_s.png",
-        "problems.csv",
-        "images.csv",
-        "robustness.csv",
-        "summary.json",
-    ):
+        assert needle in text, needle
+    assert any(f"**{w}**" in text for w in ("holds", "holds partly", "does not hold", "inconclusive"))
+    for name in ("problems.png", "grid_mlp.png", "grid_resnet_small.png", "grid.csv", "headline.csv", "summary.json"):
         assert (tmp_path / name).stat().st_size > 0
-    with open(tmp_path / "problems.csv") as fh:
+    with open(tmp_path / "grid.csv") as fh:
         rows = list(csv.DictReader(fh))
-    assert {r["rule"] for r in rows} == {"A", "M", "H"} and len({r["base"] for r in rows}) == 4
+    assert {r["rule"] for r in rows} == {"A", "M", "H"} and {r["base"] for r in rows} == set(repro.BASES)
+    assert {r["model"] for r in rows} == {"mlp", "resnet_small"}
+    assert {r["eta_in"] for r in rows if r["rule"] != "A"} == {"0.1", "1.0", "10.0"}
+    with open(tmp_path / "headline.csv") as fh:
+        head = list(csv.DictReader(fh))
+    assert {r["seed"] for r in head} == {"0", "1"}  # --quick: 2 seeds
 
 
-def test_image_claims_on_hand_made_histories():
+def test_grids_span_the_requested_decades_with_two_points_per_decade():
+    for quick, preset in ((False, "default"), (False, "paper")):
+        plan = repro.study_plan(quick, preset)
+        for exps in (plan.lr_exponents, plan.eta_out_exponents):
+            assert np.allclose(np.diff(exps), 0.5)  # 2 points per decade
+            assert exps[-1] - exps[0] >= 4.0  # at least 4 decades: room for both failure edges
+        assert plan.lr_exponents != plan.eta_out_exponents  # separate grids (different units)
+        assert set(plan.eta_in) == {0.1, 1.0, 10.0}
+        assert plan.grid_seeds >= 3 and set(plan.budgets) >= {1, 3}
+        assert len(plan.lrs) == len(plan.eta_outs)  # equal tuning budget: same number of candidates
+    default = repro.study_plan(False)
+    assert default.lr_exponents[0] <= -4 and default.lr_exponents[-1] >= 0
+    assert default.eta_out_exponents[0] <= -3.5 and default.eta_out_exponents[-1] >= 0.5
+    assert {m for m, _ in default.models} == {"mlp", "resnet_small"}
+    quick = repro.study_plan(True)
+    assert quick.grid_seeds == 2 and np.allclose(np.diff(quick.lr_exponents), 0.5)
+    cells = repro._cells("adam", default)
+    assert sum(c[0] == "A" for c in cells) == len(default.lrs)
+    assert sum(c[0] == "M" for c in cells) == len(default.eta_outs) * 3
+
+
+class _GuardedDataset(Dataset):
+    """A Dataset whose test tensors raise while ``armed``."""
+
+    armed = False
+
+    def __getattribute__(self, name):
+        if name in ("X_test", "y_test") and object.__getattribute__(self, "armed"):
+            raise AssertionError(f"the test split ({name}) was read during tuning")
+        return object.__getattribute__(self, name)
+
+
+def test_tuning_never_reads_the_test_split(tmp_path, monkeypatch):
+    from beyondsgd.data import load_dataset
+
+    d = load_dataset("digits")
+    data = _GuardedDataset(
+        name=d.name,
+        X_train=d.X_train,
+        y_train=d.y_train,
+        X_test=d.X_test,
+        y_test=d.y_test,
+        input_shape=d.input_shape,
+        num_classes=d.num_classes,
+        task=d.task,
+        source=d.source,
+    )
+    plan = _tiny_plan(models=(("mlp", {"widths": (8,)}),), grid_seeds=2)
+    phases = []
+    real_headline = repro._headline_phase
+
+    def headline(*args, **kwargs):
+        phases.append("headline")
+        object.__setattr__(data, "armed", False)  # tuning is over: the headline may read the test split
+        return real_headline(*args, **kwargs)
+
+    real_tune = repro._tune_phase
+
+    def tune(*args, **kwargs):
+        phases.append("tune")
+        return real_tune(*args, **kwargs)
+
+    monkeypatch.setattr(repro, "_headline_phase", headline)
+    monkeypatch.setattr(repro, "_tune_phase", tune)
+    object.__setattr__(data, "armed", True)
+    ctx = ReproduceContext(out=tmp_path, quick=True, device=torch.device("cpu"), progress=False)
+    study = repro.run_image_study(ctx, data, plan)
+    assert phases == ["tune", "headline"]
+    assert study["headline"] and study["grid"] and study["init"]
+    # the guard works: reading the test split while armed fails
+    object.__setattr__(data, "armed", True)
+    with pytest.raises(AssertionError, match="during tuning"):
+        _ = data.X_test
+    # tuning ran on the validation split, carved out of the training set (disjoint from what it fits on)
+    tune_data, fit = repro.validation_split(data, plan.n_val, n_train=plan.n_train)
+    assert tune_data.n_test == plan.n_val and fit[0].shape[0] == plan.n_train - plan.n_val
+
+
+def test_validation_split_errors():
+    from beyondsgd.data import load_dataset
+
+    d = load_dataset("digits")
+    with pytest.raises(ValueError, match="n_val"):
+        repro.validation_split(d, 0)
+    with pytest.raises(ValueError, match="n_train"):
+        repro.validation_split(d, 50, n_train=50)
+
+
+def test_tuning_picks_from_equal_budgets_and_the_own_best():
+    plan = _tiny_plan(lr_exponents=(-2.0, -1.5), eta_out_exponents=(-1.0, -0.5), models=(("mlp", {}),))
+    grid = []
+    for base in repro.BASES:
+        for rule, step, eta_in in repro._cells(base, plan):
+            # A best at lr 10^-1.5; M best at eta_out 10^-1 with eta_in = 1 (eta_in = 10 better but not tuned on)
+            acc = {"A": 0.8 if step > 0.02 else 0.7, "M": 0.6 if step < 0.2 else 0.5, "H": 0.5}[rule]
+            if rule == "M" and eta_in == 10.0:
+                acc = 0.95
+            for seed in range(plan.grid_seeds):
+                grid.append(
+                    {"model": "mlp", "base": base, "rule": rule, "step": step, "eta_in": eta_in, "seed": seed}
+                    | {"val_acc": acc}
+                )
+    tuned = repro.tuned_settings(grid, plan)
+    assert tuned["mlp", "adam", "A"]["step"] == pytest.approx(10**-1.5)
+    assert tuned["mlp", "adam", "M"]["step"] == pytest.approx(0.1) and tuned["mlp", "adam", "M"]["eta_in"] == 1.0
+    assert {t["candidates"] for t in tuned.values()} == {2}
+    sens = repro.grid_sensitivity(grid, plan)
+    m10 = next(s for s in sens if (s["base"], s["rule"], s["eta_in"]) == ("adam", "M", 10.0))
+    assert m10["peak"] == 0.95 and len(m10["per_seed_width"]) == plan.grid_seeds
+
+
+def test_headline_claims_on_hand_made_histories():
     rows = []
     for seed in range(5):
         for rule, (early, final) in {"A": (0.50, 0.90), "M": (0.70, 0.90), "H": (0.50, 0.80)}.items():
             jitter = 0.002 * (seed - 2) * (1 if rule == "A" else -1)
             for epoch, acc in ((1, early + jitter), (2, final + jitter)):
                 rows.append(
-                    {"dataset": "d", "model": "mlp", "base": "adam", "rule": rule, "seed": seed, "epoch": epoch}
-                    | {"test_accuracy": acc, "status": "ok"}
+                    {"model": "mlp", "base": "adam", "rule": rule, "seed": seed, "epoch": epoch}
+                    | {"test_accuracy": acc}
                 )
-    v = repro.image_claims(rows, min_seeds=5)
-    assert v["d/mlp adam: M beats A (after epoch 1)"].word == "holds"  # faster early
-    assert v["d/mlp adam: M beats A (final)"].word == "does not hold"  # same at the end, CI excludes 1 pt
-    assert v["d/mlp adam: H beats A (final)"].word == "does not hold"  # significantly worse
-    assert v["d/mlp adam: H beats A (after epoch 1)"].word == "does not hold"  # equal, CI within 1 pt
+    v = repro.headline_claims(rows, budgets=(1,), min_seeds=5)
+    assert v["mlp adam: M beats A at epoch 1"].word == "holds"  # faster early
+    assert v["mlp adam: M beats A at epoch 2 (final)"].word == "does not hold"  # same at the end, CI excludes 1 pt
+    assert v["mlp adam: H beats A at epoch 2 (final)"].word == "does not hold"  # significantly worse
+    assert v["mlp adam: H beats A at epoch 1"].word == "does not hold"  # equal, CI within 1 pt
+    few = repro.headline_claims([r for r in rows if r["seed"] < 3], budgets=(1,), min_seeds=5)
+    assert {x.word for x in few.values()} == {"inconclusive"}  # too few seeds
+
+
+def test_width_claims_are_inconclusive_when_the_additive_width_is_censored():
+    sens = []
+    for rule, widths, cens in (("A", [0.5, 0.6, 0.55], [False] * 3), ("M", [1.6, 1.7, 1.65], [False] * 3)):
+        sens.append(
+            {"model": "mlp", "base": "adam", "rule": rule, "eta_in": None if rule == "A" else 1.0}
+            | {"per_seed_width": widths, "per_seed_censored": cens}
+        )
+    v = repro.width_claims(sens, "per_seed_width", 0.5, min_seeds=3)
+    assert v["mlp adam: M wider than A"].word == "holds"  # +1.1 decades in every seed
+    sens[0]["per_seed_censored"] = [False, True, False]  # A's region hits the grid's edge in one seed
+    v = repro.width_claims(sens, "per_seed_width", 0.5, min_seeds=3)
+    assert v["mlp adam: M wider than A"].word == "inconclusive"
+    assert "censored" in v["mlp adam: M wider than A"].reason

@@ -1,4 +1,4 @@
-"""Models by name: MLP, a small CNN, the two-layer net of the NTK papers, and your own.
+"""Models by name: MLP, a small CNN, a small ResNet (BatchNorm + residual), the two-layer net of the NTK papers, and your own.
 
 Your own model: ``register_model(name, factory)`` with
 ``factory(input_shape, num_outputs, **options) -> nn.Module``, or, from an
@@ -20,11 +20,16 @@ from beyondsgd._plugins import load_entry_points
 from beyondsgd.models.activations import available_activations, make_activation
 from beyondsgd.models.cnn import SmallCNN
 from beyondsgd.models.mlp import MLP
+from beyondsgd.models.resnet import BasicBlock, SmallResNet
 from beyondsgd.models.two_layer import TwoLayerReLU
 
 _MODELS: dict[str, tuple[Callable[..., nn.Module], str]] = {
     "mlp": (MLP, "fully connected net; options: widths=(128, 128), activation='relu'"),
     "cnn": (SmallCNN, "two conv blocks + linear head, for images; options: channels=(16, 32), activation"),
+    "resnet_small": (
+        SmallResNet,
+        "small ResNet for images (BatchNorm, residual blocks, ~20k params); options: channels=(8, 16, 32), activation",
+    ),
     "two_layer": (
         lambda input_shape, num_outputs, **kw: TwoLayerReLU(input_shape, num_outputs=num_outputs, **kw),
         "two-layer ReLU net, first layer trained, second fixed to +-1/sqrt(m); options: width=1000",
@@ -186,7 +191,9 @@ def create_model(
 
 __all__ = [
     "MLP",
+    "BasicBlock",
     "SmallCNN",
+    "SmallResNet",
     "TwoLayerReLU",
     "available_activations",
     "available_models",
