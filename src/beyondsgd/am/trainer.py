@@ -529,7 +529,7 @@ class AMTrainer(Trainer):
         before = pen[i] / m  # 0-d tensor: synced only if the safeguard checks
 
         def op(u):
-            return torch.minimum(torch.maximum(u, lo), hi)
+            return torch.clamp(u, lo, hi)
 
         def attempt(q):
             p1, p2, p3 = q
