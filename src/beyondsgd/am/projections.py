@@ -74,7 +74,7 @@ class Activation(abc.ABC):
     def box(self, z: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
         """Bounds ``h(z) - eps, h(z) + eps`` of the ``a``-update."""
         hz = self(z)
-        return hz - eps, hz + eps
+        return hz - eps, hz.add_(eps)
 
     def project_input_box(self, z: torch.Tensor, a: torch.Tensor, eps: float) -> torch.Tensor:
         """Projection of ``z`` on ``{z : h(z - eps) <= a <= h(z + eps)}`` (the box in the input variable).
