@@ -35,10 +35,14 @@ set is never empty and the projection is exact.  Each activation below supplies 
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+#: ``scratch(name, shape)``: a reusable tensor for a temporary (see :class:`beyondsgd.am.objective.Workspace`).
+Scratch = Callable[[str, torch.Size], torch.Tensor]
 
 
 class Activation(abc.ABC):
@@ -58,25 +62,29 @@ class Activation(abc.ABC):
     def upper_preimage(self, y: torch.Tensor) -> torch.Tensor:
         """``sup{z : h(z) <= y}`` elementwise."""
 
-    def project(self, z: torch.Tensor, a: torch.Tensor, eps: float) -> torch.Tensor:
+    def project(self, z: torch.Tensor, a: torch.Tensor, eps: float, scratch: Scratch | None = None) -> torch.Tensor:
         """Euclidean projection of ``z`` on ``{z : |h(z) - a| <= eps}`` (elementwise clamp).
 
         Args:
             z: point to project.
             a: the post-activation variable the constraint couples ``z`` to.
             eps: half-width of the relaxation box.
+            scratch: reusable tensors for the temporaries (used by ReLU); the result is new.
 
         Returns:
             The projection, same shape as ``z``.
         """
         return torch.clamp(z, self.lower_preimage(a - eps), self.upper_preimage(a + eps))
 
-    def box(self, z: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
-        """Bounds ``h(z) - eps, h(z) + eps`` of the ``a``-update."""
+    def box(self, z: torch.Tensor, eps: float, scratch: Scratch | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Bounds ``h(z) - eps, h(z) + eps`` of the ``a``-update (``scratch``: where to put the lower one)."""
         hz = self(z)
-        return hz - eps, hz.add_(eps)
+        lo = hz - eps if scratch is None else torch.sub(hz, eps, out=scratch("box.lo", hz.shape))
+        return lo, hz.add_(eps)
 
-    def project_input_box(self, z: torch.Tensor, a: torch.Tensor, eps: float) -> torch.Tensor:
+    def project_input_box(
+        self, z: torch.Tensor, a: torch.Tensor, eps: float, scratch: Scratch | None = None
+    ) -> torch.Tensor:
         """Projection of ``z`` on ``{z : h(z - eps) <= a <= h(z + eps)}`` (the box in the input variable).
 
         For nondecreasing ``h``: ``h(z - eps) <= a`` iff ``z - eps <= h_hi(a)`` and
@@ -118,7 +126,7 @@ def _two_piece_argmin(c: torch.Tensor, a: torch.Tensor, slope: float) -> torch.T
     return torch.where(fn < fp, zn, zp)
 
 
-def _lower_bound_or_none(y: torch.Tensor) -> torch.Tensor:
+def _lower_bound_or_none(y: torch.Tensor, scratch: Scratch | None = None, own: bool = False) -> torch.Tensor:
     """``y`` where ``y > 0``, the lowest finite number elsewhere: ReLU's ``h_lo(y)`` for a clamp.
 
     Where ``y <= 0`` ``h_lo(y) = -inf`` (no lower bound); clamping a finite ``z`` from below
@@ -127,8 +135,10 @@ def _lower_bound_or_none(y: torch.Tensor) -> torch.Tensor:
     about 10x slower on CPU (branch mispredictions) and this is on the hot path of every
     iteration (``benchmarks/bench_tiam.py``). Bit-identical: ``y * 1 + 0 = y``, ``y * 0 - max = -max``.
     """
-    keep = torch.sign(y).clamp_min_(0.0)  # 1 where y > 0, else 0
-    return (y * keep).add_(keep.sub_(1.0).mul_(torch.finfo(y.dtype).max))
+    keep = torch.sign(y) if scratch is None else torch.sign(y, out=scratch("proj.keep", y.shape))
+    keep.clamp_min_(0.0)  # 1 where y > 0, else 0
+    lo = y.mul_(keep) if own else y * keep  # own: y is the caller's temporary
+    return lo.add_(keep.sub_(1.0).mul_(torch.finfo(y.dtype).max))
 
 
 class ReLU(Activation):
@@ -144,12 +154,17 @@ class ReLU(Activation):
         # y < 0 is infeasible (h >= 0); the closest points are z <= 0, the sup is 0.
         return y.clamp_min(0.0)
 
-    def project(self, z: torch.Tensor, a: torch.Tensor, eps: float) -> torch.Tensor:
+    def project(self, z: torch.Tensor, a: torch.Tensor, eps: float, scratch: Scratch | None = None) -> torch.Tensor:
         # The same clamp as Activation.project, with -inf replaced by the lowest finite number.
-        return torch.clamp(z, _lower_bound_or_none(a - eps), (a + eps).clamp_min_(0.0))
+        if scratch is None:
+            return torch.clamp(z, _lower_bound_or_none(a - eps, own=True), (a + eps).clamp_min_(0.0))
+        lo = _lower_bound_or_none(torch.sub(a, eps, out=scratch("proj.y", a.shape)), scratch, own=True)
+        return torch.clamp(z, lo, torch.add(a, eps, out=scratch("proj.hi", a.shape)).clamp_min_(0.0))
 
-    def project_input_box(self, z: torch.Tensor, a: torch.Tensor, eps: float) -> torch.Tensor:
-        return torch.clamp(z, _lower_bound_or_none(a).sub_(eps), a.clamp_min(0.0).add_(eps))
+    def project_input_box(
+        self, z: torch.Tensor, a: torch.Tensor, eps: float, scratch: Scratch | None = None
+    ) -> torch.Tensor:
+        return torch.clamp(z, _lower_bound_or_none(a, scratch).sub_(eps), a.clamp_min(0.0).add_(eps))
 
     def relaxed_argmin(self, c: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
         return _two_piece_argmin(c, a, 0.0)

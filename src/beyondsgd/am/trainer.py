@@ -346,7 +346,9 @@ class AMTrainer(Trainer):
         key = (id(cur), id(prev), p)
         hit = self._ex_memo.get(key)
         if hit is None:
-            hit = self._ex_memo[key] = (cur, prev, extrapolate(cur, prev, p))
+            # Each entry lives until the end of the iteration, in its own workspace buffer.
+            buf = self._ws.get(f"ex{len(self._ex_memo)}", cur.shape, cur)
+            hit = self._ex_memo[key] = (cur, prev, torch.lerp(prev, cur, 1.0 + p, out=buf))  # = extrapolate()
         return hit[2]
 
     def _scratch(self, name: str, shape: torch.Size) -> torch.Tensor:
@@ -544,9 +546,9 @@ class AMTrainer(Trainer):
             if p1 != p2:
                 v.add_(torch.sub(Z[j], Zp[j], out=self._scratch("z.diff", v.shape)).mul_(p1 - p2))
             if self.boxes[j] == "output":
-                z_new = act.project(v, a_next, eps)
+                z_new = act.project(v, a_next, eps, self._scratch)
             else:
-                z_new = act.project_input_box(v, a_next, eps)
+                z_new = act.project_input_box(v, a_next, eps, self._scratch)
             pen_new = self._red.sum(self._pen(A[j], self.W[j], self.b[j], z_new, aw=AW[j]))
             return z_new, pen_new / m, pen_new
 
@@ -557,7 +559,10 @@ class AMTrainer(Trainer):
         """Update ``a_i`` (input of layer ``i``); its box comes from the just-updated ``z_{i-1}``."""
         rho = self.rho
         act = self.acts[i - 1]
-        lo, hi = act.box(Z[i - 1], eps) if self.boxes[i - 1] == "output" else act.input_box(Z[i - 1], eps)
+        if self.boxes[i - 1] == "output":
+            lo, hi = act.box(Z[i - 1], eps, self._scratch)
+        else:
+            lo, hi = act.input_box(Z[i - 1], eps)
         a, a_prev = A[i], Ap[i]
         W, b = self.W[i], self.b[i]
         before = pen[i] / m  # 0-d tensor: synced only if the safeguard checks
