@@ -69,6 +69,7 @@ AM_HYPERPARAMS = {
     "prox_iters": POSITIVE_INT,
     "prox_tol": POSITIVE,
     "output_init": OneOf(("forward", "labels")),
+    "first_sweep": OneOf(("forward", "backward")),
     "box": OneOf(("auto", "output", "input")),
     "memory_fraction": Interval(0.0, 1.0, low_open=True),
 }
@@ -113,11 +114,13 @@ def auxiliary_bytes(n: int, in_features: int, widths: list[int], element_size: i
 
     ``z_l`` and ``a_l`` (hidden) or ``z_L`` (output), each with its previous
     iterate: ``2 N (2 sum(hidden) + out)`` numbers, plus about four
-    ``N x max(width, input)`` temporaries of one full-batch iteration.
+    ``N x max(width, input)`` temporaries of one full-batch iteration and the
+    reused scratch buffers (:class:`~beyondsgd.am.objective.Workspace`): about
+    ``6 (L + 1)`` of ``N x max(width)`` (measured: 21 for the 3x100 MLP).
     """
     hidden, out = widths[:-1], widths[-1]
     stored = 2 * n * (2 * sum(hidden) + out)
-    working = 4 * n * max(widths + [in_features])
+    working = 4 * n * max(widths + [in_features]) + 6 * (len(widths) + 1) * n * max(widths)
     return (stored + working) * element_size
 
 
@@ -176,6 +179,14 @@ class AMTrainer(Trainer):
         max_doublings: cap of the backtracking; on the cap the block keeps its value.
         prox_iters, prox_tol: inner solver of the cross-entropy prox.
         output_init: ``"forward"`` (``z_L`` = network output) or ``"labels"`` (mDLAM: +-1).
+        first_sweep: ``"forward"`` (every iteration sweeps layers 1..L) or ``"backward"``:
+            on the first pass over the data each batch is first swept from the output
+            down, ``z_L`` (prox: the label signal), then ``a_l`` and ``z_l`` (projected on
+            the ``eps_min`` box around the new ``a_l``) for ``l = L-1..1``, without inertia,
+            before its forward sweep; the swept values become the starting point (previous
+            iterates reset to them). The project's choice, not
+            the paper's: from a forward-pass start every hidden residual is zero, so a
+            forward first sweep moves nothing below the output (docs/tiam.md "Levers").
         box: the relaxation ``"output"`` (``|h(z) - a| <= eps``, mDLAM's), ``"input"``
             (``h(z - eps) <= a <= h(z + eps)``: the box in ``z`` units, see
             :mod:`beyondsgd.am.projections`) or ``"auto"``: output for ReLU layers, input
@@ -219,6 +230,7 @@ class AMTrainer(Trainer):
         prox_iters: int = 500,
         prox_tol: float = 1e-4,
         output_init: str = "forward",
+        first_sweep: str = "forward",
         box: str = AM_DEFAULTS["box"],
         memory_fraction: float = 0.5,
         distributed: bool | None = None,
@@ -235,6 +247,7 @@ class AMTrainer(Trainer):
             prox_iters=prox_iters,
             prox_tol=prox_tol,
             output_init=output_init,
+            first_sweep=first_sweep,
             box=box,
             memory_fraction=memory_fraction,
         )
@@ -410,6 +423,8 @@ class AMTrainer(Trainer):
             # X W_prev^T of the input layer (full batch: X is fixed, so extrapolated products
             # of layer 1 are combinations of two known products; see _input_product).
             self._xwp = A[0] @ self.Wp[0].T if full else None
+        if self.hyperparams["first_sweep"] == "backward" and self.samples_seen < self.n:
+            loss = self._backward_sweep(A, Ap, Z, Zp, AW, pen, m, Y, loss, eps)
         for j in range(L):
             memo: dict[float, torch.Tensor] = {}  # a_bar W_bar^T of this layer, shared by b, z, z_L
             self._timed("W", lambda: self._update_W(j, A, Ap, Z, Zp, AW, pen, m, p))
@@ -437,6 +452,27 @@ class AMTrainer(Trainer):
             gap = self._red.max(max((max_abs(self.acts[j](Z[j]).sub_(A[j + 1])) for j in range(L - 1)), default=0.0))
             self._last_terms = ObjectiveTerms(float(loss / m), float(penalty), float(reg), gap, eps)
         return (loss / m + penalty + reg).detach()
+
+    def _backward_sweep(self, A, Ap, Z, Zp, AW, pen, m, Y, loss, eps) -> torch.Tensor:
+        """``z_L``, then ``a_l, z_l`` for ``l = L-1..1``, no inertia (``first_sweep="backward"``).
+
+        ``z_L`` and ``a_l`` take their usual steps; ``z_l`` is projected on the box of
+        half-width ``eps_min`` (not ``eps``) around the new ``a_l``: with the full box the
+        coupling point ``c_l`` stays feasible, ``z_l`` does not move and nothing below moves
+        either. This makes the sweep a target propagation from the labels down (it can raise
+        the layer's penalty; the constraint ``|h(z) - a| <= eps`` holds). Afterwards the
+        previous iterates are reset to the swept values (no inertia from this warm start).
+        """
+        L = self.num_layers
+        loss = self._timed("z_L", lambda: self._update_zL(A, Ap, Z, Zp, AW, pen, m, _Z3, Y, loss, {}))
+        for i in range(L - 1, 0, -1):
+            self._timed("a", lambda: self._update_a(i, A, Ap, Z, Zp, AW, pen, m, _Z3, eps))
+            self._timed("z", lambda: self._update_z(i - 1, A, Ap, Z, Zp, AW, pen, m, _Z3, self.eps_min, {}))
+        for j in range(L):
+            Zp[j] = Z[j]
+            if j > 0:
+                Ap[j] = A[j]
+        return loss
 
     def _update_W(self, j, A, Ap, Z, Zp, AW, pen, m, p) -> None:
         rho, mu = self.rho, self.mu
