@@ -12,7 +12,11 @@ on the test set (reported, never used to choose). Variants:
 * ReLU: the eps levers of the issue: ``tiam_dec95`` (``eps_decay=0.95``), ``tiam_floor01`` /
   ``am_floor01`` (``eps_min=0.1``), ``tiam_labels`` (``output_init="labels"``);
 * leaky ReLU, ELU: ``tiam_in_floor01`` / ``am_in_floor01`` (input box and ``eps_min=0.1``);
-* ``dladmm`` (ReLU and leaky ReLU: it has no closed form for ELU), ``gd`` (lr 1), ``adam`` (lr 1e-2).
+* ``dladmm`` (ReLU and leaky ReLU: it has no closed form for ELU), ``gd`` (lr 1), ``adam`` (lr 1e-2);
+* the first sweep: ``tiam_def`` / ``am_def`` (the current defaults) against ``tiam_bwd`` / ``am_bwd``
+  (the same with ``first_sweep="backward"``).
+
+    OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/am_levers.py --acts relu --only tiam_def,tiam_bwd,am_def,am_bwd
 
     OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/am_levers.py [--seeds 3] [--iters 30] [--out results.csv]
     # Fashion-MNIST from local files (first 5000 training images):
@@ -60,6 +64,12 @@ def variants(act: str) -> list[tuple[str, type | str, dict]]:
             ("tiam_in_floor01", TIAM, {"box": "input", "eps_min": 0.1}),
             ("am_in_floor01", PlainAM, {"box": "input", "eps_min": 0.1}),
         ]
+    out += [
+        ("tiam_def", TIAM, {}),
+        ("tiam_bwd", TIAM, {"first_sweep": "backward"}),
+        ("am_def", PlainAM, {}),
+        ("am_bwd", PlainAM, {"first_sweep": "backward"}),
+    ]
     if act != "elu":
         out.append(("dladmm", DLADMM, {}))
     out += [("gd", "sgd", {"lr": 1.0}), ("adam", "adam", {"lr": 1e-2})]
@@ -93,6 +103,7 @@ def main() -> None:
     ap.add_argument("--iters", type=int, default=30)
     ap.add_argument("--out", default=None, help="CSV of every run")
     ap.add_argument("--only", default=None, help="comma-separated variant names to run (default: all)")
+    ap.add_argument("--acts", default=",".join(ACTS), help="comma-separated activations")
     ap.add_argument("--max-train", type=int, default=10_000, help="use the first N training images at most")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -111,7 +122,7 @@ def main() -> None:
         Xv, yv = X_all[perm[:n_val]], y_all[perm[:n_val]]
         X, y = X_all[perm[n_val:]], y_all[perm[n_val:]]
         print(f"{name}: {X.shape[0]} train / {n_val} validation / {data.X_test.shape[0]} test, {args.iters} iterations")
-        for act in ACTS:
+        for act in args.acts.split(","):
             for label, cls, kw in variants(act):
                 if args.only and label not in args.only.split(","):
                     continue

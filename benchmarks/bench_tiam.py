@@ -4,16 +4,19 @@ Same machine, same run, same MLP (three Linear layers, 100 hidden units, ReLU)
 on mnist5k (4000 training images, 784 features), full batch:
 
 * one TIAM outer iteration (registry defaults) vs one full-batch epoch of
-  torch.optim.SGD and torch.optim.Adam (forward, backward, step);
+  torch.optim.SGD and torch.optim.Adam (forward, backward, step), timed call by call
+  and interleaved (SGD, Adam, TIAM, AM, SGD, ...) so that all see the same load of a
+  shared machine; the ratio is of the medians;
 * the split of TIAM's time across its sub-problems (W, b, z, a, z_L), with the
   backtracking trials of W and a and the inner prox solver of z_L shown apart.
 
-    PYTHONPATH=src python benchmarks/bench_tiam.py [--dataset mnist5k] [--iters 20] [--threads 1]
+    PYTHONPATH=src python benchmarks/bench_tiam.py [--dataset mnist5k] [--iters 30] [--threads 1]
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 
 import torch
@@ -24,41 +27,49 @@ from beyondsgd.data import load_dataset
 from beyondsgd.models import create_model
 
 
-def time_gradient(opt_name: str, data, iters: int) -> float:
+def gradient_stepper(opt_name: str, data):
+    """One full-batch epoch of torch.optim.SGD / Adam (forward, backward, step) as a callable."""
     torch.manual_seed(0)
     model = create_model("mlp", data.input_shape, data.num_classes, widths=(100, 100))
     opt = {"sgd": lambda p: torch.optim.SGD(p, lr=0.5), "adam": lambda p: torch.optim.Adam(p, lr=1e-2)}[opt_name](
         model.parameters()
     )
-    for _ in range(2):  # warm-up
-        opt.zero_grad()
-        F.cross_entropy(model(data.X_train), data.y_train).backward()
-        opt.step()
-    t0 = time.perf_counter()
-    for _ in range(iters):
+
+    def step() -> None:
         opt.zero_grad(set_to_none=True)
         F.cross_entropy(model(data.X_train), data.y_train).backward()
         opt.step()
-    return (time.perf_counter() - t0) / iters
+
+    return step
 
 
-def time_am(cls, defaults, data, iters: int) -> tuple[float, dict[str, float], int]:
+def am_trainer(cls, defaults, data):
     torch.manual_seed(0)
     model = create_model("mlp", data.input_shape, data.num_classes, widths=(100, 100))
-    tr = cls(model, data.X_train, data.y_train, F.cross_entropy, **defaults)
-    tr.train_step(None)  # warm-up
-    tr.timings = {}
-    t0 = time.perf_counter()
+    return cls(model, data.X_train, data.y_train, F.cross_entropy, **defaults)
+
+
+def time_interleaved(steppers: dict, iters: int) -> dict[str, list[float]]:
+    """Time ``iters`` calls of every stepper, interleaved (A, B, C, A, B, C, ...).
+
+    On a machine shared with other jobs the load changes by the second; interleaving
+    exposes every method to the same load, so the ratio of medians is meaningful.
+    """
+    for step in steppers.values():  # warm-up
+        step()
+    times: dict[str, list[float]] = {name: [] for name in steppers}
     for _ in range(iters):
-        tr.train_step(None)
-    total = (time.perf_counter() - t0) / iters
-    return total, {k: v / iters for k, v in tr.timings.items()}, tr.safeguard_count
+        for name, step in steppers.items():
+            t0 = time.perf_counter()
+            step()
+            times[name].append(time.perf_counter() - t0)
+    return times
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dataset", default="mnist5k")
-    ap.add_argument("--iters", type=int, default=20)
+    ap.add_argument("--iters", type=int, default=30)
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -67,13 +78,24 @@ def main() -> None:
         f"{args.dataset}: {data.n_train} samples, MLP {data.input_shape} -> 100 -> 100 -> {data.num_classes}, "
         f"torch {torch.__version__}, {args.threads} thread(s), {args.iters} iterations each"
     )
-    sgd, adam = time_gradient("sgd", data, args.iters), time_gradient("adam", data, args.iters)
-    for name, cls, defaults in (("tiam", TIAM, TIAM_DEFAULTS), ("am", PlainAM, AM_DEFAULTS)):
-        t, split, redos = time_am(cls, defaults, data, args.iters)
+    trainers = {"tiam": am_trainer(TIAM, TIAM_DEFAULTS, data), "am": am_trainer(PlainAM, AM_DEFAULTS, data)}
+    steppers = {"sgd": gradient_stepper("sgd", data), "adam": gradient_stepper("adam", data)}
+    steppers.update({name: (lambda tr=tr: tr.train_step(None)) for name, tr in trainers.items()})
+    for tr in trainers.values():
+        tr.train_step(None)  # the first iteration also computes the starting products
+        tr.timings = {}
+    times = time_interleaved(steppers, args.iters)
+    med = {name: statistics.median(v) for name, v in times.items()}
+    print(
+        f"median of {args.iters} interleaved calls each: sgd epoch {med['sgd'] * 1e3:.1f} ms, adam epoch {med['adam'] * 1e3:.1f} ms"
+    )
+    for name, tr in trainers.items():
+        t, split = med[name], {k: v / (args.iters + 1) for k, v in tr.timings.items()}
+        mean = sum(times[name]) / len(times[name])
         print(
-            f"{name}: {t * 1e3:.1f} ms per outer iteration = {t / sgd:.1f}x a full-batch SGD epoch "
-            f"({sgd * 1e3:.1f} ms), {t / adam:.1f}x a full-batch Adam epoch ({adam * 1e3:.1f} ms); "
-            f"safeguard redos {redos}"
+            f"{name}: {t * 1e3:.1f} ms per outer iteration = {t / med['sgd']:.2f}x a full-batch SGD epoch, "
+            f"{t / med['adam']:.2f}x a full-batch Adam epoch (ratio of means: {mean / (sum(times['sgd']) / args.iters):.2f}x "
+            f"SGD); safeguard redos {tr.safeguard_count} in {tr.k} iterations"
         )
         inner = {
             "W": split.get("W.backtracking", 0.0),
@@ -91,9 +113,10 @@ def main() -> None:
             "z_L prox solver": inner["z_L"],
         }
         accounted = sum(parts.values())
-        parts["rest (penalties at start, write-back)"] = t - accounted
+        parts["rest (penalties at start, write-back)"] = mean - accounted
+        print("    time split (means):")
         for k, v in parts.items():
-            print(f"    {k:<40s} {v * 1e3:7.2f} ms  {v / t:6.1%}")
+            print(f"    {k:<40s} {v * 1e3:7.2f} ms  {v / mean:6.1%}")
 
 
 if __name__ == "__main__":

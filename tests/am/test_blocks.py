@@ -2,6 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from beyondsgd.am import TIAM
 from beyondsgd.am.blocks import backtracking_step
 from beyondsgd.am.inertia import Inertia, extrapolate
 from beyondsgd.am.losses import CrossEntropy, Squared
@@ -74,3 +75,34 @@ def test_squared_prox_closed_form():
     (g,) = torch.autograd.grad(obj, z)
     assert g.abs().max() < 1e-12
     assert loss.sum(z, y).item() == pytest.approx(20 * F.mse_loss(z, y).item())
+
+
+def test_cross_entropy_prox_classes_first_layout_equals_the_row_layout():
+    # CPU iterates on the transpose (fast softmax); only the softmax's summation order differs.
+    gen = torch.Generator().manual_seed(4)
+    v = 3 * torch.randn(500, 10, generator=gen)
+    y = torch.randint(0, 10, (500,), generator=gen)
+    fast, rows = CrossEntropy(), CrossEntropy()
+    rows.classes_first_on_cpu = False
+    a, b = fast.prox(v, y, 1.0, start=v), rows.prox(v, y, 1.0, start=v)
+    assert a.shape == b.shape and a.is_contiguous()
+    assert torch.allclose(a, b, rtol=0, atol=1e-5) and fast.last_iters == rows.last_iters
+
+
+def test_tiam_iterates_do_not_depend_on_the_prox_layout(small_problem):
+    # The optimized path (classes-first prox) against the previous one, float64, a random problem.
+    import copy
+
+    model, X, y = small_problem(n=300, seed=5)
+    model = model.double()
+    runs = []
+    for classes_first in (True, False):
+        tr = TIAM(copy.deepcopy(model), X.double(), y, F.cross_entropy)
+        tr.out_loss.classes_first_on_cpu = classes_first
+        values = [float(tr.train_step(None)) for _ in range(6)]
+        runs.append((tr, values))
+    (fast, vf), (ref, vr) = runs
+    assert vf == pytest.approx(vr, rel=1e-10)
+    assert fast.safeguard_count == ref.safeguard_count and fast.theta_W == ref.theta_W
+    for a, b in zip(fast.W + fast.z + fast.a[1:], ref.W + ref.z + ref.a[1:]):
+        assert torch.allclose(a, b, rtol=1e-9, atol=1e-10)

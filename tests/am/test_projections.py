@@ -83,3 +83,38 @@ def test_input_box_bounds_leaky_relu_pre_activation_by_eps_not_eps_over_slope():
     out = act.project(torch.tensor([-1000.0]), a, eps)  # output box: z in [-60, -40]
     inp = act.project_input_box(torch.tensor([-1000.0]), a, eps)  # input box: z in [-50.1, -49.9]
     assert out.item() == pytest.approx(-60.0) and inp.item() == pytest.approx(-50.1)
+
+
+def _select_reference(act, name, y):
+    """The textbook ``torch.where`` form of each piecewise map (what the arithmetic forms replace)."""
+    ninf = torch.full_like(y, -torch.inf)
+    if isinstance(act, ReLU):
+        return {"h": torch.relu(y), "lo": torch.where(y > 0, y, ninf), "hi": y.clamp_min(0.0)}[name]
+    if isinstance(act, LeakyReLU):
+        return {"h": torch.where(y >= 0, y, y * act.slope)}.get(name, torch.where(y >= 0, y, y / act.slope))
+    tiny = torch.finfo(y.dtype).eps
+    floor = {"h": None, "lo": -1.0, "hi": -1.0 + tiny}[name]
+    if name == "h":
+        return torch.where(y > 0, y, act.alpha * torch.expm1(y.clamp_max(0.0)))
+    return torch.where(y > 0, y, torch.log1p((y / act.alpha).clamp_min(floor)))
+
+
+@pytest.mark.parametrize("act", [ReLU(), LeakyReLU(0.01), ELU(1.0), ELU(0.5)], ids=lambda a: f"{a.name}")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_select_free_maps_and_projections_equal_the_where_forms_bit_for_bit(act, dtype):
+    # The hot-path forms avoid torch.where (branch mispredictions on CPU); they must not change a bit.
+    gen = torch.Generator().manual_seed(3)
+    y = 3 * torch.randn(5000, generator=gen, dtype=dtype)
+    y[::7] = 0.0  # exact zeros and exact box edges occur in practice (a clipped to h(z) + eps)
+    y[1::11] = -0.0
+    assert torch.equal(act(y), _select_reference(act, "h", y))
+    assert torch.equal(act.lower_preimage(y), _select_reference(act, "lo", y))
+    assert torch.equal(act.upper_preimage(y), _select_reference(act, "hi", y))
+    z = 3 * torch.randn(5000, generator=gen, dtype=dtype)
+    a = act(3 * torch.randn(5000, generator=gen, dtype=dtype))
+    a[::5] = 0.5  # a - eps == 0 exactly for eps = 0.5
+    for eps in (0.5, 0.1):
+        lo, hi = _select_reference(act, "lo", a - eps), _select_reference(act, "hi", a + eps)
+        assert torch.equal(act.project(z, a, eps), torch.minimum(torch.maximum(z, lo), hi))
+        lo, hi = _select_reference(act, "lo", a) - eps, _select_reference(act, "hi", a) + eps
+        assert torch.equal(act.project_input_box(z, a, eps), torch.minimum(torch.maximum(z, lo), hi))

@@ -191,3 +191,35 @@ def test_bad_input_is_refused_with_clear_errors(small_problem, digits, monkeypat
     monkeypatch.setattr(am_trainer, "available_memory_bytes", lambda device: 10_000)
     with pytest.raises(ValueError, match=r"auxiliary variables.*O\(N x width\)"):
         TIAM(model, X, y, F.cross_entropy)
+
+
+@pytest.mark.parametrize("cls", [TIAM, PlainAM])
+def test_backward_first_sweep_moves_the_hidden_layers_in_iteration_one(small_problem, cls):
+    # From a forward-pass start every hidden residual is zero: a forward first sweep moves
+    # nothing below the output. The backward first sweep carries the label signal down.
+    moved = {}
+    for sweep in ("forward", "backward"):
+        model, X, y = small_problem()
+        tr = cls(model, X, y, F.cross_entropy, first_sweep=sweep)
+        W0, a0 = [w.clone() for w in tr.W], [a.clone() for a in tr.a]
+        tr.train_step(None)
+        moved[sweep] = (
+            [float((w - w0).abs().max()) for w, w0 in zip(tr.W, W0)],
+            [float((a - b).abs().max()) for a, b in zip(tr.a[1:], a0[1:])],
+        )
+        # The auxiliaries stay feasible, and the previous iterates were reset to the swept values
+        # before the forward sweep (so Wp is the starting W for both).
+        assert tr.objective_terms().activation_gap <= tr.eps0 * (1 + 1e-6)  # the eps of iteration 1
+        assert all(torch.equal(wp, w0) for wp, w0 in zip(tr.Wp, W0))
+    (W_fwd, a_fwd), (W_bwd, a_bwd) = moved["forward"], moved["backward"]
+    assert max(a_fwd) == 0.0  # forward: hidden auxiliaries do not move at all
+    assert min(a_bwd) > 0.05  # backward: every hidden layer's a moves
+    assert W_bwd[0] > 100 * W_fwd[0]  # the first layer's weights get the label signal
+    # Only the first pass over the data is swept backward.
+    model, X, y = small_problem()
+    tr = cls(model, X, y, F.cross_entropy, first_sweep="backward")
+    tr.train_step(None)
+    calls = []
+    tr._backward_sweep = lambda *args: calls.append(1)
+    tr.train_step(None)
+    assert calls == []

@@ -51,6 +51,7 @@ def backtracking_step(
     op: Op | None = None,
     max_doublings: int = 10,
     reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    scratch: Callable[[str, torch.Size], torch.Tensor] | None = None,
 ) -> StepResult:
     """One linearized step with backtracking on ``theta``.
 
@@ -61,7 +62,8 @@ def backtracking_step(
         u_tilde: centre of the proximal term.
         u_hat: point where the gradient was taken.
         theta: first ``theta`` to try (the last accepted one, spec).
-        op: projection applied to the step (``None``: identity).
+        op: projection applied to the step (``None``: identity); it receives a fresh
+            tensor and may modify it in place.
         max_doublings: cap on the doublings (mDLAM: 10).
         reduce: for a block split across ranks by samples (``a_l`` under data
             parallelism): sums a tensor over ranks. ``f``, ``<grad, d>`` and
@@ -70,6 +72,9 @@ def backtracking_step(
             global sums, so every rank accepts the same ``theta``, and the
             returned ``value`` is global. ``None``: the block is not split (one
             process, or a shared block whose ``f`` reduces internally).
+        scratch: ``scratch(name, shape)`` returns a reusable tensor for the two
+            temporaries of the test (``u - u_hat`` and its product with the gradient;
+            see :class:`beyondsgd.am.objective.Workspace`); ``None``: new tensors.
 
     Returns:
         A :class:`StepResult`; ``u is None`` when the condition failed
@@ -83,15 +88,24 @@ def backtracking_step(
     # (an absolute slack would swamp small block objectives).
     ulp = torch.finfo(f_hat.dtype).eps
     for doublings in range(max_doublings + 1):
-        u = u_tilde - grad_hat / theta
+        # Temporaries are updated in place (fewer allocations, the same arithmetic):
+        # u_tilde - g/theta == (-(g/theta)) + u_tilde exactly.
+        u = (grad_hat / theta).neg_().add_(u_tilde)
         if op is not None:
-            u = op(u)
-        d = u - u_hat
-        value = f(u)
-        if reduce is None:
-            model = f_hat + (grad_hat * d).sum() + 0.5 * theta * d.pow(2).sum()
+            u = op(u)  # may work in place on u (a fresh tensor)
+        if scratch is None:
+            d = u - u_hat
+            gd = grad_hat * d
         else:
-            value, inner, sq = reduce(torch.stack([value, (grad_hat * d).sum(), d.pow(2).sum()])).unbind()
+            d = torch.sub(u, u_hat, out=scratch("step.d", u.shape))
+            gd = torch.mul(grad_hat, d, out=scratch("step.gd", u.shape))
+        value = f(u)
+        inner = gd.sum()
+        sq = d.square_().sum()
+        if reduce is None:
+            model = f_hat + inner + 0.5 * theta * sq
+        else:
+            value, inner, sq = reduce(torch.stack([value, inner, sq])).unbind()
             model = f_hat + inner + 0.5 * theta * sq
         # One host sync per trial: the acceptance decision (the only one a trial needs).
         if bool(value - model <= 32 * ulp * torch.maximum(f_hat.abs(), value.abs())):

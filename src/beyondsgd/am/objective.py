@@ -20,17 +20,50 @@ from dataclasses import dataclass
 import torch
 
 
+class Workspace:
+    """Reusable scratch tensors for temporaries that are reduced right away, one per name.
+
+    On CPU a fresh ``N x width`` tensor costs more than the elementwise op that fills it
+    (the allocator returns large blocks to the OS, so every new one page-faults); an outer
+    iteration makes dozens of such temporaries. A buffer is grown when needed and handed out
+    as a view, so mini-batches of varying size share it. The caller must be done with a
+    name's buffer before asking for the same name again.
+    """
+
+    def __init__(self) -> None:
+        self._buffers: dict[str, torch.Tensor] = {}
+
+    def get(self, name: str, shape: torch.Size | tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+        """A tensor of ``shape`` with ``like``'s dtype and device; contents undefined."""
+        numel = 1
+        for n in shape:
+            numel *= int(n)
+        buf = self._buffers.get(name)
+        if buf is None or buf.numel() < numel or buf.dtype != like.dtype or buf.device != like.device:
+            buf = self._buffers[name] = torch.empty(max(numel, 1), dtype=like.dtype, device=like.device)
+        return buf[:numel].view(shape)
+
+
 def penalty_sum(
-    a_in: torch.Tensor, W: torch.Tensor, b: torch.Tensor, z: torch.Tensor, rho: float, aw: torch.Tensor | None = None
+    a_in: torch.Tensor,
+    W: torch.Tensor,
+    b: torch.Tensor,
+    z: torch.Tensor,
+    rho: float,
+    aw: torch.Tensor | None = None,
+    out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """``(rho/2) ||z - a_in W^T - b||^2`` summed over the batch (0-d).
 
     Args:
         aw: ``a_in @ W.T`` when already computed (saves the product).
+        out: scratch tensor of ``z``'s shape for the residual (e.g. from a :class:`Workspace`);
+            ``None``: a new one. Either way the arithmetic is the same.
     """
     if aw is None:
         aw = a_in @ W.T
-    return 0.5 * rho * (aw + b - z).pow(2).sum()
+    r = torch.add(aw, b, out=out) if out is not None else aw + b  # in place from here, same arithmetic
+    return 0.5 * rho * r.sub_(z).square_().sum()
 
 
 @dataclass

@@ -40,7 +40,7 @@ from beyondsgd.am.blocks import backtracking_step
 from beyondsgd.am.inertia import Inertia, extrapolate
 from beyondsgd.am.losses import output_loss_for
 from beyondsgd.am.network import parse_mlp
-from beyondsgd.am.objective import ObjectiveTerms, penalty_sum
+from beyondsgd.am.objective import ObjectiveTerms, Workspace, penalty_sum
 from beyondsgd.am.reduction import Reducer, max_abs
 from beyondsgd.training import LossFn, Trainer
 from beyondsgd.validation import (
@@ -69,6 +69,7 @@ AM_HYPERPARAMS = {
     "prox_iters": POSITIVE_INT,
     "prox_tol": POSITIVE,
     "output_init": OneOf(("forward", "labels")),
+    "first_sweep": OneOf(("forward", "backward")),
     "box": OneOf(("auto", "output", "input")),
     "memory_fraction": Interval(0.0, 1.0, low_open=True),
 }
@@ -113,11 +114,13 @@ def auxiliary_bytes(n: int, in_features: int, widths: list[int], element_size: i
 
     ``z_l`` and ``a_l`` (hidden) or ``z_L`` (output), each with its previous
     iterate: ``2 N (2 sum(hidden) + out)`` numbers, plus about four
-    ``N x max(width, input)`` temporaries of one full-batch iteration.
+    ``N x max(width, input)`` temporaries of one full-batch iteration and the
+    reused scratch buffers (:class:`~beyondsgd.am.objective.Workspace`): about
+    ``6 (L + 1)`` of ``N x max(width)`` (measured: 21 for the 3x100 MLP).
     """
     hidden, out = widths[:-1], widths[-1]
     stored = 2 * n * (2 * sum(hidden) + out)
-    working = 4 * n * max(widths + [in_features])
+    working = 4 * n * max(widths + [in_features]) + 6 * (len(widths) + 1) * n * max(widths)
     return (stored + working) * element_size
 
 
@@ -176,6 +179,14 @@ class AMTrainer(Trainer):
         max_doublings: cap of the backtracking; on the cap the block keeps its value.
         prox_iters, prox_tol: inner solver of the cross-entropy prox.
         output_init: ``"forward"`` (``z_L`` = network output) or ``"labels"`` (mDLAM: +-1).
+        first_sweep: ``"forward"`` (every iteration sweeps layers 1..L) or ``"backward"``:
+            on the first pass over the data each batch is first swept from the output
+            down, ``z_L`` (prox: the label signal), then ``a_l`` and ``z_l`` (projected on
+            the ``eps_min`` box around the new ``a_l``) for ``l = L-1..1``, without inertia,
+            before its forward sweep; the swept values become the starting point (previous
+            iterates reset to them). The project's choice, not
+            the paper's: from a forward-pass start every hidden residual is zero, so a
+            forward first sweep moves nothing below the output (docs/tiam.md "Levers").
         box: the relaxation ``"output"`` (``|h(z) - a| <= eps``, mDLAM's), ``"input"``
             (``h(z - eps) <= a <= h(z + eps)``: the box in ``z`` units, see
             :mod:`beyondsgd.am.projections`) or ``"auto"``: output for ReLU layers, input
@@ -219,6 +230,7 @@ class AMTrainer(Trainer):
         prox_iters: int = 500,
         prox_tol: float = 1e-4,
         output_init: str = "forward",
+        first_sweep: str = "forward",
         box: str = AM_DEFAULTS["box"],
         memory_fraction: float = 0.5,
         distributed: bool | None = None,
@@ -235,6 +247,7 @@ class AMTrainer(Trainer):
             prox_iters=prox_iters,
             prox_tol=prox_tol,
             output_init=output_init,
+            first_sweep=first_sweep,
             box=box,
             memory_fraction=memory_fraction,
         )
@@ -300,6 +313,8 @@ class AMTrainer(Trainer):
         self._last_terms: ObjectiveTerms | None = None
         self._cache: tuple | None = None  # full batch: products, penalties, loss at the current state
         self._xwp: torch.Tensor | None = None
+        self._ex_memo: dict[tuple[int, int, float], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+        self._ws = Workspace()  # scratch for temporaries that are reduced right away
         self.timings: dict[str, float] | None = None  # set to {} to collect a time split per block
 
     # ------------------------------------------------------------------ helpers
@@ -332,6 +347,30 @@ class AMTrainer(Trainer):
             result = attempt(_Z3)
         return result
 
+    def _ex(self, cur: torch.Tensor, prev: torch.Tensor, p: float) -> torch.Tensor:
+        """:func:`extrapolate` of a per-sample variable, computed once per outer iteration.
+
+        Several blocks see the same ``u_bar`` (e.g. ``z_bar_l`` by the ``a_{l-1}``, ``W_l`` and
+        ``b_l`` blocks); the memo returns the tensor computed first (same arithmetic, so the
+        iterates do not change). Entries hold ``cur`` and ``prev``, so their ids stay valid.
+        """
+        if p == 0 or prev is cur:
+            return cur
+        key = (id(cur), id(prev), p)
+        hit = self._ex_memo.get(key)
+        if hit is None:
+            # Each entry lives until the end of the iteration, in its own workspace buffer.
+            buf = self._ws.get(f"ex{len(self._ex_memo)}", cur.shape, cur)
+            hit = self._ex_memo[key] = (cur, prev, torch.lerp(prev, cur, 1.0 + p, out=buf))  # = extrapolate()
+        return hit[2]
+
+    def _scratch(self, name: str, shape: torch.Size) -> torch.Tensor:
+        return self._ws.get(name, shape, self.Xf)
+
+    def _pen(self, a_in, W, b, z, aw=None) -> torch.Tensor:
+        """:func:`penalty_sum` with its residual in the workspace (rank-local sum)."""
+        return penalty_sum(a_in, W, b, z, self.rho, aw=aw, out=self._scratch("pen", z.shape))
+
     def _timed(self, name: str, fn: Callable):
         if self.timings is None:
             return fn()
@@ -353,6 +392,7 @@ class AMTrainer(Trainer):
             ``F_eps`` on the batch after the iteration (0-d tensor).
         """
         self.k += 1
+        self._ex_memo.clear()
         p = self.inertia.at(self.k)
         eps = self.eps
         full = indices is None
@@ -377,12 +417,14 @@ class AMTrainer(Trainer):
             AW, pen, loss, self._xwp = self._cache
         else:
             AW = [A[j] @ self.W[j].T for j in range(L)]
-            pen = [penalty_sum(A[j], self.W[j], self.b[j], Z[j], self.rho, aw=AW[j]) for j in range(L)]
+            pen = [self._pen(A[j], self.W[j], self.b[j], Z[j], aw=AW[j]) for j in range(L)]
             loss = self.out_loss.sum(Z[L - 1], Y)
             *pen, loss = self._red.sums(*pen, loss)
             # X W_prev^T of the input layer (full batch: X is fixed, so extrapolated products
             # of layer 1 are combinations of two known products; see _input_product).
             self._xwp = A[0] @ self.Wp[0].T if full else None
+        if self.hyperparams["first_sweep"] == "backward" and self.samples_seen < self.n:
+            loss = self._backward_sweep(A, Ap, Z, Zp, AW, pen, m, Y, loss, eps)
         for j in range(L):
             memo: dict[float, torch.Tensor] = {}  # a_bar W_bar^T of this layer, shared by b, z, z_L
             self._timed("W", lambda: self._update_W(j, A, Ap, Z, Zp, AW, pen, m, p))
@@ -401,14 +443,36 @@ class AMTrainer(Trainer):
                 else:
                     store[j][rows], store_p[j][rows] = new[j], new_p[j]
         self.samples_seen += m
+        self._ex_memo.clear()
         self._cache = (AW, pen, loss, self._xwp) if full else None
         self._sync_module()
         reg = 0.5 * self.mu * sum(w.pow(2).sum() for w in self.W)
         penalty = sum(pen) / m
         if full:
-            gap = self._red.max(max((max_abs(A[j + 1] - self.acts[j](Z[j])) for j in range(L - 1)), default=0.0))
+            gap = self._red.max(max((max_abs(self.acts[j](Z[j]).sub_(A[j + 1])) for j in range(L - 1)), default=0.0))
             self._last_terms = ObjectiveTerms(float(loss / m), float(penalty), float(reg), gap, eps)
         return (loss / m + penalty + reg).detach()
+
+    def _backward_sweep(self, A, Ap, Z, Zp, AW, pen, m, Y, loss, eps) -> torch.Tensor:
+        """``z_L``, then ``a_l, z_l`` for ``l = L-1..1``, no inertia (``first_sweep="backward"``).
+
+        ``z_L`` and ``a_l`` take their usual steps; ``z_l`` is projected on the box of
+        half-width ``eps_min`` (not ``eps``) around the new ``a_l``: with the full box the
+        coupling point ``c_l`` stays feasible, ``z_l`` does not move and nothing below moves
+        either. This makes the sweep a target propagation from the labels down (it can raise
+        the layer's penalty; the constraint ``|h(z) - a| <= eps`` holds). Afterwards the
+        previous iterates are reset to the swept values (no inertia from this warm start).
+        """
+        L = self.num_layers
+        loss = self._timed("z_L", lambda: self._update_zL(A, Ap, Z, Zp, AW, pen, m, _Z3, Y, loss, {}))
+        for i in range(L - 1, 0, -1):
+            self._timed("a", lambda: self._update_a(i, A, Ap, Z, Zp, AW, pen, m, _Z3, eps))
+            self._timed("z", lambda: self._update_z(i - 1, A, Ap, Z, Zp, AW, pen, m, _Z3, self.eps_min, {}))
+        for j in range(L):
+            Zp[j] = Z[j]
+            if j > 0:
+                Ap[j] = A[j]
+        return loss
 
     def _update_W(self, j, A, Ap, Z, Zp, AW, pen, m, p) -> None:
         rho, mu = self.rho, self.mu
@@ -417,8 +481,8 @@ class AMTrainer(Trainer):
 
         def attempt(q):
             p1, p2, p3 = q
-            a_in = extrapolate(A[j], Ap[j], p3)
-            z_in = extrapolate(Z[j], Zp[j], p3)
+            a_in = self._ex(A[j], Ap[j], p3)
+            z_in = self._ex(Z[j], Zp[j], p3)
             b_in = extrapolate(b, self.bp[j], p3)
             W_hat, W_til = extrapolate(W, Wp, p2), extrapolate(W, Wp, p1)
             if a_in is A[j] and W_hat is W:
@@ -426,31 +490,38 @@ class AMTrainer(Trainer):
             elif j == 0 and self._xwp is not None:
                 aw_hat = self._input_product(AW[0], p2)
             else:
-                aw_hat = a_in @ W_hat.T
-            r = aw_hat + b_in - z_in
+                aw_hat = torch.mm(a_in, W_hat.T, out=self._scratch("W.aw", (a_in.shape[0], W.shape[0])))
+            r = torch.add(aw_hat, b_in, out=self._scratch("W.r", aw_hat.shape)).sub_(z_in)
+            r_a = r.T @ a_in
+            r_sq = r.square_().sum()
             # Reduction point: the sample sums of the W_l model (gradient and value), one call.
-            r_a, r_sq = self._red.sums(r.T @ a_in, r.pow(2).sum())
+            r_a, r_sq = self._red.sums(r_a, r_sq)
             f_hat = 0.5 * rho * r_sq / m + 0.5 * mu * W_hat.pow(2).sum()
             grad = (rho / m) * r_a + mu * W_hat
             last = {}
+            raw_inputs = a_in is A[j] and b_in is b and z_in is Z[j]
 
             def f(U):  # every trial's value is global: all ranks accept the same theta
                 last["aw"] = a_in @ U.T
-                pen_u = self._red.sum(penalty_sum(a_in, U, b_in, z_in, rho, aw=last["aw"]))
-                return pen_u / m + 0.5 * mu * U.pow(2).sum()
+                last["pen"] = self._red.sum(self._pen(a_in, U, b_in, z_in, aw=last["aw"]))
+                return last["pen"] / m + 0.5 * mu * U.pow(2).sum()
 
             res = self._timed(
                 "W.backtracking",
-                lambda: backtracking_step(f, f_hat, grad, W_til, W_hat, self.theta_W[j], None, self.max_doublings),
+                lambda: backtracking_step(
+                    f, f_hat, grad, W_til, W_hat, self.theta_W[j], None, self.max_doublings, scratch=self._scratch
+                ),
             )
             self.theta_W[j] = res.theta
             if res.u is None:
                 self.cap_count += 1
                 W_new, aw = W, AW[j]
+                pen_new = pen[j]
             else:
                 W_new = res.u
                 aw = last["aw"] if a_in is A[j] else A[j] @ W_new.T
-            pen_new = self._red.sum(penalty_sum(A[j], W_new, b, Z[j], rho, aw=aw))
+                # At the raw iterates the accepted trial's penalty is the block's new penalty.
+                pen_new = last["pen"] if raw_inputs else self._red.sum(self._pen(A[j], W_new, b, Z[j], aw=aw))
             return W_new, pen_new / m + 0.5 * mu * W_new.pow(2).sum(), pen_new, aw
 
         aw_old = AW[j]
@@ -467,7 +538,7 @@ class AMTrainer(Trainer):
     def _coupling_product(self, j, A, Ap, AW, p3, memo) -> torch.Tensor:
         """``a_bar W_bar^T`` of layer ``j`` with the latest (extrapolated) ``W_l, a_{l-1}``."""
         if p3 not in memo:
-            a_in = extrapolate(A[j], Ap[j], p3)
+            a_in = self._ex(A[j], Ap[j], p3)
             W_in = extrapolate(self.W[j], self.Wp[j], p3)
             if a_in is A[j] and W_in is self.W[j]:
                 memo[p3] = AW[j]
@@ -483,14 +554,15 @@ class AMTrainer(Trainer):
 
         def attempt(q):
             p1, p2, p3 = q
-            z_in = extrapolate(Z[j], Zp[j], p3)
+            z_in = self._ex(Z[j], Zp[j], p3)
             # Exact 1/rho step on a quadratic of curvature rho: only p1 - p2 survives.
-            resid = z_in - self._coupling_product(j, A, Ap, AW, p3, memo)
+            prod = self._coupling_product(j, A, Ap, AW, p3, memo)
+            resid = torch.sub(z_in, prod, out=self._scratch("b.resid", prod.shape))
             # Reduction point: the mean over the global batch (sum over ranks / B).
             b_new = self._red.sum(resid.sum(0)) / m if self.distributed else resid.mean(0)
             if p1 != p2:
                 b_new = b_new + (p1 - p2) * (b - bp)
-            pen_new = self._red.sum(penalty_sum(A[j], self.W[j], b_new, Z[j], self.rho, aw=AW[j]))
+            pen_new = self._red.sum(self._pen(A[j], self.W[j], b_new, Z[j], aw=AW[j]))
             return b_new, pen_new / m, pen_new
 
         b_new, _, pen[j] = self._guarded(before, attempt, p)
@@ -506,14 +578,14 @@ class AMTrainer(Trainer):
 
         def attempt(q):
             p1, p2, p3 = q
-            v = self._coupling_centre(j, A, Ap, AW, p3, memo)
+            v = self._coupling_centre(j, A, Ap, AW, p3, memo)  # a fresh tensor: updated in place
             if p1 != p2:
-                v = v + (p1 - p2) * (Z[j] - Zp[j])
+                v.add_(torch.sub(Z[j], Zp[j], out=self._scratch("z.diff", v.shape)).mul_(p1 - p2))
             if self.boxes[j] == "output":
-                z_new = act.project(v, a_next, eps)
+                z_new = act.project(v, a_next, eps, self._scratch)
             else:
-                z_new = act.project_input_box(v, a_next, eps)
-            pen_new = self._red.sum(penalty_sum(A[j], self.W[j], self.b[j], z_new, self.rho, aw=AW[j]))
+                z_new = act.project_input_box(v, a_next, eps, self._scratch)
+            pen_new = self._red.sum(self._pen(A[j], self.W[j], self.b[j], z_new, aw=AW[j]))
             return z_new, pen_new / m, pen_new
 
         z_new, _, pen[j] = self._guarded(before, attempt, p)
@@ -523,29 +595,35 @@ class AMTrainer(Trainer):
         """Update ``a_i`` (input of layer ``i``); its box comes from the just-updated ``z_{i-1}``."""
         rho = self.rho
         act = self.acts[i - 1]
-        lo, hi = act.box(Z[i - 1], eps) if self.boxes[i - 1] == "output" else act.input_box(Z[i - 1], eps)
+        if self.boxes[i - 1] == "output":
+            lo, hi = act.box(Z[i - 1], eps, self._scratch)
+        else:
+            lo, hi = act.input_box(Z[i - 1], eps)
         a, a_prev = A[i], Ap[i]
         W, b = self.W[i], self.b[i]
         before = pen[i] / m  # 0-d tensor: synced only if the safeguard checks
 
-        def op(u):
-            return torch.minimum(torch.maximum(u, lo), hi)
+        def op(u):  # u is the step's fresh trial point: clipped in place
+            return u.clamp_(lo, hi)
 
         def attempt(q):
             p1, p2, p3 = q
             W_in = extrapolate(W, self.Wp[i], p3)
             b_in = extrapolate(b, self.bp[i], p3)
-            z_in = extrapolate(Z[i], Zp[i], p3)
-            a_hat, a_til = extrapolate(a, a_prev, p2), extrapolate(a, a_prev, p1)
-            aw_hat = AW[i] if (a_hat is a and W_in is W) else a_hat @ W_in.T
-            r = aw_hat + b_in - z_in
-            f_hat = 0.5 * rho * self._red.sum(r.pow(2).sum())
-            grad = rho * (r @ W_in)  # per sample: stays local
+            z_in = self._ex(Z[i], Zp[i], p3)
+            a_hat, a_til = self._ex(a, a_prev, p2), self._ex(a, a_prev, p1)
+            if a_hat is a and W_in is W:
+                aw_hat = AW[i]
+            else:
+                aw_hat = torch.mm(a_hat, W_in.T, out=self._scratch("a.aw", (a_hat.shape[0], W.shape[0])))
+            r = torch.add(aw_hat, b_in, out=self._scratch("a.r", aw_hat.shape)).sub_(z_in)
+            grad = (r @ W_in).mul_(rho)  # per sample: stays local
+            f_hat = 0.5 * rho * self._red.sum(r.square_().sum())
             last = {}
 
             def f(U):
                 last["aw"] = U @ W_in.T
-                return penalty_sum(U, W_in, b_in, z_in, rho, aw=last["aw"])
+                return self._pen(U, W_in, b_in, z_in, aw=last["aw"])
 
             res = self._timed(
                 "a.backtracking",
@@ -559,6 +637,7 @@ class AMTrainer(Trainer):
                     op,
                     self.max_doublings,
                     self._red.sum if self.distributed else None,
+                    scratch=self._scratch,
                 ),
             )
             self.theta_a[i - 1] = res.theta
@@ -568,7 +647,7 @@ class AMTrainer(Trainer):
             if W_in is W and b_in is b and z_in is Z[i]:
                 return res.u, res.value / m, res.value, last["aw"]
             aw = last["aw"] if W_in is W else res.u @ W.T
-            pen_new = self._red.sum(penalty_sum(res.u, W, b, Z[i], rho, aw=aw))
+            pen_new = self._red.sum(self._pen(res.u, W, b, Z[i], aw=aw))
             return res.u, pen_new / m, pen_new, aw
 
         a_new, _, pen[i], AW[i] = self._guarded(before, attempt, p)
@@ -580,11 +659,11 @@ class AMTrainer(Trainer):
 
         def attempt(q):
             p1, p2, p3 = q
-            v = self._coupling_centre(j, A, Ap, AW, p3, memo)
+            v = self._coupling_centre(j, A, Ap, AW, p3, memo)  # a fresh tensor: updated in place
             if p1 != p2:
-                v = v + (p1 - p2) * (Z[j] - Zp[j])
+                v.add_(torch.sub(Z[j], Zp[j], out=self._scratch("z.diff", v.shape)).mul_(p1 - p2))
             z_new = self._timed("z_L.prox", lambda: self.out_loss.prox(v, Y, self.rho, start=Z[j]))
-            pen_new = penalty_sum(A[j], self.W[j], self.b[j], z_new, self.rho, aw=AW[j])
+            pen_new = self._pen(A[j], self.W[j], self.b[j], z_new, aw=AW[j])
             loss_new = self.out_loss.sum(z_new, Y)
             pen_new, loss_new = self._red.sums(pen_new, loss_new)
             return z_new, (loss_new + pen_new) / m, pen_new, loss_new
