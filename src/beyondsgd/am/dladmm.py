@@ -50,7 +50,7 @@ from beyondsgd.am.blocks import backtracking_step
 from beyondsgd.am.losses import output_loss_for
 from beyondsgd.am.network import parse_mlp
 from beyondsgd.am.objective import penalty_sum
-from beyondsgd.am.trainer import AM_DEFAULTS, check_memory
+from beyondsgd.am.trainer import AM_DEFAULTS, check_memory, start_variables
 from beyondsgd.training import LossFn, Trainer
 from beyondsgd.validation import (
     NONNEGATIVE,
@@ -154,18 +154,8 @@ class DLADMM(Trainer):
         # z, a and the dual u (no previous iterates: half of am's stored variables, plus u).
         check_memory(self.n, Xf.shape[1], self.structure.widths, dtype, device, memory_fraction)
         self.Xf = Xf.to(dtype)
-        with torch.no_grad():
-            self.W = [m.weight.detach().clone() for m in lin]
-            self.b = [m.bias.detach().clone() for m in lin]
-            self.z: list[torch.Tensor] = []
-            self.a: list[torch.Tensor] = [self.Xf]
-            for j in range(len(lin)):
-                self.z.append(self.a[j] @ self.W[j].T + self.b[j])
-                if j < len(lin) - 1:
-                    self.a.append(self.acts[j](self.z[j]))
-            if output_init == "labels":
-                self.z[-1] = self.out_loss.target(y, lin[-1].out_features, dtype)
-            self.u = torch.zeros_like(self.z[-1])
+        self.W, self.b, self.z, self.a = start_variables(self.structure, self.Xf, y, self.out_loss, output_init)
+        self.u = torch.zeros_like(self.z[-1])
         self.theta_W = [float(theta_init)] * len(lin)
         self.theta_a = [float(theta_init)] * (len(lin) - 1)
         self.k = 0

@@ -124,6 +124,36 @@ def auxiliary_bytes(n: int, in_features: int, widths: list[int], element_size: i
     return (stored + working) * element_size
 
 
+def start_variables(
+    structure: Any, Xf: torch.Tensor, y: torch.Tensor, out_loss: Any, output_init: str
+) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
+    """The model's weights and the auxiliary variables of a forward pass: a feasible, consistent start.
+
+    Args:
+        structure: the parsed chain (:func:`beyondsgd.am.network.parse_mlp`).
+        Xf: the flattened inputs (``a_0``), in the weights' dtype.
+        y: the targets.
+        out_loss: the output loss (its ``target`` gives ``z_L`` from the labels).
+        output_init: ``"forward"`` (``z_L`` from the forward pass) or ``"labels"``.
+
+    Returns:
+        ``W, b, z, a`` (copies of the weights; ``a[0]`` is ``Xf``).
+    """
+    lin, acts = structure.linears, structure.activations
+    with torch.no_grad():
+        W = [m.weight.detach().clone() for m in lin]
+        b = [m.bias.detach().clone() for m in lin]
+        z: list[torch.Tensor] = []
+        a: list[torch.Tensor] = [Xf]
+        for j in range(len(lin)):
+            z.append(a[j] @ W[j].T + b[j])
+            if j < len(lin) - 1:
+                a.append(acts[j](z[j]))
+        if output_init == "labels":
+            z[-1] = out_loss.target(y, lin[-1].out_features, Xf.dtype)
+    return W, b, z, a
+
+
 def check_memory(
     n: int,
     in_features: int,
@@ -288,18 +318,7 @@ class AMTrainer(Trainer):
         check_memory(Xf.shape[0], Xf.shape[1], self.structure.widths, dtype, device, memory_fraction)
         self.Xf = Xf.to(dtype)
 
-        with torch.no_grad():
-            self.W = [m.weight.detach().clone() for m in lin]
-            self.b = [m.bias.detach().clone() for m in lin]
-            # Auxiliary variables from a forward pass: a feasible, consistent start.
-            self.z: list[torch.Tensor] = []
-            self.a: list[torch.Tensor] = [self.Xf]
-            for j in range(len(lin)):
-                self.z.append(self.a[j] @ self.W[j].T + self.b[j])
-                if j < len(lin) - 1:
-                    self.a.append(self.acts[j](self.z[j]))
-            if output_init == "labels":
-                self.z[-1] = self.out_loss.target(y, lin[-1].out_features, dtype)
+        self.W, self.b, self.z, self.a = start_variables(self.structure, self.Xf, y, self.out_loss, output_init)
         self.Wp = [w.clone() for w in self.W]
         self.bp = [v.clone() for v in self.b]
         self.zp = [v.clone() for v in self.z]
