@@ -3,11 +3,9 @@
 import json
 import math
 import os
-import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -198,30 +196,12 @@ seeds: 1
 """
 
 
-def test_sigkill_then_resume_from_the_study_loses_no_finished_trial(tmp_path, capsys):
+def test_sigkill_then_resume_from_the_study_loses_no_finished_trial(tmp_path, capsys, sweep_killed_after):
     """Two local worker processes share the study; SIGKILL mid-tuning; --resume finishes the budget."""
     cfg_path = tmp_path / "sweep.yaml"
     cfg_path.write_text(CONFIG)
     out = tmp_path / "sw"
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "beyondsgd", "sweep", str(cfg_path), "--out", str(out), "--workers", "2", "--quiet"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and proc.poll() is None:
-            if len(list((out / "runs").glob("*.json"))) >= 3:
-                break
-            time.sleep(0.02)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
+    sweep_killed_after(cfg_path, out, runs=3, timeout=120)
     url = f"sqlite:///{out / 'optuna.db'}"
     cfg = parse_config(__import__("yaml").safe_load(CONFIG))
     finished_before = {

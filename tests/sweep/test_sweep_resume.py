@@ -1,11 +1,6 @@
 """A sweep killed with SIGKILL mid-run resumes without losing or duplicating a run."""
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 from beyondsgd.cli import main
@@ -34,30 +29,11 @@ def _planned_keys(cfg_path: Path, store: RunStore) -> set[str]:
     return {t.key for t in tuning_tasks(cfg)} | {t.key for t in final_tasks(cfg, records)}
 
 
-def test_kill_mid_sweep_then_resume(tmp_path, capsys):
+def test_kill_mid_sweep_then_resume(tmp_path, capsys, sweep_killed_after):
     cfg_path = tmp_path / "sweep.yaml"
     cfg_path.write_text(CONFIG)
     out = tmp_path / "sw"
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "beyondsgd", "sweep", str(cfg_path), "--out", str(out), "--workers", "2", "--quiet"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and proc.poll() is None:
-            if len(list((out / "runs").glob("*.json"))) >= 4:
-                break
-            time.sleep(0.02)
-    finally:
-        # SIGKILL the sweep and its worker processes (its own session/process group).
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
+    sweep_killed_after(cfg_path, out, runs=4, timeout=90)
     stored_before = {p.name: p.read_bytes() for p in (out / "runs").glob("*.json")}
     n_tune = len(tuning_tasks(load_config(cfg_path)))
     assert 4 <= len(stored_before) < n_tune + 4, "the kill must land mid-sweep for this test to mean anything"
