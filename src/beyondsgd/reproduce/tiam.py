@@ -48,7 +48,7 @@ from beyondsgd.am import ABLATIONS
 from beyondsgd.bench import evidence as ev
 from beyondsgd.bench.io import write_csv
 from beyondsgd.bench.plots import plot_metric_grid
-from beyondsgd.bench.runner import Experiment, RunResult
+from beyondsgd.bench.runner import HISTORY_COLUMNS, Experiment, RunResult
 from beyondsgd.bench.stats import summarize_values, to_target
 from beyondsgd.data import load_dataset
 from beyondsgd.data.errors import DatasetUnavailableError
@@ -210,16 +210,7 @@ def run(ctx: ReproduceContext) -> Path:
         columns = (
             "dataset",
             "activation",
-            "algorithm",
-            "seed",
-            "epoch",
-            "step",
-            "train_loss",
-            "train_accuracy",
-            "test_loss",
-            "test_accuracy",
-            "time_s",
-            "status",
+            *HISTORY_COLUMNS,
             "am_objective",
             "am_loss",
             "am_penalty",
