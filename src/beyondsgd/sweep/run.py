@@ -25,6 +25,18 @@ class SweepOutput:
     report: Path | None
 
 
+def _outcome(rec: dict[str, Any], metric: str) -> str:
+    """A stored run's outcome for a progress line: status (or how it failed / when it was pruned),
+    the last logged accuracy (on the split named ``metric``) and its wall time."""
+    hist = rec["result"].get("history") or [{}]
+    msg = rec["status"] if rec["status"] != "failed" else f"failed ({rec['error']})"
+    if rec["status"] == "pruned":
+        msg = f"pruned after {len(hist) - 1} log point(s)"
+    val = hist[-1].get("test_accuracy")
+    acc = f" {metric} acc {val:.4f}" if isinstance(val, float) and val == val else ""
+    return f"{msg}{acc} ({rec['wall_s']:.1f} s)"
+
+
 def _probe(cfg: SweepConfig, model: Callable[..., Any] | None = None) -> None:
     """Load every problem's data and build its model once, so a bad name fails before training."""
     from beyondsgd.bench.runner import build_model
@@ -250,17 +262,9 @@ def run_sweep(
             ran += 1
             if verbose:
                 t = rec["task"]
-                hist = rec["result"].get("history") or [{}]
-                last = hist[-1]
-                metric = "val" if phase == "tune" else "test"
-                val = last.get("test_accuracy")
-                msg = rec["status"] if rec["status"] != "failed" else f"failed ({rec['error']})"
-                if rec["status"] == "pruned":
-                    msg = f"pruned after {len(hist) - 1} log point(s)"
-                acc = f" {metric} acc {val:.4f}" if isinstance(val, float) and val == val else ""
                 print(
                     f"[{phase} {count}/{total}] {t['problem']} {t['algorithm']} trial {t['trial']} "
-                    f"seed {t['experiment']['seed']}: {msg}{acc} ({rec['wall_s']:.1f} s)",
+                    f"seed {t['experiment']['seed']}: {_outcome(rec, 'val' if phase == 'tune' else 'test')}",
                     file=sys.stderr,
                 )
 
@@ -353,15 +357,9 @@ def _tune_tpe(
         count["pruned"] += rec["status"] == "pruned"
         if verbose:
             t = rec["task"]
-            hist = rec["result"].get("history") or [{}]
-            val = hist[-1].get("test_accuracy")
-            msg = rec["status"] if rec["status"] != "failed" else f"failed ({rec['error']})"
-            if rec["status"] == "pruned":
-                msg = f"pruned after {len(hist) - 1} log point(s)"
-            acc = f" val acc {val:.4f}" if isinstance(val, float) and val == val else ""
             print(
                 f"[tune {count['ran']} this session, {total} in the studies; {count['pruned']} pruned] {t['problem']} "
-                f"{t['algorithm']} trial {t['trial']}: {msg}{acc} ({rec['wall_s']:.1f} s)",
+                f"{t['algorithm']} trial {t['trial']}: {_outcome(rec, 'val')}",
                 file=sys.stderr,
             )
 
