@@ -290,3 +290,28 @@ def test_journal_file_storage_works_like_the_database(tmp_path):
     run_tpe_tuning(cfg, RunStore(tmp_path / "runs"), url, FakeDispatcher(epochs=2))
     assert trial_counts(cfg, url)["opt/d/sgd"]["complete"] == 3
     assert (tmp_path / "studies.log").stat().st_size > 0
+
+
+def test_a_driver_killed_between_creating_and_labelling_a_trial_leaves_no_unowned_running_trial(tmp_path, monkeypatch):
+    """The kill window inside ``ask``: the trial exists but its labels were never written. It must still name
+    its driver, so the next start settles it (failed, stale) instead of counting it as running for ever."""
+    cfg = _cfg(search={"trials": 3, "pruner": "none"}, epochs=2)
+    url = f"sqlite:///{tmp_path / 'o.db'}"
+    (study,) = open_studies(cfg, url)
+
+    def killed(self, key, value):
+        raise KeyboardInterrupt  # stands for SIGKILL: nothing after this point of ask() runs
+
+    with monkeypatch.context() as m:
+        m.setattr(optuna.trial.Trial, "set_user_attr", killed)
+        with pytest.raises(KeyboardInterrupt):
+            study.ask()
+    (left,) = study.trials()
+    assert left.state == optuna.trial.TrialState.RUNNING and "driver" in left.user_attrs
+    (again,) = open_studies(cfg, url)  # the next start (this pid counts as a fresh process, see _alive)
+    assert again.recover(RunStore(tmp_path)) == 1
+    (settled,) = again.trials()
+    assert settled.state == optuna.trial.TrialState.FAIL and settled.user_attrs["stale"]
+    assert again.counted() == 0
+    run_tpe_tuning(cfg, RunStore(tmp_path), url, FakeDispatcher(epochs=2))
+    assert again.counted() == 3 and trial_counts(cfg, url)["opt/d/sgd"]["complete"] == 3

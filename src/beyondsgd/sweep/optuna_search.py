@@ -331,11 +331,28 @@ class _Study:
         else:
             self.study.tell(number, state=st)
 
+    def _new_trial(self):
+        """``study.ask(self.dists)``, except that the trial is created with its driver already attached.
+
+        A driver killed between ``ask`` and labelling the trial would leave a RUNNING trial that nobody
+        can tell from a live one, holding a place in the budget for ever. Optuna's queue of enqueued
+        trials is no way round this: on SQLite two drivers can pop the same waiting trial. So this
+        does what ``Study.ask`` does, with a template trial that carries the label (tests pin this down).
+        """
+        optuna = _optuna()
+        template = optuna.trial.create_trial(state=optuna.trial.TrialState.RUNNING, user_attrs={"driver": _owner()})
+        self.study._thread_local.cached_all_trials = None  # as ask(): the sampler sees the storage afresh
+        trial_id = self.study._storage.create_new_trial(self.study._study_id, template_trial=template)
+        trial = optuna.Trial(self.study, trial_id)
+        for name, dist in self.dists.items():
+            trial._suggest(name, dist)
+        return trial
+
     def ask(self) -> RunTask | None:
         """A new trial as a run task; ``None`` when the budget was already filled (a race lost) or
         the proposed point was already tried (the trial is told that trial's outcome)."""
         optuna = _optuna()
-        trial = self.study.ask(self.dists)
+        trial = self._new_trial()
         # Count the trials up to this one: if the budget was filled before it, it is surplus.
         before = [t for t in self.trials() if t.number <= trial.number and _counted(t)]
         if len(before) > self.cfg.trials:
@@ -356,7 +373,6 @@ class _Study:
         hp = self.decode(trial.params)
         task = _task(self.cfg, self.prob, self.alg, trial.number, hp, 0, "tune")
         trial.set_user_attr("key", task.key)
-        trial.set_user_attr("driver", _owner())
         trial.set_user_attr("hyperparams", json.dumps(hp, default=str))
         return replace(
             task,
