@@ -242,3 +242,31 @@ def test_extra_param_group_keys_pass_through_like_torch():
     assert opt.param_groups[0]["name"] == "head"
     opt = HeavyBall(model.named_parameters(), lr=0.1)
     assert opt.param_groups[0]["param_names"] == ["weight", "bias"]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("options", [{}, {"weight_decay": 0.01, "maximize": True}, {"momentum_schedule": "convex"}])
+def test_fused_heavy_ball_runs_on_torchs_sgd_kernel_and_equals_the_for_loop(dtype, options):
+    """hb's fused path is torch's own fused SGD kernel on the displacement (dampening 1 + lr, lr -1):
+    no kernel is generated, the gradients are left as they were, and the iterates are the for-loop's."""
+    from beyondsgd.optim import fused
+
+    torch.manual_seed(0)
+    ps = [torch.randn(7, 5, dtype=dtype), torch.randn(5, dtype=dtype)]
+    runs = {}
+    for path in ({"foreach": False}, {"fused": True}):
+        params = [p.clone().requires_grad_() for p in ps]
+        opt = HeavyBall(params, lr=0.05, momentum=0.9, **options, **path)
+        for k in range(6):
+            for j, p in enumerate(params):
+                p.grad = torch.sin(p.detach() * (k + 1) + j)
+            before = [p.grad.clone() for p in params]
+            opt.step()
+            assert all(torch.equal(p.grad, g) for p, g in zip(params, before))
+        runs[tuple(path)] = [p.detach() for p in params] + [opt.state[p]["displacement"] for p in params]
+    tol = {"rtol": 1e-6, "atol": 1e-6} if dtype == torch.float32 else {"rtol": 1e-13, "atol": 1e-13}
+    for a, b in zip(*runs.values()):
+        torch.testing.assert_close(a, b, **tol)
+    assert not any(
+        key[0] == "hb" and key[2] == dtype for key in fused._KERNELS if options.get("momentum_schedule") != "convex"
+    )

@@ -349,10 +349,25 @@ def _momentum_body(p, g, d, sc, bound, *, wd, nesterov):
     d.copy_(d_new)
 
 
+#: Where hb runs on torch's fused SGD kernel. float32/float64 only: in bfloat16 the CPU kernel's momentum
+#: buffer did not follow ``v <- mu v + (1 - dampening) g`` when we checked (torch 2.13), so reduced
+#: precision keeps the generated kernel. Below this lr, ``1 - (1 + lr)`` would lose more than 1e-10 of lr.
+_TORCH_SGD_DTYPES = (torch.float32, torch.float64)
+_TORCH_SGD_MIN_LR = 1e-6
+
+
+def _torch_sgd_kernel_fits(device: torch.device, dtype: torch.dtype, lr: float) -> bool:
+    return device.type in FUSED_DEVICES and dtype in _TORCH_SGD_DTYPES and lr >= _TORCH_SGD_MIN_LR
+
+
 def step_momentum(
     owner: str, group: Mapping[str, Any], params, grads, disps, lr, beta, beta_next, nesterov
 ) -> list[int]:
-    """One fused hb/nag step; returns the indices of non-contiguous tensors left to the reference path."""
+    """One fused hb/nag step; returns the indices of tensors left to the reference path.
+
+    Those are the tensors that are not contiguous, and hb's at a step with ``beta = 0``. hb in float32 and
+    float64 (lr >= 1e-6) runs on torch's own fused SGD kernel; nag and other dtypes on the generated kernel.
+    """
     check_tensors(owner, params)
     wd = group["weight_decay"] != 0.0
     values = (
@@ -371,8 +386,29 @@ def step_momentum(
             by.setdefault((p.device, p.dtype), []).append(i)
     statics = {"wd": wd, "nesterov": nesterov}
     for (device, dtype), idx in by.items():
-        sc = torch.tensor([values] * len(idx), dtype=torch.float64, device=device)
         ps, gs, ds = ([ts[i] for i in idx] for ts in (params, grads, disps))
+        if not nesterov and _torch_sgd_kernel_fits(device, dtype, float(lr)):
+            if float(beta) == 0.0:  # (the convex schedule's first two steps) torch's kernel then has no buffer
+                left.extend(idx)
+                continue
+            # HB in the papers' form is torch's own fused SGD kernel on the displacement d:
+            # v <- mu v + (1 - dampening) g with v = d, mu = beta, dampening = 1 + lr gives
+            # d <- beta d - lr g, and p <- p - lr' v with lr' = -1 gives p <- p + d. Weight decay and
+            # maximize enter g exactly as in that kernel; the gradients are not modified.
+            torch._fused_sgd_(
+                ps,
+                gs,
+                ds,
+                weight_decay=float(group["weight_decay"]),
+                momentum=float(beta),
+                lr=-1.0,
+                dampening=1.0 + float(lr),
+                nesterov=False,
+                maximize=bool(group["maximize"]),
+                is_first_step=False,
+            )
+            continue
+        sc = torch.tensor([values] * len(idx), dtype=torch.float64, device=device)
         key = ("nag" if nesterov else "hb", wd, dtype, device.type, tuple(p.dim() for p in ps))
         run(owner, key, _many, {"body": _momentum_body, "statics": statics}, ps, gs, ds, sc, [])
     return left
