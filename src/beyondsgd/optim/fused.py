@@ -17,6 +17,8 @@ each input once and writes the new parameter and state in place.
   symbols, so a new size does not recompile (a group with another number or rank of tensors
   is another kernel; sizes 0 and 1 are specialized by dynamo).
 * Tensors that are not contiguous take the reference path.
+* ``hb`` in float32/float64 needs no generated code: its update is torch's own fused SGD kernel
+  applied to the displacement (see :func:`step_momentum`).
 * Hyperparameters, step-dependent factors (bias corrections) and the momentum schedule are one
   float64 tensor of scalars, so new values never recompile.
 
