@@ -1,7 +1,9 @@
 """DSGD step cost against ``torch.optim.SGD`` on the same model, batch and machine, in one run.
 
 Each optimizer takes ``--steps`` steps with a closure (forward + backward included, as in
-training) on an MLP; the table gives milliseconds per step and the ratio to SGD.
+training) on an MLP; the table gives milliseconds per step and the ratio to SGD. The
+"loss-only" rows also pass ``loss_closure`` (a forward pass), which the adaptive mode's
+decrease check calls instead of the closure.
 
     PYTHONPATH=src python benchmarks/dsgd_step.py [--widths 256,256] [--batch 128] [--steps 100] [--device cpu]
 """
@@ -18,7 +20,7 @@ from beyondsgd.models import create_model
 from beyondsgd.optim import DSGD, input_bound, layer_groups
 
 
-def _time(make_opt, activation: str, args, X, y) -> float:
+def _time(make_opt, activation: str, args, X, y, loss_only: bool = False) -> float:
     torch.manual_seed(0)
     net = create_model("mlp", (X.shape[1],), 10, widths=args.widths, activation=activation).to(X.device)
     opt = make_opt(net)
@@ -30,14 +32,18 @@ def _time(make_opt, activation: str, args, X, y) -> float:
         loss.backward()
         return loss
 
+    def forward_only():
+        return F.cross_entropy(net(X), y)
+
+    step = (lambda: opt.step(closure, loss_closure=forward_only)) if loss_only else (lambda: opt.step(closure))
     for _ in range(5):  # warm-up
-        opt.step(closure)
+        step()
     best = float("inf")
     for _ in range(3):  # best of 3 repeats: the machine is shared
         sync()
         start = time.perf_counter()
         for _ in range(args.steps):
-            opt.step(closure)
+            step()
         sync()
         best = min(best, (time.perf_counter() - start) / args.steps)
     return 1000 * best
@@ -67,6 +73,8 @@ def main() -> None:
             lambda net: DSGD(layer_groups(net), norm="frobenius", foreach=True),
         ),
         ("dsgd adaptive spectral (relu)", "relu", lambda net: DSGD(layer_groups(net), norm="spectral")),
+        ("dsgd adaptive frobenius, loss-only", "relu", lambda net: DSGD(layer_groups(net), norm="frobenius"), True),
+        ("dsgd adaptive spectral, loss-only", "relu", lambda net: DSGD(layer_groups(net), norm="spectral"), True),
         ("sgd (torch.optim, tanh)", "tanh", lambda net: torch.optim.SGD(net.parameters(), lr=0.05)),
         (
             "dsgd bound frobenius (tanh)",
@@ -90,8 +98,8 @@ def main() -> None:
     )
     print(f"{'optimizer':<34} {'ms/step':>8} {'x SGD':>7}")
     base = {}
-    for name, act, make in cases:
-        ms = _time(make, act, args, X, y)
+    for name, act, make, *loss_only in cases:
+        ms = _time(make, act, args, X, y, *loss_only)
         if name.startswith("sgd"):
             base[act] = ms
         print(f"{name:<34} {ms:>8.3f} {ms / base[act]:>7.2f}", flush=True)

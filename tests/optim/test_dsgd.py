@@ -570,3 +570,42 @@ def test_no_step_once_the_loss_is_not_finite():
     before = w.detach().clone()
     assert opt.step(closure) == float("inf")
     assert torch.equal(w, before) and opt.last_step["nonfinite_loss"]
+
+
+@pytest.mark.parametrize("mode", ["adaptive", "bound"])
+def test_loss_closure_makes_the_decrease_check_a_forward_pass_with_the_same_iterates(mode):
+    """``step(closure, loss_closure=...)``: the check after the step calls the forward-only closure (no
+    backward), and since it computes the same loss the steps taken are exactly those of the closure-only run."""
+    torch.manual_seed(0)
+    X, y = torch.randn(64, 12, dtype=torch.float64), torch.randint(0, 3, (64,))
+    runs, calls = [], []
+    for use_loss_closure in (False, True):
+        torch.manual_seed(1)
+        net = create_model("mlp", (12,), 3, widths=(16,), activation="tanh").double()
+        extra = {"input_bound": input_bound(X), "check_decrease": True} if mode == "bound" else {}
+        opt = DSGD(layer_groups(net), mode=mode, norm="frobenius", **extra)
+        count = {"closure": 0, "backward_free": 0}
+
+        def closure():
+            count["closure"] += 1
+            opt.zero_grad()
+            loss = F.cross_entropy(net(X), y)
+            loss.backward()
+            return loss
+
+        def forward_only():
+            count["backward_free"] += 1
+            assert not torch.is_grad_enabled()
+            return F.cross_entropy(net(X), y)
+
+        log = []
+        for _ in range(12):
+            opt.step(closure, loss_closure=forward_only if use_loss_closure else None)
+            log.append((opt.last_step["layer"], opt.last_step["realized_decrease"], opt.last_step["backtracks"]))
+        runs.append(([p.detach().clone() for p in net.parameters()], log))
+        calls.append(dict(count))
+    (p0, log0), (p1, log1) = runs
+    assert log0 == log1 and all(torch.equal(a, b) for a, b in zip(p0, p1))
+    checks = 12 + sum(b for _, _, b in log0)  # one check per try
+    assert calls[0] == {"closure": 12 + checks, "backward_free": 0}
+    assert calls[1] == {"closure": 12, "backward_free": checks}

@@ -444,6 +444,7 @@ class DSGD(torch.optim.Optimizer):
         self,
         closure: Callable[[], torch.Tensor] | None = None,
         score_closure: Callable[[], torch.Tensor] | None = None,
+        loss_closure: Callable[[], Any] | None = None,
     ) -> torch.Tensor | None:
         """Update the one layer with the largest guaranteed decrease (or the cyclic/random one).
 
@@ -453,6 +454,11 @@ class DSGD(torch.optim.Optimizer):
                 without it the current ``.grad`` values are used.
             score_closure: optional second closure (e.g. on an independent minibatch)
                 whose gradients score the layers; ``closure``'s gradients make the step.
+            loss_closure: optional: returns ``closure``'s loss on the same data *without*
+                gradients (a forward pass only; it is called under ``torch.no_grad()``). The
+                decrease check after the step (adaptive mode, ``check_decrease``) then calls it
+                instead of ``closure``, which saves a backward pass per check; the ``.grad``
+                fields then keep the gradients at the point before the step.
 
         Returns:
             The loss returned by ``closure`` before the step (``None`` without one).
@@ -522,8 +528,11 @@ class DSGD(torch.optim.Optimizer):
             if not check:
                 break
             assert closure is not None and f0 is not None  # checked at the top: check needs a closure
-            with torch.enable_grad():
-                f1 = sign * _loss_value(closure())
+            if loss_closure is not None:
+                f1 = sign * _loss_value(loss_closure())  # under this method's no_grad: forward only
+            else:
+                with torch.enable_grad():
+                    f1 = sign * _loss_value(closure())
             realized = f0 - f1
             # Rounding slack: below it the two loss values cannot tell the steps apart, and
             # backtracking on rounding noise would only shrink the step for nothing.

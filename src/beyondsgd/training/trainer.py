@@ -18,6 +18,7 @@ hold the same model after each step and 2 ranks compute what 1 rank computes.
 from __future__ import annotations
 
 import abc
+import inspect
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -131,6 +132,7 @@ class GradientTrainer(Trainer):
         self.distributed = dist.is_distributed() if distributed is None else bool(distributed)
         # DDP broadcasts rank 0's parameters and buffers here, so replicas start equal.
         self.ddp = DistributedDataParallel(model) if self.distributed else None
+        self._takes_loss_closure = "loss_closure" in inspect.signature(optimizer.step).parameters
 
     @property
     def module(self) -> nn.Module:
@@ -149,6 +151,12 @@ class GradientTrainer(Trainer):
                 loss.backward()
             return loss
 
+        if self._takes_loss_closure:
+            # DSGD's decrease check after the step needs the loss only: a forward pass, no backward.
+            def forward_only() -> torch.Tensor:
+                return self.loss_fn(self.model(xb), yb)
+
+            return step_with_closure(self.optimizer, closure, loss_closure=forward_only).detach()
         return step_with_closure(self.optimizer, closure).detach()
 
     def _distributed_step(self, indices: torch.Tensor | None) -> torch.Tensor:
