@@ -10,23 +10,28 @@ import torch
 from beyondsgd.reproduce import ReproduceContext, get_reproduction
 from beyondsgd.reproduce import dsgd as repro
 
+_REAL_SETTINGS = repro._settings
+
+
+def _tiny(quick, datasets, preset="default"):
+    """The reproduction's settings with 12 iterations each (evaluated every 4)."""
+    return [
+        repro.Setting(s.name, s.dataset, s.activation, s.mode, s.batch_size, 12, 4)
+        for s in _REAL_SETTINGS(quick, datasets, preset)
+    ]
+
+
+def _ctx(out, **kw):
+    return ReproduceContext(out=out, quick=True, device=torch.device("cpu"), progress=False, **kw)
+
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
     """One ``--quick`` reproduction, shrunk to 12 iterations per setting: (output folder, report text)."""
-    real = repro._settings
-
-    def tiny(quick, datasets, preset="default"):
-        return [
-            repro.Setting(s.name, s.dataset, s.activation, s.mode, s.batch_size, 12, 4)
-            for s in real(quick, datasets, preset)
-        ]
-
     out = tmp_path_factory.mktemp("dsgd")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(repro, "_settings", tiny)
-        ctx = ReproduceContext(out=out, quick=True, device=torch.device("cpu"), progress=False)
-        report = get_reproduction("dsgd").run(ctx)
+        mp.setattr(repro, "_settings", _tiny)
+        report = get_reproduction("dsgd").run(_ctx(out))
     return out, report.read_text()
 
 
@@ -138,3 +143,25 @@ def test_reproduce_dsgd_tunes_the_baseline_on_other_seeds_and_reports_it(quick_r
         assert f"{t['setting']}: {t['chosen']}" in text
     edge = [t for t in tunings if t["chosen_lr"] in (t["grid"][0], t["grid"][-1])]
     assert ("at the edge of the grid in" in text) == bool(edge)
+
+
+def test_reproduce_dsgd_interrupted_after_a_tuning_resumes_to_the_same_choice(quick_run, tmp_path, monkeypatch):
+    """Killed between a setting's tuning and its evaluation, a rerun resumes from the checkpoints and agrees."""
+    monkeypatch.setattr(repro, "_settings", _tiny)
+    real_tune, calls = repro.tune_baseline, {"n": 0}
+
+    def dying(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real_tune(*args, **kwargs)
+
+    monkeypatch.setattr(repro, "tune_baseline", dying)
+    with pytest.raises(KeyboardInterrupt):
+        get_reproduction("dsgd").run(_ctx(tmp_path, checkpoint_every=4))
+    saved = sorted(p.name for p in (tmp_path / "checkpoints").glob("*.pt"))
+    assert any(n.startswith("quick-tune-") for n in saved) and not (tmp_path / "tuning.json").exists()
+    monkeypatch.setattr(repro, "tune_baseline", real_tune)
+    get_reproduction("dsgd").run(_ctx(tmp_path, checkpoint_every=4))
+    uninterrupted = json.loads((quick_run[0] / "tuning.json").read_text())
+    assert json.loads((tmp_path / "tuning.json").read_text()) == uninterrupted
