@@ -33,9 +33,9 @@ every claim here is about optimization of the training objective, and the settin
 held-out loss, so the tuning target is the quantity compared, measured on other runs.
 DSGD gets no tuning here: bound mode's step is the derived one (``lr=1``, the guarantee's
 condition) and adaptive mode keeps the class defaults (``lr=1``, ``lipschitz_init=1``,
-``backtrack=2``, ``decay=0.5``; ``lr`` and ``decay`` were picked once for ``beyondsgd compare`` on
-digits with another model and protocol, docs/dsgd.md, not on these runs); so the baseline's tuning
-budget (a 3-point grid x the tuning seeds) is larger than DSGD's (none).
+``backtrack=2``, ``decay=0.5``; ``lr`` and ``decay`` were picked once for ``beyondsgd compare``
+with its model and protocol, docs/dsgd.md: not on these runs, though on the same digits data); so
+the baseline's tuning budget (a 3-point grid x the tuning seeds) is larger than DSGD's (none).
 
 Sizes: ``--quick`` (digits), the default (real Fashion-MNIST, 1000 training images, and
 digits), ``--dataset NAME``, and ``--preset paper`` (Fashion-MNIST and MNIST, 10 000 training
