@@ -122,7 +122,8 @@ def test_tuning_never_reads_test_and_the_report_lists_grids_and_choices(tmp_path
         picked = [c for c in mine if c["chosen"] == "True"]
         assert len(picked) == 1 and float(picked[0]["val_accuracy"]) == pytest.approx(best)
         # the report's tuning table shows the grid and the chosen value, the headline ran at it
-        row = next(line for line in text.splitlines() if line.startswith(f"| {label}") and "|---" not in line)
+        section = text.split("## Tuning")[1].split("## Results")[0]
+        row = next(line for line in section.splitlines() if line.startswith((f"| {label} |", f"| {label} (")))
         assert ", ".join(f"{v:g}" for v in grid) in row and f"**{float(picked[0]['value']):g}**" in row
     summary = list(csv.DictReader((tmp_path / "summary.csv").open()))
     chosen = {c["method"]: float(c["value"]) for c in cells if c["chosen"] == "True"}

@@ -10,26 +10,42 @@ the claim on the data we have:
   downloadable ``mnist``, ``fashion-mnist`` (first 10 000 training images) when
   their files are present (never required: offline they are listed as skipped);
 * ReLU and leaky ReLU;
-* TIAM, plain AM, the six single/double-inertia ablations (full batch), TIAM in
-  mini-batch mode (full run only), full-batch gradient descent and Adam (one
+* TIAM, plain AM, dlADMM, the six single/double-inertia ablations (full batch), TIAM in
+  mini-batch mode (paper preset only), full-batch gradient descent and Adam (one
   update per iteration, like AM), mini-batch SGD and Adam run for the same
   training wall time as TIAM.
 
+Tuning (:func:`tune`), before the headline runs of every dataset / activation: each of TIAM, AM,
+dlADMM, GD, full-batch Adam, SGD and Adam (batch 64) picks one value of one knob from a grid of
+the same size (:data:`TUNE_GRIDS`, 3 points: ``lr`` for the gradient methods, ``rho`` for the AM
+family, ``rho = nu`` for dlADMM) by its mean final accuracy on a validation split (20 % of the
+training images, :func:`~beyondsgd.reproduce.common.validation_split`; the tuning runs train on
+the other 80 %, the test split is never read), over the tuning seeds (2; 1 with ``--quick``) and
+the headline's iterations (mini-batch methods: TIAM's training time). The headline runs train on
+the whole training set at the chosen values and are scored on the test split.
+
 Evidence (:mod:`beyondsgd.bench.evidence`): every problem is run for >= 5 seeds (2 with
-``--quick``); the headline claims -- TIAM beats plain AM, beats the best full-batch gradient
-method at equal iterations, beats the best gradient method at TIAM's wall time -- are paired
-comparisons of final test accuracy over the seeds (delta = 1 point), Holm-corrected over every
-claim of the report, each printed with the rule that decided it; the tie-with-best verdict over
-all methods is reported too.  The "best gradient method" is chosen by its mean on the same seeds
-(a selection that favours the baseline).
+``--quick``); the headline claims -- TIAM beats plain AM, beats dlADMM, beats the best (tuned)
+full-batch gradient method at equal iterations, beats the best (tuned) gradient method at TIAM's
+wall time -- are paired comparisons of final test accuracy over the seeds (delta = 1 point),
+Holm-corrected over every claim of the report, each printed with the rule that decided it; the
+tie-with-best verdict over all methods is reported too.  The "best gradient method" is chosen
+among the tuned ones by its mean on the same seeds (a selection that favours the baseline).
+
+Budget: ``benchmarks/tiam_budget.py --dataset fashion-mnist`` times one tuning seed (21 cells on the
+8 000-image split: 215 s) and one headline seed (7 methods on 10 000 images: 122 s) on the shared
+2-core machine (one thread, load average ~4) and estimates the full ``--dataset fashion-mnist`` run
+(2 tuning seeds, 5 headline seeds, 50 iterations) at 1040 s, about 17 min (under 45 min with a 2x
+margin for load). dlADMM is the most expensive method (~28 s of training per run vs 6-8 s for TIAM).
 
 Sizes: ``--quick`` (digits), the default (real Fashion-MNIST, first 10 000 training images, and
 mnist5k), ``--dataset NAME`` for one dataset, and ``--preset paper`` (full Fashion-MNIST and MNIST,
 the 3x100 MLP and the AM papers' 784-1000-1000-10, 100 iterations; for a GPU, not run here).
 
-Outputs: ``results.csv`` (every logged point), ``summary.csv``, per
+Outputs: ``results.csv`` (every logged point), ``summary.csv``, ``tuning.csv`` (every tuning cell), per
 dataset/activation plots of test accuracy against iteration and against
-training time, and ``report.md`` with the verdict computed from the numbers.
+training time, and ``report.md`` with the grids, the validation scores, the chosen settings and the
+verdict computed from the numbers.
 """
 
 from __future__ import annotations
@@ -264,6 +280,46 @@ def choose(cells: list[dict[str, Any]]) -> dict[str, float]:
     return chosen
 
 
+def headline_seed(
+    ctx: ReproduceContext,
+    p: Plan,
+    data: Any,
+    act: str,
+    widths: tuple[int, ...],
+    seed: int,
+    chosen: dict[str, float],
+    problem: dict[str, list[RunResult]],
+) -> None:
+    """One seed of the headline comparison at the tuned settings; appends each method's run to ``problem``.
+
+    Args:
+        ctx, p, act, widths: as for :func:`tune`.
+        data: the dataset (whole training set; scored on its test split).
+        seed: the seed.
+        chosen: the tuned value of every method's knob (:func:`choose`).
+        problem: method -> runs so far (updated in place).
+    """
+    for name in p.am_variants:
+        alg, hp = _am_experiment(name, chosen["tiam"] if name != "am" else chosen["am"])
+        problem.setdefault(name, []).append(_run(name, alg, hp, data, act, seed, ctx, p.iterations, "full", widths))
+    if p.mini_batch_am:
+        problem.setdefault("tiam_mb512", []).append(
+            _run("tiam_mb512", "tiam", {"rho": chosen["tiam"]}, data, act, seed, ctx, p.iterations, 512, widths)
+        )
+    for label in ("dladmm", *FULL_BATCH):
+        hp = _setting(label, chosen[label])
+        problem.setdefault(label, []).append(
+            _run(label, _registry_name(label), hp, data, act, seed, ctx, p.iterations, "full", widths)
+        )
+    # Mini-batch methods get TIAM's training wall time: time one epoch, size the budget.
+    tiam_time = problem["tiam"][-1].history[-1]["time_s"]
+    for label, alg in MINI_BATCH.items():
+        hp = _setting(label, chosen[label])
+        probe = _run(label, alg, hp, data, act, seed, ctx, 1, MB_SIZE, widths)
+        epochs = max(1, math.ceil(tiam_time / max(probe.history[-1]["time_s"], 1e-6)))
+        problem.setdefault(label, []).append(_run(label, alg, hp, data, act, seed, ctx, epochs, MB_SIZE, widths))
+
+
 def _validation_rows(data: Any) -> int:
     return max(1, round(VAL_FRACTION * int(data.X_train.shape[0])))
 
@@ -295,40 +351,7 @@ def run(ctx: ReproduceContext) -> Path:
             write_csv(ctx.out / "tuning.csv", tuning, TUNING_COLUMNS)
             problem: dict[str, list[RunResult]] = {}
             for seed in p.seeds:
-                for name in p.am_variants:
-                    alg, hp = _am_experiment(name, chosen["tiam"] if name != "am" else chosen["am"])
-                    problem.setdefault(name, []).append(
-                        _run(name, alg, hp, data, act, seed, ctx, p.iterations, "full", widths)
-                    )
-                if p.mini_batch_am:
-                    problem.setdefault("tiam_mb512", []).append(
-                        _run(
-                            "tiam_mb512",
-                            "tiam",
-                            {"rho": chosen["tiam"]},
-                            data,
-                            act,
-                            seed,
-                            ctx,
-                            p.iterations,
-                            512,
-                            widths,
-                        )  # fmt: skip
-                    )
-                for label in ("dladmm", *FULL_BATCH):
-                    hp = _setting(label, chosen[label])
-                    problem.setdefault(label, []).append(
-                        _run(label, _registry_name(label), hp, data, act, seed, ctx, p.iterations, "full", widths)
-                    )
-                # Mini-batch methods get TIAM's training wall time: time one epoch, size the budget.
-                tiam_time = problem["tiam"][-1].history[-1]["time_s"]
-                for label, alg in MINI_BATCH.items():
-                    hp = _setting(label, chosen[label])
-                    probe = _run(label, alg, hp, data, act, seed, ctx, 1, MB_SIZE, widths)
-                    epochs = max(1, math.ceil(tiam_time / max(probe.history[-1]["time_s"], 1e-6)))
-                    problem.setdefault(label, []).append(
-                        _run(label, alg, hp, data, act, seed, ctx, epochs, MB_SIZE, widths)
-                    )
+                headline_seed(ctx, p, data, act, widths, seed, chosen, problem)
             summary += _summarize(ds + wtag, act, problem, chosen)
             claims[(ds + wtag, act)] = _claims(problem)
             tag = f"{ds}{wtag}_{act}"
