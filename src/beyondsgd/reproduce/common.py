@@ -3,7 +3,8 @@
 Each paper's module (``momentum``, ``multiplicative``, ``dsgd``, ``tiam``) builds its
 report body; :func:`write_report` adds the same header to all of them (how to
 rerun it, the machine, the wall time) and writes it atomically, so every report
-says in one place how its numbers were made.
+says in one place how its numbers were made. :func:`validation_split` carves the validation
+split that the reproductions tune on out of the training set (``multiplicative``, ``tiam``).
 """
 
 from __future__ import annotations

@@ -693,6 +693,9 @@ def _report(ctx, p: Plan, summary, plots, notes, elapsed: float, claims=None, tu
 
 register_reproduction(
     Reproduction(
-        "tiam", run, "TIAM vs plain AM, inertia ablations, GD/Adam (3x100 MLP, ReLU and leaky ReLU)", checkpoints=True
+        "tiam",
+        run,
+        "TIAM vs plain AM, dlADMM, inertia ablations, GD/Adam, each tuned on a validation split (3x100 MLP)",
+        checkpoints=True,
     )
 )
