@@ -59,12 +59,13 @@ def test_reproduce_tiam_quick_writes_report(tmp_path):
     text = report.read_text()
     assert "## Verdict" in text and "digits / relu" in text
     assert "TIAM vs plain AM" in text and "TIAM beats plain AM (equal iterations)" in text
+    assert "TIAM beats dlADMM (equal iterations)" in text and "## Tuning (validation split" in text
     # every verdict word comes from bench.evidence, printed next to its rule
     from beyondsgd.bench import evidence as ev
 
     assert "Verdict rule (beyondsgd.bench.evidence)" in text and ev.TIE_RULE in text
     assert any(f"**{w}**" in text for w in ev.VERDICTS)
-    for f in ("results.csv", "summary.csv", "digits_relu_iteration.png", "digits_relu_time.png"):
+    for f in ("results.csv", "summary.csv", "tuning.csv", "digits_relu_iteration.png", "digits_relu_time.png"):
         assert (tmp_path / f).stat().st_size > 0
     rows = (tmp_path / "summary.csv").read_text().splitlines()
     assert any(r.split(",")[2] == "tiam" for r in rows[1:])

@@ -36,6 +36,7 @@ def test_claims_are_paired_over_seeds():
     problem = {
         "tiam": [_Fake([0.5, 0.90 + 0.001 * s]) for s in range(5)],
         "am": [_Fake([0.5, 0.80 + 0.002 * s]) for s in range(5)],
+        "dladmm": [_Fake([0.5, 0.70 + 0.003 * s]) for s in range(5)],
         "gd": [_Fake([0.5, 0.85]) for s in range(5)],
         "adam_full": [_Fake([0.5, 0.95 - 0.001 * s]) for s in range(5)],
     }
@@ -43,3 +44,5 @@ def test_claims_are_paired_over_seeds():
     d = cl["diffs"]["TIAM beats plain AM (equal iterations)"]
     assert d.n == 5 and math.isclose(d.mean, 0.1 - 0.001 * 2, rel_tol=1e-9)
     assert any("adam_full" in k for k in cl["diffs"]) and cl["ties"].best == "adam_full"
+    dl = cl["diffs"]["TIAM beats dlADMM (equal iterations)"]
+    assert dl.n == 5 and math.isclose(dl.mean, 0.2 - 0.002 * 2, rel_tol=1e-9)

@@ -3,7 +3,8 @@
 Each paper's module (``momentum``, ``multiplicative``, ``dsgd``, ``tiam``) builds its
 report body; :func:`write_report` adds the same header to all of them (how to
 rerun it, the machine, the wall time) and writes it atomically, so every report
-says in one place how its numbers were made.
+says in one place how its numbers were made. :func:`validation_split` carves the validation
+split that the reproductions tune on out of the training set (``multiplicative``, ``tiam``).
 """
 
 from __future__ import annotations
@@ -192,3 +193,43 @@ def write_report(
     if started is not None:
         made.append(f"- wall time: {time.perf_counter() - started:.0f} s")
     return write_atomic(Path(out) / "report.md", "\n".join([*lines, *made]) + "\n")
+
+
+def validation_split(data: Any, n_val: int, seed: int = 0, n_train: int | None = None) -> tuple[Any, Any]:
+    """Split the *training* set into (tuning data, fitting data) without touching the test split.
+
+    Args:
+        data: a :class:`beyondsgd.data.Dataset`; only ``X_train``/``y_train`` (and its metadata) are read.
+        n_val: training samples held out (seeded permutation) as the validation split.
+        seed: seeds the permutation.
+        n_train: use only this many training samples (the first of the permutation; ``None``: all).
+
+    Returns:
+        ``(tune, fit_train)``: two :class:`beyondsgd.data.Dataset` with the same training samples; ``tune``
+        has the held-out samples as its "test" split (what every grid run evaluates on), ``fit_train`` is
+        ``(X_fit, y_fit)`` to be paired with the real test split by the headline runs only.
+
+    Raises:
+        ValueError: ``n_val`` not in [1, n_train - 1].
+    """
+    from beyondsgd.data import Dataset
+
+    X, y = data.X_train, data.y_train
+    n = int(X.shape[0])
+    if not (isinstance(n_val, int) and 1 <= n_val < n):
+        raise ValueError(f"invalid n_val={n_val!r}: expected an integer in [1, {n - 1}] (the training set has {n})")
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    if n_train is not None:
+        if not (isinstance(n_train, int) and n_val < n_train):
+            raise ValueError(f"invalid n_train={n_train!r}: expected an integer > n_val={n_val}")
+        perm = perm[:n_train]
+    val, fit = perm[:n_val], perm[n_val:]
+    meta = {
+        "name": data.name,
+        "input_shape": data.input_shape,
+        "num_classes": data.num_classes,
+        "task": data.task,
+        "source": data.source,
+    }
+    tune = Dataset(X_train=X[fit], y_train=y[fit], X_test=X[val], y_test=y[val], **meta)
+    return tune, (X[fit], y[fit], meta)

@@ -51,7 +51,13 @@ from beyondsgd.bench.runner import Experiment
 from beyondsgd.data import load_dataset
 from beyondsgd.optim import get_spec
 from beyondsgd.optim.multiplicative import RuleAdagrad, RuleAdam, RuleRMSprop, RuleSGD
-from beyondsgd.reproduce.common import ReproduceContext, Reproduction, register_reproduction, write_report
+from beyondsgd.reproduce.common import (
+    ReproduceContext,
+    Reproduction,
+    register_reproduction,
+    validation_split,
+    write_report,
+)
 
 BASES = {"sgd": RuleSGD, "adam": RuleAdam, "rmsprop": RuleRMSprop, "adagrad": RuleAdagrad}
 RULES = ("A", "M", "H")
@@ -261,46 +267,6 @@ def study_plan(quick: bool, preset: str = "default") -> StudyPlan:
         init_scales=(0.1, 0.3, 1.0, 3.0, 10.0),
         headline_epochs=10,
     )
-
-
-def validation_split(data: Any, n_val: int, seed: int = 0, n_train: int | None = None) -> tuple[Any, Any]:
-    """Split the *training* set into (tuning data, fitting data) without touching the test split.
-
-    Args:
-        data: a :class:`beyondsgd.data.Dataset`; only ``X_train``/``y_train`` (and its metadata) are read.
-        n_val: training samples held out (seeded permutation) as the validation split.
-        seed: seeds the permutation.
-        n_train: use only this many training samples (the first of the permutation; ``None``: all).
-
-    Returns:
-        ``(tune, fit_train)``: two :class:`beyondsgd.data.Dataset` with the same training samples; ``tune``
-        has the held-out samples as its "test" split (what every grid run evaluates on), ``fit_train`` is
-        ``(X_fit, y_fit)`` to be paired with the real test split by the headline runs only.
-
-    Raises:
-        ValueError: ``n_val`` not in [1, n_train - 1].
-    """
-    from beyondsgd.data import Dataset
-
-    X, y = data.X_train, data.y_train
-    n = int(X.shape[0])
-    if not (isinstance(n_val, int) and 1 <= n_val < n):
-        raise ValueError(f"invalid n_val={n_val!r}: expected an integer in [1, {n - 1}] (the training set has {n})")
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    if n_train is not None:
-        if not (isinstance(n_train, int) and n_val < n_train):
-            raise ValueError(f"invalid n_train={n_train!r}: expected an integer > n_val={n_val}")
-        perm = perm[:n_train]
-    val, fit = perm[:n_val], perm[n_val:]
-    meta = {
-        "name": data.name,
-        "input_shape": data.input_shape,
-        "num_classes": data.num_classes,
-        "task": data.task,
-        "source": data.source,
-    }
-    tune = Dataset(X_train=X[fit], y_train=y[fit], X_test=X[val], y_test=y[val], **meta)
-    return tune, (X[fit], y[fit], meta)
 
 
 def _cells(base: str, plan: StudyPlan) -> list[tuple[str, float, float | None]]:
