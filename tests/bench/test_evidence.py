@@ -155,3 +155,18 @@ def test_verdict_table_prints_every_verdict_with_its_rule():
     vs = ev.verdicts_holm({"a beats b": ev.paired_difference([x + 0.001 * i for i, x in enumerate(a)], b)}, 0.01)
     text = "\n".join(ev.verdict_table(vs))
     assert "a beats b" in text and "**holds**" in text and ev.VERDICT_RULE in text and "Combined" in text
+
+
+def test_identical_differences_use_the_exact_sign_test_not_p_zero():
+    """Accuracies on a finite test set often differ by the same count on every seed: the t-test is then
+    undefined (sd 0), and a p of 0 made two seeds look decisive. The sign test gives 2 * 2^-n."""
+    exact = ev.paired_difference([1.0, 2.0], [0.0, 1.0])
+    assert exact.std == 0.0 and exact.p_value == 0.5 and exact.d_z == math.inf
+    assert ev.paired_difference([1.0] * 6, [0.0] * 6).p_value == pytest.approx(2 * 0.5**6)
+    assert ev.paired_difference([1.0] * 6, [1.0] * 6).p_value == 1.0
+    # With n = 5 the sign test cannot reach 0.05 (0.0625): a constant +2 points is then not significant, and
+    # its zero-width interval lies above delta, so the verdict is inconclusive rather than "holds".
+    v = ev.verdict(ev.paired_difference([0.52] * 5, [0.50] * 5), delta=0.01)
+    assert v.word == "inconclusive"
+    v = ev.verdict(ev.paired_difference([0.52] * 7, [0.50] * 7), delta=0.01)
+    assert v.word == "holds"

@@ -250,7 +250,8 @@ class PairedDifference:
         std: sample std of d.
         n: number of pairs.
         ci_low, ci_high: two-sided t-interval of mean(d) at ``level`` (NaN for n < 2).
-        p_value: two-sided paired t-test of mean(d) = 0 (NaN for n < 2).
+        p_value: two-sided paired t-test of mean(d) = 0 (NaN for n < 2); when every pair differs by the
+            same non-zero amount, the exact two-sided sign test ``2 * 2^-n``.
         d_z: Cohen's d_z = mean(d) / std(d) (inf-signed when std = 0 and mean != 0, NaN for n < 2).
         level: confidence level.
     """
@@ -311,7 +312,10 @@ def paired_difference(a: Sequence[float | None], b: Sequence[float | None], leve
     if s.n < 2:
         return PairedDifference(s.mean, s.std, s.n, math.nan, math.nan, math.nan, math.nan, level)
     if s.std == 0.0:
-        p = 1.0 if s.mean == 0.0 else 0.0
+        # Every pair differs by the same amount (common with accuracies on a finite test set). The
+        # t statistic is undefined; the exact sign test is not: all n signs agree with probability
+        # 2 * 2^-n under no effect (n = 2: 0.5, not the p = 0 a degenerate t-test would claim).
+        p = 1.0 if s.mean == 0.0 else min(1.0, 2.0 * 0.5**s.n)
         dz = 0.0 if s.mean == 0.0 else math.copysign(math.inf, s.mean)
     else:
         from scipy import stats as _st
