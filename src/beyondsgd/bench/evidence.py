@@ -48,6 +48,7 @@ def verdict_rule(min_seeds: int = 5, alpha: float = 0.05) -> str:
         "Verdict rule (beyondsgd.bench.evidence): the claim is 'A beats B by at least delta' "
         "(delta = the smallest difference that matters, stated with the claim). With d = A - B per seed "
         "(paired: same seeds, same data order; sign flipped when lower is better), a two-sided paired t-test "
+        "(the exact sign test, p = 2 * 2^-n, when every d is the same non-zero value) "
         f"(p Holm-adjusted when several claims are tested together) and the {1 - alpha:.0%} t-interval [lo, hi] "
         f"of mean(d): n < {min_seeds} seeds -> inconclusive (too few seeds); "
         f"p < {alpha:g} and mean(d) >= delta > 0 -> holds; "
