@@ -194,10 +194,18 @@ def test_sigterm_writes_a_partial_report_and_report_dir_rebuilds_it(tmp_path, mo
 def test_sigint_mid_compare_then_rerun_completes_only_the_missing_runs(tmp_path):
     out = tmp_path / "o"
     cmd = [sys.executable, "-m", "beyondsgd", "compare", "--algorithms", "sgd,adam", "--seeds", "2"]
-    # 200 epochs (about a second per run here): long enough that SIGINT lands mid-comparison on a loaded machine.
-    cmd += ["--epochs", "200", "--n-train", "300", "--out", str(out), "--no-progress", "--model-option", "widths=(32,)"]
+    cmd += ["--epochs", "40", "--n-train", "300", "--out", str(out), "--no-progress", "--model-option", "widths=(32,)"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A shell's background job (nohup ... &) starts with SIGINT ignored, and exec keeps that: the child
+    # would never see the signal. Give it the default disposition, as a terminal's Ctrl-C would find.
+    proc = subprocess.Popen(
+        cmd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     deadline = time.monotonic() + 120
     while not list((out / "runs").glob("*.json")) if (out / "runs").is_dir() else True:
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
