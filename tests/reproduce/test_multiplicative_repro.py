@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from beyondsgd.bench import problems
-from beyondsgd.data import Dataset
 from beyondsgd.reproduce import ReproduceContext, get_reproduction
 from beyondsgd.reproduce import multiplicative as repro
 
@@ -164,32 +163,8 @@ def test_grids_span_the_requested_decades_with_two_points_per_decade():
     assert sum(c[0] == "M" for c in cells) == len(default.eta_outs) * 3
 
 
-class _GuardedDataset(Dataset):
-    """A Dataset whose test tensors raise while ``armed``."""
-
-    armed = False
-
-    def __getattribute__(self, name):
-        if name in ("X_test", "y_test") and object.__getattribute__(self, "armed"):
-            raise AssertionError(f"the test split ({name}) was read during tuning")
-        return object.__getattribute__(self, name)
-
-
-def test_tuning_never_reads_the_test_split(tmp_path, monkeypatch):
-    from beyondsgd.data import load_dataset
-
-    d = load_dataset("digits")
-    data = _GuardedDataset(
-        name=d.name,
-        X_train=d.X_train,
-        y_train=d.y_train,
-        X_test=d.X_test,
-        y_test=d.y_test,
-        input_shape=d.input_shape,
-        num_classes=d.num_classes,
-        task=d.task,
-        source=d.source,
-    )
+def test_tuning_never_reads_the_test_split(tmp_path, monkeypatch, guarded_digits):
+    data = guarded_digits
     plan = _tiny_plan(models=(("mlp", {"widths": (8,)}),), grid_seeds=2)
     phases = []
     real_headline = repro._headline_phase

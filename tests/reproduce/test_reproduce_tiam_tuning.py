@@ -6,36 +6,10 @@ import math
 import pytest
 import torch
 
-from beyondsgd.data import Dataset, load_dataset
+from beyondsgd.data import load_dataset
 from beyondsgd.reproduce import ReproduceContext
 from beyondsgd.reproduce import tiam as repro
 from beyondsgd.reproduce.common import validation_split
-
-
-class _GuardedDataset(Dataset):
-    """A dataset whose test split may not be read while ``armed``."""
-
-    armed = False
-
-    def __getattribute__(self, name):
-        if name in ("X_test", "y_test") and object.__getattribute__(self, "armed"):
-            raise AssertionError(f"the test split ({name}) was read during tuning")
-        return object.__getattribute__(self, name)
-
-
-def _guarded_digits() -> _GuardedDataset:
-    d = load_dataset("digits")
-    return _GuardedDataset(
-        name=d.name,
-        X_train=d.X_train,
-        y_train=d.y_train,
-        X_test=d.X_test,
-        y_test=d.y_test,
-        input_shape=d.input_shape,
-        num_classes=d.num_classes,
-        task=d.task,
-        source=d.source,
-    )
 
 
 def _tiny_plan(quick, ctx=None):
@@ -86,9 +60,9 @@ def test_grids_have_equal_size_for_every_method():
     assert set(repro.TUNE_GRIDS) == {"tiam", "am", "dladmm", *repro.GRADIENT}
 
 
-def test_tuning_never_reads_test_and_the_report_lists_grids_and_choices(tmp_path, monkeypatch):
+def test_tuning_never_reads_test_and_the_report_lists_grids_and_choices(tmp_path, monkeypatch, guarded_digits):
     torch.set_num_threads(1)
-    data = _guarded_digits()
+    data = guarded_digits
     object.__setattr__(data, "armed", True)
     monkeypatch.setattr(repro, "plan", _tiny_plan)
     monkeypatch.setattr(repro, "_load", lambda *a, **k: data)
