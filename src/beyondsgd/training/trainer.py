@@ -144,20 +144,19 @@ class GradientTrainer(Trainer):
         xb, yb = (self.X, self.y) if indices is None else (self.X[indices], self.y[indices])
         self.model.train()
 
+        def forward() -> torch.Tensor:
+            return self.loss_fn(self.model(xb), yb)
+
         def closure() -> torch.Tensor:
             self.optimizer.zero_grad(set_to_none=True)
-            loss = self.loss_fn(self.model(xb), yb)
+            loss = forward()
             if torch.is_grad_enabled():
                 loss.backward()
             return loss
 
-        if self._takes_loss_closure:
-            # DSGD's decrease check after the step needs the loss only: a forward pass, no backward.
-            def forward_only() -> torch.Tensor:
-                return self.loss_fn(self.model(xb), yb)
-
-            return step_with_closure(self.optimizer, closure, loss_closure=forward_only).detach()
-        return step_with_closure(self.optimizer, closure).detach()
+        # DSGD's decrease check after the step needs the loss only: the forward pass, no backward.
+        extra = {"loss_closure": forward} if self._takes_loss_closure else {}
+        return step_with_closure(self.optimizer, closure, **extra).detach()
 
     def _distributed_step(self, indices: torch.Tensor | None) -> torch.Tensor:
         n = self.X.shape[0]
