@@ -1,16 +1,18 @@
 """DSGD step cost against ``torch.optim.SGD`` on the same model, batch and machine, in one run.
 
-Each optimizer takes ``--steps`` steps with a closure (forward + backward included, as in
-training) on an MLP; the table gives milliseconds per step and the ratio to SGD. The
+Each optimizer takes steps with a closure (forward + backward included, as in training) on an
+MLP, the optimizers taking turns round by round; the table gives the median milliseconds per
+step and the ratio to SGD. The
 "loss-only" rows also pass ``loss_closure`` (a forward pass), which the adaptive mode's
 decrease check calls instead of the closure.
 
-    PYTHONPATH=src python benchmarks/dsgd_step.py [--widths 256,256] [--batch 128] [--steps 100] [--device cpu]
+    PYTHONPATH=src python benchmarks/dsgd_step.py [--widths 256,256] [--batch 128] [--steps 20] [--rounds 15] [--device cpu]
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 
 import torch
@@ -20,11 +22,11 @@ from beyondsgd.models import create_model
 from beyondsgd.optim import DSGD, input_bound, layer_groups
 
 
-def _time(make_opt, activation: str, args, X, y, loss_only: bool = False) -> float:
+def _stepper(make_opt, activation: str, args, X, y, loss_only: bool = False):
+    """One optimizer step with its closure (forward + backward) on its own copy of the MLP."""
     torch.manual_seed(0)
     net = create_model("mlp", (X.shape[1],), 10, widths=args.widths, activation=activation).to(X.device)
     opt = make_opt(net)
-    sync = torch.cuda.synchronize if X.device.type == "cuda" else (lambda: None)
 
     def closure():
         opt.zero_grad(set_to_none=True)
@@ -35,18 +37,28 @@ def _time(make_opt, activation: str, args, X, y, loss_only: bool = False) -> flo
     def forward_only():
         return F.cross_entropy(net(X), y)
 
-    step = (lambda: opt.step(closure, loss_closure=forward_only)) if loss_only else (lambda: opt.step(closure))
-    for _ in range(5):  # warm-up
-        step()
-    best = float("inf")
-    for _ in range(3):  # best of 3 repeats: the machine is shared
-        sync()
-        start = time.perf_counter()
-        for _ in range(args.steps):
+    if loss_only:
+        return lambda: opt.step(closure, loss_closure=forward_only)
+    return lambda: opt.step(closure)
+
+
+def _time_interleaved(steppers: dict, args, device: torch.device) -> dict[str, float]:
+    """Median milliseconds per step over ``--rounds`` rounds of ``--steps`` steps, the optimizers
+    taking turns round by round (SGD, DSGD, ..., SGD, DSGD, ...) so that all see the same load."""
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    for step in steppers.values():  # warm-up
+        for _ in range(5):
             step()
-        sync()
-        best = min(best, (time.perf_counter() - start) / args.steps)
-    return 1000 * best
+    times: dict[str, list[float]] = {name: [] for name in steppers}
+    for _ in range(args.rounds):
+        for name, step in steppers.items():
+            sync()
+            start = time.perf_counter()
+            for _ in range(args.steps):
+                step()
+            sync()
+            times[name].append((time.perf_counter() - start) / args.steps)
+    return {name: 1000 * statistics.median(v) for name, v in times.items()}
 
 
 def main() -> None:
@@ -54,7 +66,8 @@ def main() -> None:
     parser.add_argument("--widths", default="256,256")
     parser.add_argument("--inputs", type=int, default=784)
     parser.add_argument("--batch", type=int, default=128)
-    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--steps", type=int, default=20, help="steps per round")
+    parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     args = parser.parse_args()
@@ -96,13 +109,12 @@ def main() -> None:
         f"MLP {args.inputs}-{'-'.join(map(str, args.widths))}-10, batch {args.batch}, "
         f"{args.threads} thread(s), device {device}, torch {torch.__version__}"
     )
+    ms = _time_interleaved({name: _stepper(make, act, args, X, y, *lo) for name, act, make, *lo in cases}, args, device)
+    print(f"median over {args.rounds} interleaved rounds of {args.steps} steps")
     print(f"{'optimizer':<34} {'ms/step':>8} {'x SGD':>7}")
-    base = {}
-    for name, act, make, *loss_only in cases:
-        ms = _time(make, act, args, X, y, *loss_only)
-        if name.startswith("sgd"):
-            base[act] = ms
-        print(f"{name:<34} {ms:>8.3f} {ms / base[act]:>7.2f}", flush=True)
+    base = {act: ms[name] for name, act, *_ in cases if name.startswith("sgd")}
+    for name, act, *_ in cases:
+        print(f"{name:<34} {ms[name]:>8.3f} {ms[name] / base[act]:>7.2f}")
 
 
 if __name__ == "__main__":

@@ -265,6 +265,31 @@ def test_adaptive_mode_accepts_only_sufficient_decrease_on_relu(digits):
     assert float(closure().detach()) < 0.5 * first
 
 
+def test_backtracking_is_the_same_whether_the_closure_zeroes_grads_in_place_or_drops_them(digits):
+    # The Frobenius step uses the .grad tensors as its direction; a closure that runs again for the
+    # decrease check and zeroes them in place (set_to_none=False) must not change the retried steps.
+    X, y = digits
+    runs = []
+    for set_to_none in (True, False):
+        net = _net("relu", widths=(32, 32))
+        opt = DSGD(layer_groups(net), mode="adaptive", norm="frobenius", lipschitz_init=1e-3)
+
+        def closure():
+            opt.zero_grad(set_to_none=set_to_none)
+            loss = F.cross_entropy(net(X), y)
+            loss.backward()
+            return loss
+
+        backtracks = 0
+        for _ in range(10):
+            opt.step(closure)
+            backtracks += opt.last_step["backtracks"]
+        runs.append(([p.detach().clone() for p in net.parameters()], backtracks))
+    (p0, b0), (p1, b1) = runs
+    assert b0 == b1 > 0
+    assert all(torch.equal(a, b) for a, b in zip(p0, p1))
+
+
 def test_step_size_is_lr_over_kappa_times_dual_map(digits):
     X, y = digits
     net = _net("tanh")

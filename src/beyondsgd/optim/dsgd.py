@@ -140,15 +140,16 @@ def layer_groups(model: nn.Module) -> list[dict[str, Any]]:
     return groups
 
 
-def _all_finite(grads: list[list[torch.Tensor]]) -> bool:
-    """Whether every gradient entry is finite: one fused norm per tensor, one host sync.
+def _tensor_norms(grads: list[list[torch.Tensor]]) -> list[float]:
+    """The Frobenius norm of every gradient tensor, layer by layer (one fused call, one host sync).
 
-    A NaN or an infinity makes its tensor's norm NaN or infinite; so does a finite gradient whose
-    norm overflows, and no step can be scored from that one either. (Elementwise ``isfinite``
-    costs four passes per tensor; this is one.)
+    They serve twice: a NaN or an infinity makes its tensor's norm NaN or infinite (so does a
+    finite gradient whose norm overflows, and no step can be scored from that one either), and a
+    Frobenius layer's dual norm is the root of the sum of its tensors' squared norms. (Elementwise
+    ``isfinite`` costs four passes per tensor; this is one.)
     """
     flat = [t for layer in grads for t in layer]
-    return bool(torch.stack(torch._foreach_norm(flat)).isfinite().all()) if flat else True
+    return torch.stack(torch._foreach_norm(flat)).tolist() if flat else []
 
 
 def _check_layer_group(index: int, group: dict[str, Any]) -> None:
@@ -367,17 +368,25 @@ class DSGD(torch.optim.Optimizer):
             out.append([gr.neg() for gr in grads] if sign < 0 else grads)
         return out
 
-    def _dual_norms_sq(self, grads: list[list[torch.Tensor]]) -> torch.Tensor:
-        """``|||g_i|||_*^2`` of every layer (each in its group's base norm) as one tensor."""
+    def _dual_norms_sq(self, grads: list[list[torch.Tensor]], norms: list[float] | None = None) -> list[float]:
+        """``|||g_i|||_*^2`` of every layer (each in its group's base norm).
+
+        A Frobenius layer's is the sum of its tensors' squared norms (``norms``, from
+        :func:`_tensor_norms`, computed here if not given): the norm of ``[W | b]`` without
+        forming it. A spectral layer's is the squared nuclear norm of ``[W | b]``.
+        """
         names = [g["norm"] for g in self.param_groups]
-        if all(n == "frobenius" for n in names) and self._use_foreach():
-            # Multi-tensor path: one fused norm over every tensor, then per-layer sums of squares.
-            flat = [t for layer in grads for t in layer]
-            sq = torch.stack(torch._foreach_norm(flat)).square()
-            owner = torch.tensor([i for i, layer in enumerate(grads) for _ in layer], device=sq.device)
-            return torch.zeros(len(grads), dtype=sq.dtype, device=sq.device).index_add_(0, owner, sq)
-        # Reference path: one layer at a time.
-        return torch.stack([BASE_NORMS[n].dual_norm(layer_matrix(layer)).square() for n, layer in zip(names, grads)])
+        if norms is None and "frobenius" in names:
+            norms = _tensor_norms(grads)
+        out, start = [], 0
+        for name, layer in zip(names, grads):
+            if name == "frobenius":
+                assert norms is not None
+                out.append(math.fsum(n * n for n in norms[start : start + len(layer)]))
+            else:
+                out.append(float(BASE_NORMS[name].dual_norm(layer_matrix(layer))) ** 2)
+            start += len(layer)
+        return out
 
     def _op_norms(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Operator norms of every layer, recomputed only for layers whose tensors changed.
@@ -440,7 +449,10 @@ class DSGD(torch.optim.Optimizer):
 
         ``2 * layer_scores().max()`` is the stationarity measure ``max_i |||D_i f|||_*^2 / kappa_i``.
         """
-        return self._dual_norms_sq(self._grads()) / (2.0 * self._kappas())
+        kappas = self._kappas()
+        return torch.tensor(self._dual_norms_sq(self._grads()), dtype=kappas.dtype, device=kappas.device) / (
+            2.0 * kappas
+        )
 
     # ------------------------------------------------------------------ the step
 
@@ -495,7 +507,8 @@ class DSGD(torch.optim.Optimizer):
                 }
                 return loss
         grads = self._grads()
-        if not _all_finite(grads + (score_grads if score_closure is not None else [])):
+        norms = _tensor_norms(grads + (score_grads if score_closure is not None else []))
+        if not all(math.isfinite(n) for n in norms):
             # The run has diverged: no norm (and no SVD) of a NaN gradient exists. Leave the
             # parameters alone and report a NaN loss, so the caller records the divergence.
             self.last_step = {
@@ -508,22 +521,28 @@ class DSGD(torch.optim.Optimizer):
                 return None
             return torch.full_like(loss, math.nan) if isinstance(loss, torch.Tensor) else math.nan
         if score_closure is not None:
-            score_sq = self._dual_norms_sq(score_grads)
-        dual_sq = self._dual_norms_sq(grads)
+            score_sq = self._dual_norms_sq(score_grads, norms[sum(len(layer) for layer in grads) :])
+        dual_sq = self._dual_norms_sq(grads, norms[: sum(len(layer) for layer in grads)])
         if score_closure is None:
             score_sq = dual_sq
-        kappas = self._kappas()
-        scores = (score_sq / (2.0 * kappas)).tolist()
-        i = self._choose(scores)
+        # The per-layer numbers are Python floats (one host sync above): no small-tensor ops per step.
         st = self.state[_OWN]
-        st["prev_scores"] = (dual_sq / (2.0 * kappas)).tolist()
+        kappa_list = self._kappas().tolist() if opts["mode"] == "bound" else list(st["kappa"])
+        prev = [q / (2.0 * k) for q, k in zip(dual_sq, kappa_list)]
+        scores = prev if score_closure is None else [q / (2.0 * k) for q, k in zip(score_sq, kappa_list)]
+        i = self._choose(scores)
+        st["prev_scores"] = prev
 
         group = self.param_groups[i]
         norm = BASE_NORMS[group["norm"]]
         params, eta = group["params"], float(group["lr"])
-        direction = split_layer_matrix(norm.dual_map(layer_matrix(grads[i])), params)
-        g_sq = float(dual_sq[i])
-        kappa = float(kappas[i])
+        if group["norm"] == "frobenius":  # the duality map is the identity: no [W | b] to form and cut
+            # The .grad tensors themselves, unless a closure runs again below (it may zero them in place).
+            rerun = check and loss_closure is None
+            direction = [g.clone() for g in grads[i]] if rerun else grads[i]
+        else:
+            direction = split_layer_matrix(norm.dual_map(layer_matrix(grads[i])), params)
+        g_sq, kappa = dual_sq[i], kappa_list[i]
         f0 = None if loss is None else sign * _loss_value(loss)
         saved = [p.detach().clone() for p in params] if adaptive else None
         backtracks, realized = 0, None
@@ -563,14 +582,13 @@ class DSGD(torch.optim.Optimizer):
                     stacklevel=2,
                 )
         st["step"] += 1
-        all_sq = dual_sq / kappas
         self.last_step = {
             "step": st["step"],
             "layer": i,
             "scores": scores,
             "predicted_decrease": predicted,
             "kappa": kappa,
-            "stationarity": float(all_sq.max()),
+            "stationarity": max(q / k for q, k in zip(dual_sq, kappa_list)),
             "loss": f0,
             "realized_decrease": realized,
             "backtracks": backtracks,
