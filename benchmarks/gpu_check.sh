@@ -31,10 +31,10 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/gpu-check.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 case "$DEVICE" in
   cuda) BENCH_ARGS=${GPU_CHECK_BENCH_ARGS:---width 2048 --layers 10 --rounds 21}
-        DSGD_ARGS=${GPU_CHECK_DSGD_ARGS:---steps 50}
+        DSGD_ARGS=${GPU_CHECK_DSGD_ARGS:---steps 10 --rounds 10}
         COMPARE_ARGS=${GPU_CHECK_COMPARE_ARGS:---seeds 1 --epochs 3} ;;
   cpu)  BENCH_ARGS=${GPU_CHECK_BENCH_ARGS:---width 128 --layers 4 --rounds 5}
-        DSGD_ARGS=${GPU_CHECK_DSGD_ARGS:---steps 3 --widths 64,64}
+        DSGD_ARGS=${GPU_CHECK_DSGD_ARGS:---steps 3 --rounds 3 --widths 64,64}
         COMPARE_ARGS=${GPU_CHECK_COMPARE_ARGS:---seeds 1 --epochs 1 --n-train 300} ;;
   *) echo "gpu_check: GPU_CHECK_DEVICE must be cuda or cpu, got '$DEVICE'" >&2; exit 2 ;;
 esac

@@ -20,11 +20,11 @@ each input once and writes the new parameter and state in place.
 * ``hb`` in float32/float64 needs no generated code: its update is torch's own fused SGD kernel
   applied to the displacement (see :func:`step_momentum`).
 * Hyperparameters, step-dependent factors (bias corrections) and the momentum schedule are one
-  float64 tensor of scalars, so new values never recompile.
+  tensor of scalars (float64 for float64 parameters, else float32), so new values never recompile.
 
 No buffer is kept between steps and a step allocates only the small scalar tensor.  The
 arithmetic is the reference's, but not its rounding: inductor may fuse multiply-adds and uses
-its own ``tanh``/``exp`` (the CPU reference computes ``tanh`` as ``2 sigmoid(2x) - 1``), so the
+``exp2`` for ``tanh`` and ``exp`` (the CPU reference computes ``tanh`` as ``2 sigmoid(2x) - 1``), so the
 two paths agree to float rounding (tested at ``rtol 1e-5``), not bit for bit.  That, and the
 one-time compilation (seconds to a minute on a CPU), is why ``fused`` is off by default.
 CUDA is supported by the same code but was not tested (no GPU was available).
@@ -119,11 +119,20 @@ def _gradient(p: torch.Tensor, g: torch.Tensor, sc: torch.Tensor, wd: bool) -> t
     return g + p * sc[1] if wd else g
 
 
+#: ``-2 log2(e)``: ``exp(-2x) = exp2(-2 log2(e) x)``.
+_MINUS_TWO_LOG2E = -2.0 / math.log(2.0)
+
+
 def _tanh(x: torch.Tensor) -> torch.Tensor:
-    """``tanh`` as ``2 sigmoid(2x) - 1``, the reference path's CPU formula (see
-    :func:`~beyondsgd.optim.update_rules.tanh_`): inductor's vectorized ``tanh`` is several
-    times slower than its ``exp``."""
-    return 2.0 * torch.sigmoid(2.0 * x) - 1.0
+    """``tanh(x) = 2 / (1 + exp(-2x)) - 1`` with the exponential taken as ``exp2``.
+
+    Inductor's vectorized ``tanh`` is several times slower than its ``exp``, and its ``exp2`` is
+    faster again (measured on this CPU, 10M float32 entries: a whole M-rule step 8.0 ms with
+    ``exp``, 6.9 ms with ``exp2``, torch's fused SGD step 6.0 ms). The one extra rounding of the
+    argument changes ``tanh`` by a few float32 ulps at most: the result agrees with the reference
+    path (``2 sigmoid(2x) - 1``) to rounding.
+    """
+    return 2.0 / (1.0 + torch.exp2(x * _MINUS_TWO_LOG2E)) - 1.0
 
 
 def _rule_update(p: torch.Tensor, d: torch.Tensor, sc: torch.Tensor, bound: torch.Tensor, rule: tuple) -> torch.Tensor:
@@ -132,11 +141,13 @@ def _rule_update(p: torch.Tensor, d: torch.Tensor, sc: torch.Tensor, bound: torc
     if kind == "exp":
         x = d * sc[2]
         s = _tanh(x) if rule[1] == "tanh" else x.clamp(-rule[2], rule[2])
-        new = p * torch.exp(torch.sign(p) * s * sc[3])
+        # sign(p) s as a select (p = 0 stays 0 whatever the factor); sc[3] in log2 units (rule_scalars)
+        new = p * torch.exp2(torch.where(p >= 0, s, -s) * sc[3])
         if not rule[3]:
             return new
-        # sc[-1] = 0 in a frozen group (lr = 0): it does not move, clamp included
-        return torch.where(sc[-1] > 0, torch.minimum(torch.maximum(new, -bound), bound), new)
+        # sc[-1] is 0, or inf in a frozen group (lr = 0): there the bound is inf, so no clamp moves it
+        lim = torch.maximum(bound, sc[-1])
+        return torch.minimum(torch.maximum(new, -lim), lim)
     if kind == "additive":
         return p - d * sc[4]
     t = _tanh(d * sc[2])
@@ -157,11 +168,12 @@ def rule_key(rule_name: str, group: Mapping[str, Any]) -> tuple[Any, ...]:
 def rule_scalars(rule: tuple, args: Any, scale: float) -> tuple[float, float, float]:
     """``(eta_in, a, b)``: the multiplicative coefficient ``a`` and the additive ``b`` (both times ``scale``).
 
-    For the exp rule ``a = -eta_out * scale * ln(base)``; for M/H ``a = gamma * eta_out * scale``
+    For the exp rule ``a = -eta_out * scale * log2(base)`` (the kernel takes ``exp2``, so
+    ``2**(a u) = base**(-eta_out * scale * u)``); for M/H ``a = gamma * eta_out * scale``
     and ``b = (1 - gamma) * lr * scale`` (as :class:`~beyondsgd.optim.update_rules.HybridRule`).
     """
     if rule[0] == "exp":
-        return float(args.eta_in), -float(args.eta_out) * scale * math.log(args.exp_base), 0.0
+        return float(args.eta_in), -float(args.eta_out) * scale * math.log2(args.exp_base), 0.0
     gamma = {"additive": 0.0, "multiplicative": 1.0}.get(rule[0], float(args.gamma))
     return float(args.eta_in), gamma * float(args.eta_out) * scale, (1.0 - gamma) * float(args.lr) * scale
 
@@ -180,16 +192,18 @@ def _sgd_body(p, g, s, sc, bound, *, wd, momentum, nesterov, rule):
 
 def _adam_body(p, g, s, sc, bound, *, wd, amsgrad, rule):
     # s: exp_avg, exp_avg_sq[, max_exp_avg_sq]; sc: sign, wd, eta_in, a, b, 1 - beta1, beta2, 1 - beta2,
-    # sqrt(bc2), eps, dmul (1 / bc1 with bias_correction="inside", else 1)
+    # 1 / sqrt(bc2), eps, dmul (1 / bc1 with bias_correction="inside", else 1), beta1
     g = _gradient(p, g, sc, wd)
-    m_new = torch.lerp(s[0], g, sc[5])
+    # lerp(m, g, 1 - beta1) as beta1 m + (1 - beta1) g: the same value to rounding, without
+    # lerp's two-branch blend per entry (and exactly g for Madam's beta1 = 0).
+    m_new = s[0] * sc[11] + g * sc[5]
     v_new = s[1] * sc[6] + g * g * sc[7]
     s[0].copy_(m_new)
     s[1].copy_(v_new)
     if amsgrad:
         v_new = torch.maximum(s[2], v_new)
         s[2].copy_(v_new)
-    d = m_new / (torch.sqrt(v_new) / sc[8] + sc[9]) * sc[10]
+    d = m_new / (torch.sqrt(v_new) * sc[8] + sc[9]) * sc[10]
     p.copy_(_rule_update(p, d, sc, bound, rule))
 
 
@@ -235,6 +249,16 @@ def _statics(name: str, group: Mapping[str, Any], rule: tuple, wd: bool) -> dict
     return {"wd": wd, "rule": rule}
 
 
+def _scalar_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype of a kernel's scalars: float64 for float64 tensors, else float32.
+
+    The reference path's Python-number scalars enter float32 (and, computed in float32,
+    bfloat16/float16) arithmetic as float32 values, so float32 scalars are the same numbers, and
+    the generated loop then needs no float64-to-float32 conversion per vector.
+    """
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
 def step_rule_group(owner: str, direction: Any, group: Mapping[str, Any], params, grads, states, rule_name, args):
     """One fused step of a rule optimizer's param group (``params``/``grads`` real views, states initialized
     by the rule).  Tensors that are not contiguous are returned (the caller steps them on the reference path).
@@ -265,10 +289,10 @@ def step_rule_group(owner: str, direction: Any, group: Mapping[str, Any], params
             st = states[i]
             dir_scalars, scale = _direction_scalars(name, group, st)
             rs = rule_scalars(rule, args, scale)
-            rows.append((*base, *rs, *dir_scalars, 1.0 if rs[1] != 0.0 else 0.0))
+            rows.append((*base, *rs, *dir_scalars, 0.0 if rs[1] != 0.0 else math.inf))
             if rule[0] == "exp" and rule[3]:
                 bounds.append(st["max_abs"])
-        sc = torch.tensor(rows, dtype=torch.float64, device=device)
+        sc = torch.tensor(rows, dtype=_scalar_dtype(dtype), device=device)
         ps = [params[i] for i in idx]
         gs = [grads[i] for i in idx]
         ss = [_state_tensors(name, group, states[i]) for i in idx]
@@ -328,9 +352,8 @@ def _direction_scalars(name: str, group: Mapping[str, Any], st: State) -> tuple[
         beta1, beta2 = (float(b) for b in group["betas"])
         bc1, bc2_sqrt = 1.0 - beta1**t, (1.0 - beta2**t) ** 0.5
         inside = group["bias_correction"] == "inside"
-        return (1.0 - beta1, beta2, 1.0 - beta2, bc2_sqrt, float(group["eps"]), 1.0 / bc1 if inside else 1.0), (
-            1.0 if inside else 1.0 / bc1
-        )
+        scalars = (1.0 - beta1, beta2, 1.0 - beta2, 1.0 / bc2_sqrt, float(group["eps"]), 1.0 / bc1 if inside else 1.0)
+        return (*scalars, beta1), (1.0 if inside else 1.0 / bc1)
     if name == "rmsprop":
         alpha = float(group["alpha"])
         return (alpha, 1.0 - alpha, float(group["eps"]), float(group["momentum"])), 1.0
@@ -410,7 +433,7 @@ def step_momentum(
                 is_first_step=False,
             )
             continue
-        sc = torch.tensor([values] * len(idx), dtype=torch.float64, device=device)
+        sc = torch.tensor([values] * len(idx), dtype=_scalar_dtype(dtype), device=device)
         key = ("nag" if nesterov else "hb", wd, dtype, device.type, tuple(p.dim() for p in ps))
         run(owner, key, _many, {"body": _momentum_body, "statics": statics}, ps, gs, ds, sc, [])
     return left
