@@ -14,7 +14,7 @@ of buffers the generated code allocates (read from inductor's output code, compi
 that), besides the step's one small tensor of scalars.  Their compilation happens before the
 timing (the first step).
 
-    PYTHONPATH=src python benchmarks/bench_update_rules.py --threads 1 --width 448 --layers 10 --rounds 11
+    PYTHONPATH=src python benchmarks/bench_update_rules.py --threads 1 --width 1000 --layers 10 --rounds 21
 """
 
 from __future__ import annotations
@@ -161,7 +161,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=11)
-    ap.add_argument("--width", type=int, default=448, help="Linear(width, width) layers")
+    ap.add_argument("--width", type=int, default=1000, help="Linear(width, width) layers (1000: 10M parameters)")
     ap.add_argument("--layers", type=int, default=10)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--foreach", choices=("default", "true", "false"), default="default", help="our optimizers' path")

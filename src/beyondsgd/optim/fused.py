@@ -127,10 +127,9 @@ def _tanh(x: torch.Tensor) -> torch.Tensor:
     """``tanh(x) = 2 / (1 + exp(-2x)) - 1`` with the exponential taken as ``exp2``.
 
     Inductor's vectorized ``tanh`` is several times slower than its ``exp``, and its ``exp2`` is
-    faster again (measured on this CPU, 10M float32 entries: a whole M-rule step 8.0 ms with
-    ``exp``, 6.9 ms with ``exp2``, torch's fused SGD step 6.0 ms). The one extra rounding of the
-    argument changes ``tanh`` by a few float32 ulps at most: the result agrees with the reference
-    path (``2 sigmoid(2x) - 1``) to rounding.
+    not slower than ``exp`` (``benchmarks/fused_exp_variants.py``; docs/optimizers.md). The one
+    extra rounding of the argument changes ``tanh`` by a few float32 ulps at most: the result
+    agrees with the reference path (``2 sigmoid(2x) - 1``) to rounding.
     """
     return 2.0 / (1.0 + torch.exp2(x * _MINUS_TWO_LOG2E)) - 1.0
 
