@@ -6,6 +6,7 @@ import torch.nn.functional as F
 
 from beyondsgd.am import ABLATIONS, TIAM, TIAM_DEFAULTS, PlainAM
 from beyondsgd.am import trainer as am_trainer
+from beyondsgd.am.objective import times_wt
 from beyondsgd.bench.metrics import evaluate
 from beyondsgd.data import load_dataset
 from beyondsgd.models import create_model
@@ -223,3 +224,16 @@ def test_backward_first_sweep_moves_the_hidden_layers_in_iteration_one(small_pro
     tr._backward_sweep = lambda *args: calls.append(1)
     tr.train_step(None)
     assert calls == []
+
+
+@pytest.mark.parametrize("cls", [PlainAM, TIAM])
+def test_forward_start_has_exactly_zero_residuals_in_the_trainers_products(small_problem, cls):
+    # The start's z_l and the trainer's products a_{l-1} W_l^T come from the same form
+    # (times_wt): every penalty is exactly 0, not rounding noise (on which the first
+    # backtracking tests would fail and hit the doubling cap).
+    model, X, y = small_problem()
+    tr = cls(model, X, y, F.cross_entropy)
+    for j in range(tr.num_layers):
+        assert torch.equal(tr.z[j], times_wt(tr.a[j], tr.W[j]) + tr.b[j])
+    tr.train_step(None)
+    assert tr.cap_count == 0 and tr.theta_a == [1.0] * (tr.num_layers - 1)
