@@ -89,6 +89,24 @@ def test_cross_entropy_prox_classes_first_layout_equals_the_row_layout():
     assert torch.allclose(a, b, rtol=0, atol=1e-5) and fast.last_iters == rows.last_iters
 
 
+@pytest.mark.parametrize("dim", [0, 1])
+@pytest.mark.parametrize("scale", [1e-6, 1e-4, 1.0, 1e20])
+def test_cross_entropy_stopping_test_decides_as_the_gradient_norm(dim, scale):
+    # sqrt(sum of squares) instead of vector_norm: the same decision, also where squares overflow
+    # (scale 1e20: both give inf).
+    gen = torch.Generator().manual_seed(2)
+    shape = (10, 300) if dim == 0 else (300, 10)
+    z, v = torch.randn(*shape, generator=gen), torch.randn(*shape, generator=gen)
+    onehot = F.one_hot(torch.randint(0, 10, (300,), generator=gen), 10).float()
+    onehot = onehot.T.contiguous() if dim == 0 else onehot
+    loss, rho = CrossEntropy(), 1.0
+    v = z - scale * torch.randn(*shape, generator=gen)  # gradient ~ softmax - onehot + rho * scale
+    norms = loss._grad(z, onehot, v, rho, dim).norm(dim=dim)
+    for tol in (float(norms.max()) * 0.999, float(norms.max()) * 1.001, 1e-4):
+        loss.tol = tol
+        assert loss._converged(z, onehot, v, rho, dim) == (float(norms.max()) <= tol)
+
+
 def test_tiam_iterates_do_not_depend_on_the_prox_layout(small_problem):
     # The optimized path (classes-first prox) against the previous one, float64, a random problem.
     import copy
