@@ -34,6 +34,16 @@ def test_backtracking_cap_returns_none():
     assert res.u is None and res.doublings == 3
 
 
+@pytest.mark.parametrize("theta", [1.0, 0.25, 0.3, 3.0])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_backtracking_step_is_u_tilde_minus_gradient_over_theta_bit_for_bit(theta, dtype):
+    # Powers of two take a fused one-pass form; it must equal u_tilde - g / theta exactly.
+    gen = torch.Generator().manual_seed(3)
+    g, u_tilde, u_hat = (torch.randn(200, 30, generator=gen, dtype=dtype) for _ in range(3))
+    res = backtracking_step(lambda u: u.square().sum(), u_hat.square().sum(), g, u_tilde, u_hat, theta=theta)
+    assert res.u is not None and torch.equal(res.u, u_tilde - g / res.theta)
+
+
 def test_backtracking_applies_projection():
     f, H = quadratic(1.0)
     u = torch.ones(3, dtype=torch.float64)

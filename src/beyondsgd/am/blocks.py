@@ -16,6 +16,7 @@ predecessors invert ``rho a a^T + mu I``; this needs only matrix products.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -86,11 +87,17 @@ def backtracking_step(
     """
     # Slack for float rounding, relative to the size of the values compared
     # (an absolute slack would swamp small block objectives).
-    ulp = torch.finfo(f_hat.dtype).eps
+    info = torch.finfo(f_hat.dtype)
+    ulp = info.eps
     for doublings in range(max_doublings + 1):
-        # Temporaries are updated in place (fewer allocations, the same arithmetic):
-        # u_tilde - g/theta == (-(g/theta)) + u_tilde exactly.
-        u = (grad_hat / theta).neg_().add_(u_tilde)
+        if math.frexp(theta)[0] == 0.5 and info.tiny <= 1.0 / theta and theta <= info.max:
+            # theta a power of two (theta_init = 1, doubled): g * (-1/theta) is exact, so the
+            # fused u_tilde + g * (-1/theta) is u_tilde - g/theta bit for bit, in one pass (tested).
+            u = torch.add(u_tilde, grad_hat, alpha=-1.0 / theta)
+        else:
+            # Temporaries are updated in place (fewer allocations, the same arithmetic):
+            # u_tilde - g/theta == (-(g/theta)) + u_tilde exactly.
+            u = (grad_hat / theta).neg_().add_(u_tilde)
         if op is not None:
             u = op(u)  # may work in place on u (a fresh tensor)
         if scratch is None:
