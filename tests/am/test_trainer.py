@@ -237,3 +237,26 @@ def test_forward_start_has_exactly_zero_residuals_in_the_trainers_products(small
         assert torch.equal(tr.z[j], times_wt(tr.a[j], tr.W[j]) + tr.b[j])
     tr.train_step(None)
     assert tr.cap_count == 0 and tr.theta_a == [1.0] * (tr.num_layers - 1)
+
+
+@pytest.mark.parametrize("rho", [1.0, 2.5])
+def test_block_gradients_are_the_derivatives_of_the_block_functions(small_problem, monkeypatch, rho):
+    # Every backtracked block (W and a): <grad f(u_hat), d> against a central difference of f, float64.
+    model, X, y = small_problem(n=200)
+    tr = TIAM(model.double(), X.double(), y, F.cross_entropy, rho=rho, eps=0.5)
+    checked = []
+    step = am_trainer.backtracking_step
+
+    def checking_step(f, f_hat, grad, u_tilde, u_hat, *args, **kwargs):
+        d = torch.randn(u_hat.shape, generator=torch.Generator().manual_seed(len(checked)), dtype=u_hat.dtype)
+        h = 1e-4
+        fd = (float(f(u_hat + h * d)) - float(f(u_hat - h * d))) / (2 * h)
+        checked.append((fd, float((grad * d).sum())))
+        return step(f, f_hat, grad, u_tilde, u_hat, *args, **kwargs)
+
+    monkeypatch.setattr(am_trainer, "backtracking_step", checking_step)
+    for _ in range(3):
+        tr.train_step(None)
+    assert len(checked) >= 3 * 5  # W_1, a_1, W_2, a_2, W_3 per iteration
+    for fd, analytic in checked:
+        assert fd == pytest.approx(analytic, rel=1e-5, abs=1e-9)

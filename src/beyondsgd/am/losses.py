@@ -100,7 +100,10 @@ class CrossEntropy(OutputLoss):
         return F.cross_entropy(z, y, reduction="sum", label_smoothing=self.label_smoothing)
 
     def _grad(self, z: torch.Tensor, onehot: torch.Tensor, v: torch.Tensor, rho: float, dim: int = 1) -> torch.Tensor:
-        return torch.softmax(z, dim=dim).sub_(onehot).add_((z - v).mul_(rho))
+        d = z - v
+        if rho != 1.0:  # (x * 1.0 == x: the pass is skipped at the default rho = 1, same bits)
+            d.mul_(rho)
+        return torch.softmax(z, dim=dim).sub_(onehot).add_(d)
 
     #: Iterate on the transpose (classes x samples) on CPU: torch's softmax over a short last
     #: dimension (10 classes) is about 20x slower there than over the first dimension of the

@@ -647,7 +647,9 @@ class AMTrainer(Trainer):
             else:
                 aw_hat = times_wt(a_hat, W_in, out=self._scratch("a.aw", (a_hat.shape[0], W.shape[0])))
             r = torch.add(aw_hat, b_in, out=self._scratch("a.r", aw_hat.shape)).sub_(z_in)
-            grad = (r @ W_in).mul_(rho)  # per sample: stays local
+            grad = r @ W_in  # per sample: stays local
+            if rho != 1.0:  # (x * 1.0 == x: the pass is skipped at the default rho = 1, same bits)
+                grad.mul_(rho)
             f_hat = 0.5 * rho * self._red.sum(r.square_().sum())
             last = {}
 
