@@ -260,3 +260,16 @@ def test_block_gradients_are_the_derivatives_of_the_block_functions(small_proble
     assert len(checked) >= 3 * 5  # W_1, a_1, W_2, a_2, W_3 per iteration
     for fd, analytic in checked:
         assert fd == pytest.approx(analytic, rel=1e-5, abs=1e-9)
+
+
+def test_safeguard_test_on_tensors_decides_as_the_float_test(small_problem):
+    # One host sync for both values, the test in Python floats: the decision of the float64 tensor test.
+    model, X, y = small_problem()
+    tr = TIAM(model, X, y, F.cross_entropy)
+    values = [0.0, 1.0, -1.0, 1.0 + 1e-6, 1.0 + 2e-6, -1.0 + 1e-6, 1e-13, 3.5e-7]
+    for before in values:
+        for after in values:
+            for dtypes in ((torch.float32, torch.float32), (torch.float32, torch.float64), (torch.float64,) * 2):
+                b, a = torch.tensor(before, dtype=dtypes[0]), torch.tensor(after, dtype=dtypes[1])
+                on_device = bool(a.double() <= b.double() + 1e-6 * (b.double().abs() + 1e-12))  # the former test
+                assert tr._ok_tensor(b, a) == on_device

@@ -361,9 +361,15 @@ class AMTrainer(Trainer):
         return after <= before + 1e-6 * (abs(before) + 1e-12)
 
     def _ok_tensor(self, before: torch.Tensor, after: torch.Tensor) -> bool:
-        """:meth:`_ok` computed on the device: one host sync for the decision."""
-        before, after = torch.as_tensor(before).double(), torch.as_tensor(after).double()  # as the float test
-        return bool(after <= before + 1e-6 * (before.abs() + 1e-12))
+        """:meth:`_ok` of the two values: one host sync for the decision (both fetched at once).
+
+        The test itself runs on the host in double precision, the arithmetic the device
+        computed before in float64 (same operations in the same order: the same decision).
+        """
+        before, after = torch.as_tensor(before), torch.as_tensor(after)
+        dtype = torch.promote_types(before.dtype, after.dtype)  # exact: the wider of the two
+        b, a = torch.stack((before.to(dtype), after.to(dtype))).tolist()
+        return self._ok(b, a)
 
     def _guarded(self, before: torch.Tensor, attempt: Callable, p: tuple[float, float, float]):
         """Run ``attempt(p)``; if the block objective rose, redo it without extrapolation (counted).
