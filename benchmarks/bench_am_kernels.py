@@ -4,8 +4,11 @@ Each pair is the same quantity computed two ways, timed call by call and interle
 (medians of ``--reps`` calls), on this machine's CPU, single thread by default:
 
 * ``a @ W.T`` against ``(W @ a.T).T`` for a batch of 4000 samples and output widths
-  from 10 (an output layer) to 100 (``beyondsgd.am.objective.times_wt`` picks the
-  second form for narrow outputs whose width is not a multiple of 16);
+  from 10 (an output layer) to 100. The second is faster for narrow outputs whose width
+  is not a multiple of 16, but the trainers do not use it: its rows depend on which other
+  rows are in the product (not so for ``a @ W.T`` with 2 or more rows), so the forward
+  start's residuals ``z_L - a W^T - b`` of a mini-batch would be rounding noise instead of
+  exactly 0, and the first backtracking tests then fail up to the doubling cap;
 * per-sample gradient norms of the cross-entropy prox's stopping test, 10 classes x 4000
   samples: ``torch.linalg.vector_norm(g, dim=0)`` against ``g.square().sum(0).sqrt()``.
 

@@ -6,7 +6,6 @@ import torch.nn.functional as F
 
 from beyondsgd.am import ABLATIONS, TIAM, TIAM_DEFAULTS, PlainAM
 from beyondsgd.am import trainer as am_trainer
-from beyondsgd.am.objective import times_wt
 from beyondsgd.bench.metrics import evaluate
 from beyondsgd.data import load_dataset
 from beyondsgd.models import create_model
@@ -229,12 +228,13 @@ def test_backward_first_sweep_moves_the_hidden_layers_in_iteration_one(small_pro
 @pytest.mark.parametrize("cls", [PlainAM, TIAM])
 def test_forward_start_has_exactly_zero_residuals_in_the_trainers_products(small_problem, cls):
     # The start's z_l and the trainer's products a_{l-1} W_l^T come from the same form
-    # (times_wt): every penalty is exactly 0, not rounding noise (on which the first
-    # backtracking tests would fail and hit the doubling cap).
+    # (a @ W.T): every penalty is exactly 0, not rounding noise (on which the first
+    # backtracking tests fail and hit the doubling cap; seen with the product of the output
+    # layer taken transposed, (W a^T)^T, which is faster on CPU but not row for row the same).
     model, X, y = small_problem()
     tr = cls(model, X, y, F.cross_entropy)
     for j in range(tr.num_layers):
-        assert torch.equal(tr.z[j], times_wt(tr.a[j], tr.W[j]) + tr.b[j])
+        assert torch.equal(tr.z[j], tr.a[j] @ tr.W[j].T + tr.b[j])
     tr.train_step(None)
     assert tr.cap_count == 0 and tr.theta_a == [1.0] * (tr.num_layers - 1)
 

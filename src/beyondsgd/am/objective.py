@@ -44,38 +44,6 @@ class Workspace:
         return buf[:numel].view(shape)
 
 
-def _narrow(a: torch.Tensor, W: torch.Tensor) -> bool:
-    """Whether ``(W @ a.T).T`` is the faster form of ``a @ W.T`` (see :func:`times_wt`)."""
-    n = W.shape[0]
-    return a.device.type == "cpu" and n < 64 and n % 16 != 0 and a.shape[0] > n
-
-
-def times_wt(a: torch.Tensor, W: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
-    """``a @ W.T`` (samples x outputs), in the faster of two forms for the shape.
-
-    On CPU, the product with a narrow output whose width is not a multiple of 16 (the
-    10 classes of an output layer) is slower than the same product computed transposed,
-    ``(W @ a.T).T``, which puts the long side of the output along the vector lanes
-    (``benchmarks/bench_am_kernels.py``). That form is used there and returns a
-    column-major view; every other shape (and every other device) uses ``a @ W.T``.
-    The two differ only by float rounding, so a residual ``z - a W^T - b`` is exactly
-    zero only when ``z`` was formed with the same function.
-
-    Args:
-        a: ``(N, in)``.
-        W: ``(out, in)``.
-        out: a buffer of ``N * out`` numbers, contiguous, contents undefined (e.g. from a
-            :class:`Workspace`); the result is a view of it. ``None``: a new tensor.
-
-    Returns:
-        ``a @ W.T``, shape ``(N, out)``.
-    """
-    n, k = a.shape[0], W.shape[0]
-    if _narrow(a, W):
-        return (W @ a.T).T if out is None else torch.mm(W, a.T, out=out.view(k, n)).T
-    return a @ W.T if out is None else torch.mm(a, W.T, out=out.view(n, k))
-
-
 def penalty_sum(
     a_in: torch.Tensor,
     W: torch.Tensor,
@@ -93,7 +61,7 @@ def penalty_sum(
             ``None``: a new one. Either way the arithmetic is the same.
     """
     if aw is None:
-        aw = times_wt(a_in, W)
+        aw = a_in @ W.T
     r = torch.add(aw, b, out=out) if out is not None else aw + b  # in place from here, same arithmetic
     return 0.5 * rho * r.sub_(z).square_().sum()
 

@@ -40,7 +40,7 @@ from beyondsgd.am.blocks import backtracking_step
 from beyondsgd.am.inertia import Inertia, extrapolate
 from beyondsgd.am.losses import output_loss_for
 from beyondsgd.am.network import parse_mlp
-from beyondsgd.am.objective import ObjectiveTerms, Workspace, penalty_sum, times_wt
+from beyondsgd.am.objective import ObjectiveTerms, Workspace, penalty_sum
 from beyondsgd.am.reduction import Reducer, max_abs
 from beyondsgd.training import LossFn, Trainer
 from beyondsgd.validation import (
@@ -125,12 +125,7 @@ def auxiliary_bytes(n: int, in_features: int, widths: list[int], element_size: i
 
 
 def start_variables(
-    structure: Any,
-    Xf: torch.Tensor,
-    y: torch.Tensor,
-    out_loss: Any,
-    output_init: str,
-    product: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    structure: Any, Xf: torch.Tensor, y: torch.Tensor, out_loss: Any, output_init: str
 ) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
     """The model's weights and the auxiliary variables of a forward pass: a feasible, consistent start.
 
@@ -140,9 +135,6 @@ def start_variables(
         y: the targets.
         out_loss: the output loss (its ``target`` gives ``z_L`` from the labels).
         output_init: ``"forward"`` (``z_L`` from the forward pass) or ``"labels"``.
-        product: ``product(a, W) = a @ W.T`` in the form the trainer computes its products
-            (e.g. :func:`~beyondsgd.am.objective.times_wt`), so that the start's residuals
-            ``z_l - a_{l-1} W_l^T - b_l`` are exactly zero there too; ``None``: ``a @ W.T``.
 
     Returns:
         ``W, b, z, a`` (copies of the weights; ``a[0]`` is ``Xf``).
@@ -154,8 +146,7 @@ def start_variables(
         z: list[torch.Tensor] = []
         a: list[torch.Tensor] = [Xf]
         for j in range(len(lin)):
-            aw = a[j] @ W[j].T if product is None else product(a[j], W[j])
-            z.append((aw + b[j]).contiguous())
+            z.append(a[j] @ W[j].T + b[j])
             if j < len(lin) - 1:
                 a.append(acts[j](z[j]))
         if output_init == "labels":
@@ -327,9 +318,7 @@ class AMTrainer(Trainer):
         check_memory(Xf.shape[0], Xf.shape[1], self.structure.widths, dtype, device, memory_fraction)
         self.Xf = Xf.to(dtype)
 
-        self.W, self.b, self.z, self.a = start_variables(
-            self.structure, self.Xf, y, self.out_loss, output_init, product=times_wt
-        )
+        self.W, self.b, self.z, self.a = start_variables(self.structure, self.Xf, y, self.out_loss, output_init)
         self.Wp = [w.clone() for w in self.W]
         self.bp = [v.clone() for v in self.b]
         self.zp = [v.clone() for v in self.z]
@@ -452,7 +441,7 @@ class AMTrainer(Trainer):
             # products a_{l-1} W_l^T, penalties and loss (saves a forward pass).
             AW, pen, loss, self._xwp = self._cache
         else:
-            AW = [times_wt(A[j], self.W[j]) for j in range(L)]
+            AW = [A[j] @ self.W[j].T for j in range(L)]
             pen = [self._pen(A[j], self.W[j], self.b[j], Z[j], aw=AW[j]) for j in range(L)]
             loss = self.out_loss.sum(Z[L - 1], Y)
             *pen, loss = self._red.sums(*pen, loss)
@@ -526,7 +515,7 @@ class AMTrainer(Trainer):
             elif j == 0 and self._xwp is not None:
                 aw_hat = self._input_product(AW[0], p2)
             else:
-                aw_hat = times_wt(a_in, W_hat, out=self._scratch("W.aw", (a_in.shape[0], W.shape[0])))
+                aw_hat = torch.mm(a_in, W_hat.T, out=self._scratch("W.aw", (a_in.shape[0], W.shape[0])))
             r = torch.add(aw_hat, b_in, out=self._scratch("W.r", aw_hat.shape)).sub_(z_in)
             r_a = r.T @ a_in
             r_sq = r.square_().sum()
@@ -538,7 +527,7 @@ class AMTrainer(Trainer):
             raw_inputs = a_in is A[j] and b_in is b and z_in is Z[j]
 
             def f(U):  # every trial's value is global: all ranks accept the same theta
-                last["aw"] = times_wt(a_in, U)
+                last["aw"] = a_in @ U.T
                 last["pen"] = self._red.sum(self._pen(a_in, U, b_in, z_in, aw=last["aw"]))
                 return last["pen"] / m + 0.5 * mu * U.pow(2).sum()
 
@@ -555,7 +544,7 @@ class AMTrainer(Trainer):
                 pen_new = pen[j]
             else:
                 W_new = res.u
-                aw = last["aw"] if a_in is A[j] else times_wt(A[j], W_new)
+                aw = last["aw"] if a_in is A[j] else A[j] @ W_new.T
                 # At the raw iterates the accepted trial's penalty is the block's new penalty.
                 pen_new = last["pen"] if raw_inputs else self._red.sum(self._pen(A[j], W_new, b, Z[j], aw=aw))
             return W_new, pen_new / m + 0.5 * mu * W_new.pow(2).sum(), pen_new, aw
@@ -581,7 +570,7 @@ class AMTrainer(Trainer):
             elif j == 0 and self._xwp is not None:
                 memo[p3] = self._input_product(AW[0], p3)
             else:
-                memo[p3] = times_wt(a_in, W_in)
+                memo[p3] = a_in @ W_in.T
         return memo[p3]
 
     def _update_b(self, j, A, Ap, Z, Zp, AW, pen, m, p, memo) -> None:
@@ -651,7 +640,7 @@ class AMTrainer(Trainer):
             if a_hat is a and W_in is W:
                 aw_hat = AW[i]
             else:
-                aw_hat = times_wt(a_hat, W_in, out=self._scratch("a.aw", (a_hat.shape[0], W.shape[0])))
+                aw_hat = torch.mm(a_hat, W_in.T, out=self._scratch("a.aw", (a_hat.shape[0], W.shape[0])))
             r = torch.add(aw_hat, b_in, out=self._scratch("a.r", aw_hat.shape)).sub_(z_in)
             grad = r @ W_in  # per sample: stays local
             if rho != 1.0:  # (x * 1.0 == x: the pass is skipped at the default rho = 1, same bits)
@@ -660,7 +649,7 @@ class AMTrainer(Trainer):
             last = {}
 
             def f(U):
-                last["aw"] = times_wt(U, W_in)
+                last["aw"] = U @ W_in.T
                 return self._pen(U, W_in, b_in, z_in, aw=last["aw"])
 
             res = self._timed(
@@ -684,7 +673,7 @@ class AMTrainer(Trainer):
                 return a, pen[i] / m, pen[i], AW[i]
             if W_in is W and b_in is b and z_in is Z[i]:
                 return res.u, res.value / m, res.value, last["aw"]
-            aw = last["aw"] if W_in is W else times_wt(res.u, W)
+            aw = last["aw"] if W_in is W else res.u @ W.T
             pen_new = self._red.sum(self._pen(res.u, W, b, Z[i], aw=aw))
             return res.u, pen_new / m, pen_new, aw
 
