@@ -273,3 +273,44 @@ def test_safeguard_test_on_tensors_decides_as_the_float_test(small_problem):
                 b, a = torch.tensor(before, dtype=dtypes[0]), torch.tensor(after, dtype=dtypes[1])
                 on_device = bool(a.double() <= b.double() + 1e-6 * (b.double().abs() + 1e-12))  # the former test
                 assert tr._ok_tensor(b, a) == on_device
+
+
+def test_input_layer_trials_along_the_line_give_the_products_to_rounding(small_problem, monkeypatch):
+    # theta_init below the curvature: the W_1 block needs doublings, and its trials after the
+    # first take X U^T from the line, not a product; the held X W^T must still be X W^T.
+    model, X, y = small_problem()
+    tr = TIAM(model, X, y, F.cross_entropy, theta_init=0.1)
+    on_line = []
+    step = am_trainer.backtracking_step
+
+    def recording_step(*args, **kwargs):
+        res = step(*args, **kwargs)
+        if kwargs.get("f_trial") is not None:  # the layer-1 block, full batch
+            on_line.append(res)
+        return res
+
+    monkeypatch.setattr(am_trainer, "backtracking_step", recording_step)
+    for _ in range(4):
+        tr.train_step(None)
+        xw, xwp = tr._cache[0][0], tr._cache[3]
+        torch.testing.assert_close(xw, tr.Xf @ tr.W[0].T, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(xwp, tr.Xf @ tr.Wp[0].T, rtol=1e-5, atol=1e-5)
+    assert any(r.u is not None and r.doublings >= 2 for r in on_line)  # a later trial was accepted
+
+
+def test_checkpoint_of_a_resumed_trainer_resumes_identically(small_problem):
+    model, X, y = small_problem()
+    tr = TIAM(model, X, y, F.cross_entropy, theta_init=0.1)  # doublings: trials along the line
+    for _ in range(3):
+        tr.train_step(None)
+    state = copy.deepcopy(tr.state_dict())
+    assert "input_products" in state
+    tr2 = TIAM(small_problem(seed=1)[0], X, y, F.cross_entropy, theta_init=0.1)
+    tr2.load_state_dict(state)
+    again = copy.deepcopy(tr2.state_dict())  # before any step: the restored products pass through
+    tr3 = TIAM(small_problem(seed=2)[0], X, y, F.cross_entropy, theta_init=0.1)
+    tr3.load_state_dict(again)
+    assert [float(tr.train_step(None)) for _ in range(3)] == [float(tr3.train_step(None)) for _ in range(3)]
+    bad = dict(state, input_products=[state["input_products"][0]])
+    with pytest.raises(ValueError, match="input_products"):
+        tr3.load_state_dict(bad)

@@ -53,6 +53,7 @@ def backtracking_step(
     max_doublings: int = 10,
     reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
     scratch: Callable[[str, torch.Size], torch.Tensor] | None = None,
+    f_trial: Callable[[torch.Tensor, float], torch.Tensor] | None = None,
 ) -> StepResult:
     """One linearized step with backtracking on ``theta``.
 
@@ -76,6 +77,9 @@ def backtracking_step(
         scratch: ``scratch(name, shape)`` returns a reusable tensor for the two
             temporaries of the test (``u - u_hat`` and its product with the gradient;
             see :class:`beyondsgd.am.objective.Workspace`); ``None``: new tensors.
+        f_trial: ``f_trial(u, theta)``, ``f`` at the trial point ``u`` of step ``theta``
+            (``None``: ``f(u)``). Knowing ``theta`` lets a caller reuse work along the line
+            ``u(theta) = u_tilde - g/theta`` (``op`` = identity), e.g. a product with ``u``.
 
     Returns:
         A :class:`StepResult`; ``u is None`` when the condition failed
@@ -106,7 +110,7 @@ def backtracking_step(
         else:
             d = torch.sub(u, u_hat, out=scratch("step.d", u.shape))
             gd = torch.mul(grad_hat, d, out=scratch("step.gd", u.shape))
-        value = f(u)
+        value = f(u) if f_trial is None else f_trial(u, theta)
         inner = gd.sum()
         sq = d.square_().sum()
         if reduce is None:

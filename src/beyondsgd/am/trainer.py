@@ -332,6 +332,7 @@ class AMTrainer(Trainer):
         self._last_terms: ObjectiveTerms | None = None
         self._cache: tuple | None = None  # full batch: products, penalties, loss at the current state
         self._xwp: torch.Tensor | None = None
+        self._restored_products: list[torch.Tensor] | None = None  # X W^T, X W_prev^T from a state
         self._ex_memo: dict[tuple[int, int, float], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
         self._ws = Workspace()  # scratch for temporaries that are reduced right away
         self.timings: dict[str, float] | None = None  # set to {} to collect a time split per block
@@ -441,13 +442,17 @@ class AMTrainer(Trainer):
             # products a_{l-1} W_l^T, penalties and loss (saves a forward pass).
             AW, pen, loss, self._xwp = self._cache
         else:
-            AW = [A[j] @ self.W[j].T for j in range(L)]
+            # A resumed full-batch run takes layer 1's products from the state: they carry the
+            # rounding of the trials' line evaluation (see _update_W), so a resume is identical.
+            restored, self._restored_products = self._restored_products, None
+            restored = restored if full else None
+            AW = [restored[0] if restored and j == 0 else A[j] @ self.W[j].T for j in range(L)]
             pen = [self._pen(A[j], self.W[j], self.b[j], Z[j], aw=AW[j]) for j in range(L)]
             loss = self.out_loss.sum(Z[L - 1], Y)
             *pen, loss = self._red.sums(*pen, loss)
             # X W_prev^T of the input layer (full batch: X is fixed, so extrapolated products
             # of layer 1 are combinations of two known products; see _input_product).
-            self._xwp = A[0] @ self.Wp[0].T if full else None
+            self._xwp = (restored[1] if restored else A[0] @ self.Wp[0].T) if full else None
         if self.hyperparams["first_sweep"] == "backward" and self.samples_seen < self.n:
             loss = self._backward_sweep(A, Ap, Z, Zp, AW, pen, m, Y, loss, eps)
         for j in range(L):
@@ -526,15 +531,39 @@ class AMTrainer(Trainer):
             last = {}
             raw_inputs = a_in is A[j] and b_in is b and z_in is Z[j]
 
-            def f(U):  # every trial's value is global: all ranks accept the same theta
-                last["aw"] = a_in @ U.T
+            def f(U, aw=None):  # every trial's value is global: all ranks accept the same theta
+                last["aw"] = a_in @ U.T if aw is None else aw
                 last["pen"] = self._red.sum(self._pen(a_in, U, b_in, z_in, aw=last["aw"]))
                 return last["pen"] / m + 0.5 * mu * U.pow(2).sum()
+
+            f_trial = None
+            if j == 0 and self._xwp is not None:
+                # Layer 1, full batch: X W_til^T is free (_input_product) and the trials lie on the
+                # line U(theta) = W_til - g/theta, so X U(theta)^T = X W_til^T + (theta_1/theta)
+                # (X U(theta_1)^T - X W_til^T): one product for the first trial, none for the others.
+                line: dict[str, Any] = {}
+
+                def f_trial(U, theta):
+                    if not line:
+                        line["theta"], line["xu"] = theta, a_in @ U.T
+                        return f(U, line["xu"])
+                    if "xw_til" not in line:
+                        line["xw_til"] = self._input_product(AW[0], p1)
+                    return f(U, torch.lerp(line["xw_til"], line["xu"], line["theta"] / theta))
 
             res = self._timed(
                 "W.backtracking",
                 lambda: backtracking_step(
-                    f, f_hat, grad, W_til, W_hat, self.theta_W[j], None, self.max_doublings, scratch=self._scratch
+                    f,
+                    f_hat,
+                    grad,
+                    W_til,
+                    W_hat,
+                    self.theta_W[j],
+                    None,
+                    self.max_doublings,
+                    scratch=self._scratch,
+                    f_trial=f_trial,
                 ),
             )
             self.theta_W[j] = res.theta
@@ -755,6 +784,14 @@ class AMTrainer(Trainer):
                 state[name] = [t.clone() if torch.is_tensor(t) else t for t in v]
         for name in self._STATE_SCALARS:
             state[name] = getattr(self, name)
+        # After a full-batch step: the input layer's products X W^T, X W_prev^T as held (the
+        # trials after the first are evaluated along a line, so they are X W^T up to rounding,
+        # and recomputing them on resume would change the continuation by that rounding).
+        held = self._restored_products
+        if self._cache is not None and self._cache[3] is not None:
+            held = [self._cache[0][0], self._cache[3]]
+        if held is not None:
+            state["input_products"] = [self._gather_rows(t, "z", 0) if self.distributed else t.clone() for t in held]
         return state
 
     def _gather_rows(self, t: torch.Tensor, name: str, j: int) -> torch.Tensor:
@@ -782,6 +819,18 @@ class AMTrainer(Trainer):
             setattr(self, name, state[name])
         self.a[0] = self.ap[0] = self.Xf
         self._cache = None
+        self._restored_products = None
+        products = state.get("input_products")  # absent in states of mini-batch runs and older versions
+        if products is not None:
+            if len(products) != 2 or any(t.shape != (self.n, self.W[0].shape[0]) for t in products):
+                raise ValueError(
+                    f"state's input_products must be 2 tensors of shape {(self.n, self.W[0].shape[0])}; "
+                    f"got {[tuple(t.shape) for t in products]}"
+                )
+            products = [t.clone().to(self.Xf.device, self.Xf.dtype) for t in products]
+            if self.distributed:
+                products = [t[self.start : self.stop].clone() for t in products]
+            self._restored_products = products
         self.model.load_state_dict(state["module"])
         self._sync_module()
 
