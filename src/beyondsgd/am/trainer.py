@@ -329,7 +329,8 @@ class AMTrainer(Trainer):
         self.theta_a = [float(theta_init)] * (len(lin) - 1)
         self.safeguard_count = 0
         self.cap_count = 0
-        self._last_terms: ObjectiveTerms | None = None
+        # Full batch: the logged terms of the last step, as tensors (fetched by end_epoch, one sync).
+        self._last_terms: tuple | None = None
         self._cache: tuple | None = None  # full batch: products, penalties, loss at the current state
         self._xwp: torch.Tensor | None = None
         self._restored_products: list[torch.Tensor] | None = None  # X W^T, X W_prev^T from a state
@@ -479,9 +480,23 @@ class AMTrainer(Trainer):
         reg = 0.5 * self.mu * sum(w.pow(2).sum() for w in self.W)
         penalty = sum(pen) / m
         if full:
-            gap = self._red.max(max((max_abs(self.acts[j](Z[j]).sub_(A[j + 1])) for j in range(L - 1)), default=0.0))
-            self._last_terms = ObjectiveTerms(float(loss / m), float(penalty), float(reg), gap, eps)
+            # No host sync here: the terms stay on the device until end_epoch reads them.
+            self._last_terms = (loss / m, penalty, reg, Z[: L - 1], A[1:L], eps)
         return (loss / m + penalty + reg).detach()
+
+    def _terms_of_last_step(self) -> ObjectiveTerms:
+        """The logged terms of the last full-batch step, fetched to the host in one sync."""
+        assert self._last_terms is not None
+        loss, penalty, reg, zs, as_, eps = self._last_terms
+        gaps = []
+        for act, z, a in zip(self.acts, zs, as_):  # max |h(z_l) - a_l| (as max_abs, on the device)
+            d = act(z).sub_(a)
+            if d.numel():
+                lo, hi = torch.aminmax(d)
+                gaps.append(torch.maximum(hi, lo.neg_()))
+        vals = torch.stack([torch.as_tensor(v).to(loss) for v in (loss, penalty, reg)] + gaps).tolist()
+        gap = self._red.max(max(vals[3:], default=0.0))
+        return ObjectiveTerms(vals[0], vals[1], vals[2], gap, eps)
 
     def _backward_sweep(self, A, Ap, Z, Zp, AW, pen, m, Y, loss, eps) -> torch.Tensor:
         """``z_L``, then ``a_l, z_l`` for ``l = L-1..1``, no inertia (``first_sweep="backward"``).
@@ -755,7 +770,7 @@ class AMTrainer(Trainer):
 
     def end_epoch(self, epoch: int) -> dict[str, float]:
         """Objective terms, activation gap, eps, safeguard and backtracking-cap counts."""
-        terms = self._last_terms if self._last_terms is not None else self.objective_terms()
+        terms = self._terms_of_last_step() if self._last_terms is not None else self.objective_terms()
         self._last_terms = None
         return {
             **terms.as_log(),
