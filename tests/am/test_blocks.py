@@ -34,6 +34,16 @@ def test_backtracking_cap_returns_none():
     assert res.u is None and res.doublings == 3
 
 
+@pytest.mark.parametrize("theta", [1.0, 0.25, 0.3, 3.0])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_backtracking_step_is_u_tilde_minus_gradient_over_theta_bit_for_bit(theta, dtype):
+    # Powers of two take a fused one-pass form; it must equal u_tilde - g / theta exactly.
+    gen = torch.Generator().manual_seed(3)
+    g, u_tilde, u_hat = (torch.randn(200, 30, generator=gen, dtype=dtype) for _ in range(3))
+    res = backtracking_step(lambda u: u.square().sum(), u_hat.square().sum(), g, u_tilde, u_hat, theta=theta)
+    assert res.u is not None and torch.equal(res.u, u_tilde - g / res.theta)
+
+
 def test_backtracking_applies_projection():
     f, H = quadratic(1.0)
     u = torch.ones(3, dtype=torch.float64)
@@ -87,6 +97,24 @@ def test_cross_entropy_prox_classes_first_layout_equals_the_row_layout():
     a, b = fast.prox(v, y, 1.0, start=v), rows.prox(v, y, 1.0, start=v)
     assert a.shape == b.shape and a.is_contiguous()
     assert torch.allclose(a, b, rtol=0, atol=1e-5) and fast.last_iters == rows.last_iters
+
+
+@pytest.mark.parametrize("dim", [0, 1])
+@pytest.mark.parametrize("scale", [1e-6, 1e-4, 1.0, 1e20])
+def test_cross_entropy_stopping_test_decides_as_the_gradient_norm(dim, scale):
+    # sqrt(sum of squares) instead of vector_norm: the same decision, also where squares overflow
+    # (scale 1e20: both give inf).
+    gen = torch.Generator().manual_seed(2)
+    shape = (10, 300) if dim == 0 else (300, 10)
+    z, v = torch.randn(*shape, generator=gen), torch.randn(*shape, generator=gen)
+    onehot = F.one_hot(torch.randint(0, 10, (300,), generator=gen), 10).float()
+    onehot = onehot.T.contiguous() if dim == 0 else onehot
+    loss, rho = CrossEntropy(), 1.0
+    v = z - scale * torch.randn(*shape, generator=gen)  # gradient ~ softmax - onehot + rho * scale
+    norms = loss._grad(z, onehot, v, rho, dim).norm(dim=dim)
+    for tol in (float(norms.max()) * 0.999, float(norms.max()) * 1.001, 1e-4):
+        loss.tol = tol
+        assert loss._converged(z, onehot, v, rho, dim) == (float(norms.max()) <= tol)
 
 
 def test_tiam_iterates_do_not_depend_on_the_prox_layout(small_problem):

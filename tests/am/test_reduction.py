@@ -1,5 +1,7 @@
 """The reduction points of data-parallel AM, in one process (the 2-rank checks are in tests/distributed)."""
 
+import math
+
 import torch
 
 from beyondsgd.am.blocks import backtracking_step
@@ -17,6 +19,13 @@ def test_single_process_reducer_returns_its_inputs():
 def test_max_abs_of_an_empty_shard_is_zero():
     assert max_abs(torch.zeros(0, 4)) == 0.0
     assert max_abs(torch.tensor([[-3.0, 1.0]])) == 3.0
+
+
+def test_max_abs_is_the_largest_absolute_entry():
+    g = torch.Generator().manual_seed(0)
+    for t in (torch.randn(300, 7, generator=g), -torch.rand(50, generator=g), torch.rand(4, 4, generator=g)):
+        assert max_abs(t) == float(t.abs().max())
+    assert math.isnan(max_abs(torch.tensor([1.0, float("nan")])))
 
 
 def test_backtracking_on_split_sums_equals_the_whole_block():

@@ -223,3 +223,94 @@ def test_backward_first_sweep_moves_the_hidden_layers_in_iteration_one(small_pro
     tr._backward_sweep = lambda *args: calls.append(1)
     tr.train_step(None)
     assert calls == []
+
+
+@pytest.mark.parametrize("cls", [PlainAM, TIAM])
+def test_forward_start_has_exactly_zero_residuals_in_the_trainers_products(small_problem, cls):
+    # The start's z_l and the trainer's products a_{l-1} W_l^T come from the same form
+    # (a @ W.T): every penalty is exactly 0, not rounding noise (on which the first
+    # backtracking tests fail and hit the doubling cap; seen with the product of the output
+    # layer taken transposed, (W a^T)^T, which is faster on CPU but not row for row the same).
+    model, X, y = small_problem()
+    tr = cls(model, X, y, F.cross_entropy)
+    for j in range(tr.num_layers):
+        assert torch.equal(tr.z[j], tr.a[j] @ tr.W[j].T + tr.b[j])
+    tr.train_step(None)
+    assert tr.cap_count == 0 and tr.theta_a == [1.0] * (tr.num_layers - 1)
+
+
+@pytest.mark.parametrize("rho", [1.0, 2.5])
+def test_block_gradients_are_the_derivatives_of_the_block_functions(small_problem, monkeypatch, rho):
+    # Every backtracked block (W and a): <grad f(u_hat), d> against a central difference of f, float64.
+    model, X, y = small_problem(n=200)
+    tr = TIAM(model.double(), X.double(), y, F.cross_entropy, rho=rho, eps=0.5)
+    checked = []
+    step = am_trainer.backtracking_step
+
+    def checking_step(f, f_hat, grad, u_tilde, u_hat, *args, **kwargs):
+        d = torch.randn(u_hat.shape, generator=torch.Generator().manual_seed(len(checked)), dtype=u_hat.dtype)
+        h = 1e-4
+        fd = (float(f(u_hat + h * d)) - float(f(u_hat - h * d))) / (2 * h)
+        checked.append((fd, float((grad * d).sum())))
+        return step(f, f_hat, grad, u_tilde, u_hat, *args, **kwargs)
+
+    monkeypatch.setattr(am_trainer, "backtracking_step", checking_step)
+    for _ in range(3):
+        tr.train_step(None)
+    assert len(checked) >= 3 * 5  # W_1, a_1, W_2, a_2, W_3 per iteration
+    for fd, analytic in checked:
+        assert fd == pytest.approx(analytic, rel=1e-5, abs=1e-9)
+
+
+def test_safeguard_test_on_tensors_decides_as_the_float_test(small_problem):
+    # One host sync for both values, the test in Python floats: the decision of the float64 tensor test.
+    model, X, y = small_problem()
+    tr = TIAM(model, X, y, F.cross_entropy)
+    values = [0.0, 1.0, -1.0, 1.0 + 1e-6, 1.0 + 2e-6, -1.0 + 1e-6, 1e-13, 3.5e-7]
+    for before in values:
+        for after in values:
+            for dtypes in ((torch.float32, torch.float32), (torch.float32, torch.float64), (torch.float64,) * 2):
+                b, a = torch.tensor(before, dtype=dtypes[0]), torch.tensor(after, dtype=dtypes[1])
+                on_device = bool(a.double() <= b.double() + 1e-6 * (b.double().abs() + 1e-12))  # the former test
+                assert tr._ok_tensor(b, a) == on_device
+
+
+def test_input_layer_trials_along_the_line_give_the_products_to_rounding(small_problem, monkeypatch):
+    # theta_init below the curvature: the W_1 block needs doublings, and its trials after the
+    # first take X U^T from the line, not a product; the held X W^T must still be X W^T.
+    model, X, y = small_problem()
+    tr = TIAM(model, X, y, F.cross_entropy, theta_init=0.1)
+    on_line = []
+    step = am_trainer.backtracking_step
+
+    def recording_step(*args, **kwargs):
+        res = step(*args, **kwargs)
+        if kwargs.get("f_trial") is not None:  # the layer-1 block, full batch
+            on_line.append(res)
+        return res
+
+    monkeypatch.setattr(am_trainer, "backtracking_step", recording_step)
+    for _ in range(4):
+        tr.train_step(None)
+        xw, xwp = tr._cache[0][0], tr._cache[3]
+        torch.testing.assert_close(xw, tr.Xf @ tr.W[0].T, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(xwp, tr.Xf @ tr.Wp[0].T, rtol=1e-5, atol=1e-5)
+    assert any(r.u is not None and r.doublings >= 2 for r in on_line)  # a later trial was accepted
+
+
+def test_checkpoint_of_a_resumed_trainer_resumes_identically(small_problem):
+    model, X, y = small_problem()
+    tr = TIAM(model, X, y, F.cross_entropy, theta_init=0.1)  # doublings: trials along the line
+    for _ in range(3):
+        tr.train_step(None)
+    state = copy.deepcopy(tr.state_dict())
+    assert "input_products" in state
+    tr2 = TIAM(small_problem(seed=1)[0], X, y, F.cross_entropy, theta_init=0.1)
+    tr2.load_state_dict(state)
+    again = copy.deepcopy(tr2.state_dict())  # before any step: the restored products pass through
+    tr3 = TIAM(small_problem(seed=2)[0], X, y, F.cross_entropy, theta_init=0.1)
+    tr3.load_state_dict(again)
+    assert [float(tr.train_step(None)) for _ in range(3)] == [float(tr3.train_step(None)) for _ in range(3)]
+    bad = dict(state, input_products=[state["input_products"][0]])
+    with pytest.raises(ValueError, match="input_products"):
+        tr3.load_state_dict(bad)

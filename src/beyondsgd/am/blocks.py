@@ -16,6 +16,7 @@ predecessors invert ``rho a a^T + mu I``; this needs only matrix products.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -52,6 +53,7 @@ def backtracking_step(
     max_doublings: int = 10,
     reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
     scratch: Callable[[str, torch.Size], torch.Tensor] | None = None,
+    f_trial: Callable[[torch.Tensor, float], torch.Tensor] | None = None,
 ) -> StepResult:
     """One linearized step with backtracking on ``theta``.
 
@@ -75,6 +77,9 @@ def backtracking_step(
         scratch: ``scratch(name, shape)`` returns a reusable tensor for the two
             temporaries of the test (``u - u_hat`` and its product with the gradient;
             see :class:`beyondsgd.am.objective.Workspace`); ``None``: new tensors.
+        f_trial: ``f_trial(u, theta)``, ``f`` at the trial point ``u`` of step ``theta``
+            (``None``: ``f(u)``). Knowing ``theta`` lets a caller reuse work along the line
+            ``u(theta) = u_tilde - g/theta`` (``op`` = identity), e.g. a product with ``u``.
 
     Returns:
         A :class:`StepResult`; ``u is None`` when the condition failed
@@ -86,11 +91,17 @@ def backtracking_step(
     """
     # Slack for float rounding, relative to the size of the values compared
     # (an absolute slack would swamp small block objectives).
-    ulp = torch.finfo(f_hat.dtype).eps
+    info = torch.finfo(f_hat.dtype)
+    ulp = info.eps
     for doublings in range(max_doublings + 1):
-        # Temporaries are updated in place (fewer allocations, the same arithmetic):
-        # u_tilde - g/theta == (-(g/theta)) + u_tilde exactly.
-        u = (grad_hat / theta).neg_().add_(u_tilde)
+        if math.frexp(theta)[0] == 0.5 and info.tiny <= 1.0 / theta and theta <= info.max:
+            # theta a power of two (theta_init = 1, doubled): g * (-1/theta) is exact, so the
+            # fused u_tilde + g * (-1/theta) is u_tilde - g/theta bit for bit, in one pass (tested).
+            u = torch.add(u_tilde, grad_hat, alpha=-1.0 / theta)
+        else:
+            # Temporaries are updated in place (fewer allocations, the same arithmetic):
+            # u_tilde - g/theta == (-(g/theta)) + u_tilde exactly.
+            u = (grad_hat / theta).neg_().add_(u_tilde)
         if op is not None:
             u = op(u)  # may work in place on u (a fresh tensor)
         if scratch is None:
@@ -99,7 +110,7 @@ def backtracking_step(
         else:
             d = torch.sub(u, u_hat, out=scratch("step.d", u.shape))
             gd = torch.mul(grad_hat, d, out=scratch("step.gd", u.shape))
-        value = f(u)
+        value = f(u) if f_trial is None else f_trial(u, theta)
         inner = gd.sum()
         sq = d.square_().sum()
         if reduce is None:

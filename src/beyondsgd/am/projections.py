@@ -138,7 +138,8 @@ def _lower_bound_or_none(y: torch.Tensor, scratch: Scratch | None = None, own: b
     keep = torch.sign(y) if scratch is None else torch.sign(y, out=scratch("proj.keep", y.shape))
     keep.clamp_min_(0.0)  # 1 where y > 0, else 0
     lo = y.mul_(keep) if own else y * keep  # own: y is the caller's temporary
-    return lo.add_(keep.sub_(1.0).mul_(torch.finfo(y.dtype).max))
+    # lo + (keep - 1) * max in one pass: the product is exact (0 or -max), so fused or not the sum is the same.
+    return lo.add_(keep.sub_(1.0), alpha=torch.finfo(y.dtype).max)
 
 
 class ReLU(Activation):

@@ -329,9 +329,11 @@ class AMTrainer(Trainer):
         self.theta_a = [float(theta_init)] * (len(lin) - 1)
         self.safeguard_count = 0
         self.cap_count = 0
-        self._last_terms: ObjectiveTerms | None = None
+        # Full batch: the logged terms of the last step, as tensors (fetched by end_epoch, one sync).
+        self._last_terms: tuple | None = None
         self._cache: tuple | None = None  # full batch: products, penalties, loss at the current state
         self._xwp: torch.Tensor | None = None
+        self._restored_products: list[torch.Tensor] | None = None  # X W^T, X W_prev^T from a state
         self._ex_memo: dict[tuple[int, int, float], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
         self._ws = Workspace()  # scratch for temporaries that are reduced right away
         self.timings: dict[str, float] | None = None  # set to {} to collect a time split per block
@@ -350,9 +352,15 @@ class AMTrainer(Trainer):
         return after <= before + 1e-6 * (abs(before) + 1e-12)
 
     def _ok_tensor(self, before: torch.Tensor, after: torch.Tensor) -> bool:
-        """:meth:`_ok` computed on the device: one host sync for the decision."""
-        before, after = torch.as_tensor(before).double(), torch.as_tensor(after).double()  # as the float test
-        return bool(after <= before + 1e-6 * (before.abs() + 1e-12))
+        """:meth:`_ok` of the two values: one host sync for the decision (both fetched at once).
+
+        The test itself runs on the host in double precision, the arithmetic the device
+        computed before in float64 (same operations in the same order: the same decision).
+        """
+        before, after = torch.as_tensor(before), torch.as_tensor(after)
+        dtype = torch.promote_types(before.dtype, after.dtype)  # exact: the wider of the two
+        b, a = torch.stack((before.to(dtype), after.to(dtype))).tolist()
+        return self._ok(b, a)
 
     def _guarded(self, before: torch.Tensor, attempt: Callable, p: tuple[float, float, float]):
         """Run ``attempt(p)``; if the block objective rose, redo it without extrapolation (counted).
@@ -435,13 +443,17 @@ class AMTrainer(Trainer):
             # products a_{l-1} W_l^T, penalties and loss (saves a forward pass).
             AW, pen, loss, self._xwp = self._cache
         else:
-            AW = [A[j] @ self.W[j].T for j in range(L)]
+            # A resumed full-batch run takes layer 1's products from the state: they carry the
+            # rounding of the trials' line evaluation (see _update_W), so a resume is identical.
+            restored, self._restored_products = self._restored_products, None
+            restored = restored if full else None
+            AW = [restored[0] if restored and j == 0 else A[j] @ self.W[j].T for j in range(L)]
             pen = [self._pen(A[j], self.W[j], self.b[j], Z[j], aw=AW[j]) for j in range(L)]
             loss = self.out_loss.sum(Z[L - 1], Y)
             *pen, loss = self._red.sums(*pen, loss)
             # X W_prev^T of the input layer (full batch: X is fixed, so extrapolated products
             # of layer 1 are combinations of two known products; see _input_product).
-            self._xwp = A[0] @ self.Wp[0].T if full else None
+            self._xwp = (restored[1] if restored else A[0] @ self.Wp[0].T) if full else None
         if self.hyperparams["first_sweep"] == "backward" and self.samples_seen < self.n:
             loss = self._backward_sweep(A, Ap, Z, Zp, AW, pen, m, Y, loss, eps)
         for j in range(L):
@@ -468,9 +480,23 @@ class AMTrainer(Trainer):
         reg = 0.5 * self.mu * sum(w.pow(2).sum() for w in self.W)
         penalty = sum(pen) / m
         if full:
-            gap = self._red.max(max((max_abs(self.acts[j](Z[j]).sub_(A[j + 1])) for j in range(L - 1)), default=0.0))
-            self._last_terms = ObjectiveTerms(float(loss / m), float(penalty), float(reg), gap, eps)
+            # No host sync here: the terms stay on the device until end_epoch reads them.
+            self._last_terms = (loss / m, penalty, reg, Z[: L - 1], A[1:L], eps)
         return (loss / m + penalty + reg).detach()
+
+    def _terms_of_last_step(self) -> ObjectiveTerms:
+        """The logged terms of the last full-batch step, fetched to the host in one sync."""
+        assert self._last_terms is not None
+        loss, penalty, reg, zs, as_, eps = self._last_terms
+        gaps = []
+        for act, z, a in zip(self.acts, zs, as_):  # max |h(z_l) - a_l| (as max_abs, on the device)
+            d = act(z).sub_(a)
+            if d.numel():
+                lo, hi = torch.aminmax(d)
+                gaps.append(torch.maximum(hi, lo.neg_()))
+        vals = torch.stack([torch.as_tensor(v).to(loss) for v in (loss, penalty, reg)] + gaps).tolist()
+        gap = self._red.max(max(vals[3:], default=0.0))
+        return ObjectiveTerms(vals[0], vals[1], vals[2], gap, eps)
 
     def _backward_sweep(self, A, Ap, Z, Zp, AW, pen, m, Y, loss, eps) -> torch.Tensor:
         """``z_L``, then ``a_l, z_l`` for ``l = L-1..1``, no inertia (``first_sweep="backward"``).
@@ -520,15 +546,39 @@ class AMTrainer(Trainer):
             last = {}
             raw_inputs = a_in is A[j] and b_in is b and z_in is Z[j]
 
-            def f(U):  # every trial's value is global: all ranks accept the same theta
-                last["aw"] = a_in @ U.T
+            def f(U, aw=None):  # every trial's value is global: all ranks accept the same theta
+                last["aw"] = a_in @ U.T if aw is None else aw
                 last["pen"] = self._red.sum(self._pen(a_in, U, b_in, z_in, aw=last["aw"]))
                 return last["pen"] / m + 0.5 * mu * U.pow(2).sum()
+
+            f_trial = None
+            if j == 0 and self._xwp is not None:
+                # Layer 1, full batch: X W_til^T is free (_input_product) and the trials lie on the
+                # line U(theta) = W_til - g/theta, so X U(theta)^T = X W_til^T + (theta_1/theta)
+                # (X U(theta_1)^T - X W_til^T): one product for the first trial, none for the others.
+                line: dict[str, Any] = {}
+
+                def f_trial(U, theta):
+                    if not line:
+                        line["theta"], line["xu"] = theta, a_in @ U.T
+                        return f(U, line["xu"])
+                    if "xw_til" not in line:
+                        line["xw_til"] = self._input_product(AW[0], p1)
+                    return f(U, torch.lerp(line["xw_til"], line["xu"], line["theta"] / theta))
 
             res = self._timed(
                 "W.backtracking",
                 lambda: backtracking_step(
-                    f, f_hat, grad, W_til, W_hat, self.theta_W[j], None, self.max_doublings, scratch=self._scratch
+                    f,
+                    f_hat,
+                    grad,
+                    W_til,
+                    W_hat,
+                    self.theta_W[j],
+                    None,
+                    self.max_doublings,
+                    scratch=self._scratch,
+                    f_trial=f_trial,
                 ),
             )
             self.theta_W[j] = res.theta
@@ -636,7 +686,9 @@ class AMTrainer(Trainer):
             else:
                 aw_hat = torch.mm(a_hat, W_in.T, out=self._scratch("a.aw", (a_hat.shape[0], W.shape[0])))
             r = torch.add(aw_hat, b_in, out=self._scratch("a.r", aw_hat.shape)).sub_(z_in)
-            grad = (r @ W_in).mul_(rho)  # per sample: stays local
+            grad = r @ W_in  # per sample: stays local
+            if rho != 1.0:  # (x * 1.0 == x: the pass is skipped at the default rho = 1, same bits)
+                grad.mul_(rho)
             f_hat = 0.5 * rho * self._red.sum(r.square_().sum())
             last = {}
 
@@ -718,7 +770,7 @@ class AMTrainer(Trainer):
 
     def end_epoch(self, epoch: int) -> dict[str, float]:
         """Objective terms, activation gap, eps, safeguard and backtracking-cap counts."""
-        terms = self._last_terms if self._last_terms is not None else self.objective_terms()
+        terms = self._terms_of_last_step() if self._last_terms is not None else self.objective_terms()
         self._last_terms = None
         return {
             **terms.as_log(),
@@ -747,6 +799,14 @@ class AMTrainer(Trainer):
                 state[name] = [t.clone() if torch.is_tensor(t) else t for t in v]
         for name in self._STATE_SCALARS:
             state[name] = getattr(self, name)
+        # After a full-batch step: the input layer's products X W^T, X W_prev^T as held (the
+        # trials after the first are evaluated along a line, so they are X W^T up to rounding,
+        # and recomputing them on resume would change the continuation by that rounding).
+        held = self._restored_products
+        if self._cache is not None and self._cache[3] is not None:
+            held = [self._cache[0][0], self._cache[3]]
+        if held is not None:
+            state["input_products"] = [self._gather_rows(t, "z", 0) if self.distributed else t.clone() for t in held]
         return state
 
     def _gather_rows(self, t: torch.Tensor, name: str, j: int) -> torch.Tensor:
@@ -774,6 +834,18 @@ class AMTrainer(Trainer):
             setattr(self, name, state[name])
         self.a[0] = self.ap[0] = self.Xf
         self._cache = None
+        self._restored_products = None
+        products = state.get("input_products")  # absent in states of mini-batch runs and older versions
+        if products is not None:
+            if len(products) != 2 or any(t.shape != (self.n, self.W[0].shape[0]) for t in products):
+                raise ValueError(
+                    f"state's input_products must be 2 tensors of shape {(self.n, self.W[0].shape[0])}; "
+                    f"got {[tuple(t.shape) for t in products]}"
+                )
+            products = [t.clone().to(self.Xf.device, self.Xf.dtype) for t in products]
+            if self.distributed:
+                products = [t[self.start : self.stop].clone() for t in products]
+            self._restored_products = products
         self.model.load_state_dict(state["module"])
         self._sync_module()
 
