@@ -113,9 +113,13 @@ def run(owner: str, key: tuple[Any, ...], body: Callable[..., None], statics: Ma
 # --------------------------------------------------------------------------- rule optimizers
 
 
-def _gradient(p: torch.Tensor, g: torch.Tensor, sc: torch.Tensor, wd: bool) -> torch.Tensor:
-    """``sign * g (+ weight_decay * p)``; ``sc[0]`` is the sign (-1 for maximize), ``sc[1]`` the decay."""
-    g = g * sc[0]
+def _gradient(p: torch.Tensor, g: torch.Tensor, sc: torch.Tensor, wd: bool, neg: bool) -> torch.Tensor:
+    """``(-)g (+ weight_decay * p)``: ``neg`` (maximize) and ``wd`` are static, ``sc[1]`` is the decay.
+
+    (``sc[0]`` keeps the sign for the record; the kernel does not read it, so a plain step has no
+    multiplication by 1.)
+    """
+    g = -g if neg else g
     return g + p * sc[1] if wd else g
 
 
@@ -123,23 +127,22 @@ def _gradient(p: torch.Tensor, g: torch.Tensor, sc: torch.Tensor, wd: bool) -> t
 _MINUS_TWO_LOG2E = -2.0 / math.log(2.0)
 
 
-def _tanh(x: torch.Tensor) -> torch.Tensor:
-    """``tanh(x) = 2 / (1 + exp(-2x)) - 1`` with the exponential taken as ``exp2``.
+def _tanh_of(d: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """``tanh(eta_in d)`` given ``k = -2 log2(e) eta_in`` (:func:`rule_scalars`): ``2 / (1 + exp2(k d)) - 1``.
 
     Inductor's vectorized ``tanh`` is several times slower than its ``exp``, and its ``exp2`` is
-    not slower than ``exp`` (``benchmarks/fused_exp_variants.py``; docs/optimizers.md). The one
-    extra rounding of the argument changes ``tanh`` by a few float32 ulps at most: the result
-    agrees with the reference path (``2 sigmoid(2x) - 1``) to rounding.
+    not slower than ``exp`` (``benchmarks/fused_exp_variants.py``; docs/optimizers.md); folding
+    ``eta_in`` into ``k`` saves a multiplication per entry. The rounding differs from the
+    reference path's (``2 sigmoid(2x) - 1``) by a few float32 ulps: they agree to rounding.
     """
-    return 2.0 / (1.0 + torch.exp2(x * _MINUS_TWO_LOG2E)) - 1.0
+    return 2.0 / (1.0 + torch.exp2(d * k)) - 1.0
 
 
 def _rule_update(p: torch.Tensor, d: torch.Tensor, sc: torch.Tensor, bound: torch.Tensor, rule: tuple) -> torch.Tensor:
-    """The new weight; ``sc[2:5]`` = ``(eta_in, a, b)``, see :func:`rule_scalars`."""
+    """The new weight; ``sc[2:5]`` = ``(eta_in or k, a, b)``, see :func:`rule_scalars`."""
     kind = rule[0]
     if kind == "exp":
-        x = d * sc[2]
-        s = _tanh(x) if rule[1] == "tanh" else x.clamp(-rule[2], rule[2])
+        s = _tanh_of(d, sc[2]) if rule[1] == "tanh" else (d * sc[2]).clamp(-rule[2], rule[2])
         # sign(p) s as a select (p = 0 stays 0 whatever the factor); sc[3] in log2 units (rule_scalars)
         new = p * torch.exp2(torch.where(p >= 0, s, -s) * sc[3])
         if not rule[3]:
@@ -149,7 +152,7 @@ def _rule_update(p: torch.Tensor, d: torch.Tensor, sc: torch.Tensor, bound: torc
         return torch.minimum(torch.maximum(new, -lim), lim)
     if kind == "additive":
         return p - d * sc[4]
-    t = _tanh(d * sc[2])
+    t = _tanh_of(d, sc[2])
     if kind == "multiplicative":
         return p - t * torch.abs(p) * sc[3]
     return p - d * sc[4] - t * torch.abs(p) * sc[3]
@@ -165,21 +168,25 @@ def rule_key(rule_name: str, group: Mapping[str, Any]) -> tuple[Any, ...]:
 
 
 def rule_scalars(rule: tuple, args: Any, scale: float) -> tuple[float, float, float]:
-    """``(eta_in, a, b)``: the multiplicative coefficient ``a`` and the additive ``b`` (both times ``scale``).
+    """``(eta_in or k, a, b)``: the multiplicative coefficient ``a`` and the additive ``b`` (both times ``scale``).
 
-    For the exp rule ``a = -eta_out * scale * log2(base)`` (the kernel takes ``exp2``, so
-    ``2**(a u) = base**(-eta_out * scale * u)``); for M/H ``a = gamma * eta_out * scale``
-    and ``b = (1 - gamma) * lr * scale`` (as :class:`~beyondsgd.optim.update_rules.HybridRule`).
+    The first is ``k = -2 log2(e) eta_in`` where the rule squashes with ``tanh`` (see
+    :func:`_tanh_of`), else ``eta_in``. For the exp rule ``a = -eta_out * scale * log2(base)``
+    (the kernel takes ``exp2``, so ``2**(a u) = base**(-eta_out * scale * u)``); for M/H
+    ``a = gamma * eta_out * scale`` and ``b = (1 - gamma) * lr * scale`` (as
+    :class:`~beyondsgd.optim.update_rules.HybridRule`).
     """
+    tanh_k = float(args.eta_in) * _MINUS_TWO_LOG2E
     if rule[0] == "exp":
-        return float(args.eta_in), -float(args.eta_out) * scale * math.log2(args.exp_base), 0.0
+        first = tanh_k if rule[1] == "tanh" else float(args.eta_in)
+        return first, -float(args.eta_out) * scale * math.log2(args.exp_base), 0.0
     gamma = {"additive": 0.0, "multiplicative": 1.0}.get(rule[0], float(args.gamma))
-    return float(args.eta_in), gamma * float(args.eta_out) * scale, (1.0 - gamma) * float(args.lr) * scale
+    return tanh_k, gamma * float(args.eta_out) * scale, (1.0 - gamma) * float(args.lr) * scale
 
 
-def _sgd_body(p, g, s, sc, bound, *, wd, momentum, nesterov, rule):
+def _sgd_body(p, g, s, sc, bound, *, wd, neg, momentum, nesterov, rule):
     # s: [momentum_buffer] or []; sc: sign, wd, eta_in, a, b, c1, c2, mu (first step: c1 = 0, c2 = 1: buf = g)
-    g = _gradient(p, g, sc, wd)
+    g = _gradient(p, g, sc, wd, neg)
     if momentum:
         b = s[0] * sc[5] + g * sc[6]
         d = g + b * sc[7] if nesterov else b
@@ -189,10 +196,10 @@ def _sgd_body(p, g, s, sc, bound, *, wd, momentum, nesterov, rule):
     p.copy_(_rule_update(p, d, sc, bound, rule))
 
 
-def _adam_body(p, g, s, sc, bound, *, wd, amsgrad, rule):
+def _adam_body(p, g, s, sc, bound, *, wd, neg, amsgrad, rule):
     # s: exp_avg, exp_avg_sq[, max_exp_avg_sq]; sc: sign, wd, eta_in, a, b, 1 - beta1, beta2, 1 - beta2,
     # 1 / sqrt(bc2), eps, dmul (1 / bc1 with bias_correction="inside", else 1), beta1
-    g = _gradient(p, g, sc, wd)
+    g = _gradient(p, g, sc, wd, neg)
     # lerp(m, g, 1 - beta1) as beta1 m + (1 - beta1) g: the same value to rounding, without
     # lerp's two-branch blend per entry (and exactly g for Madam's beta1 = 0).
     m_new = s[0] * sc[11] + g * sc[5]
@@ -206,9 +213,9 @@ def _adam_body(p, g, s, sc, bound, *, wd, amsgrad, rule):
     p.copy_(_rule_update(p, d, sc, bound, rule))
 
 
-def _rmsprop_body(p, g, s, sc, bound, *, wd, centered, momentum, rule):
+def _rmsprop_body(p, g, s, sc, bound, *, wd, neg, centered, momentum, rule):
     # s: square_avg[, grad_avg][, momentum_buffer]; sc: sign, wd, eta_in, a, b, alpha, 1 - alpha, eps, mu
-    g = _gradient(p, g, sc, wd)
+    g = _gradient(p, g, sc, wd, neg)
     sq_new = s[0] * sc[5] + g * g * sc[6]
     s[0].copy_(sq_new)
     if centered:
@@ -226,9 +233,9 @@ def _rmsprop_body(p, g, s, sc, bound, *, wd, centered, momentum, rule):
     p.copy_(_rule_update(p, d, sc, bound, rule))
 
 
-def _adagrad_body(p, g, s, sc, bound, *, wd, rule):
+def _adagrad_body(p, g, s, sc, bound, *, wd, neg, rule):
     # s: [sum]; sc: sign, wd, eta_in, a, b, eps
-    g = _gradient(p, g, sc, wd)
+    g = _gradient(p, g, sc, wd, neg)
     s_new = s[0] + g * g
     s[0].copy_(s_new)
     d = g / (torch.sqrt(s_new) + sc[5])
@@ -239,13 +246,14 @@ _BODIES = {"sgd": _sgd_body, "adam": _adam_body, "rmsprop": _rmsprop_body, "adag
 
 
 def _statics(name: str, group: Mapping[str, Any], rule: tuple, wd: bool) -> dict[str, Any]:
+    common = {"wd": wd, "neg": bool(group["maximize"]), "rule": rule}
     if name == "sgd":
-        return {"wd": wd, "momentum": group["momentum"] != 0.0, "nesterov": bool(group["nesterov"]), "rule": rule}
+        return {**common, "momentum": group["momentum"] != 0.0, "nesterov": bool(group["nesterov"])}
     if name == "adam":
-        return {"wd": wd, "amsgrad": bool(group["amsgrad"]), "rule": rule}
+        return {**common, "amsgrad": bool(group["amsgrad"])}
     if name == "rmsprop":
-        return {"wd": wd, "centered": bool(group["centered"]), "momentum": group["momentum"] > 0, "rule": rule}
-    return {"wd": wd, "rule": rule}
+        return {**common, "centered": bool(group["centered"]), "momentum": group["momentum"] > 0}
+    return common
 
 
 def _scalar_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -362,9 +370,9 @@ def _direction_scalars(name: str, group: Mapping[str, Any], st: State) -> tuple[
 # --------------------------------------------------------------------------- hb and nag
 
 
-def _momentum_body(p, g, d, sc, bound, *, wd, nesterov):
+def _momentum_body(p, g, d, sc, bound, *, wd, neg, nesterov):
     # sc: sign, wd, lr, beta_k, beta_{k+1}
-    g = _gradient(p, g, sc, wd)
+    g = _gradient(p, g, sc, wd, neg)
     d_new = d * sc[3] - g * sc[2]
     if nesterov:
         p.copy_(p - d * sc[3] + d_new * (1.0 + sc[4]))
@@ -408,7 +416,7 @@ def step_momentum(
             left.append(i)
         else:
             by.setdefault((p.device, p.dtype), []).append(i)
-    statics = {"wd": wd, "nesterov": nesterov}
+    statics = {"wd": wd, "neg": bool(group["maximize"]), "nesterov": nesterov}
     for (device, dtype), idx in by.items():
         ps, gs, ds = ([ts[i] for i in idx] for ts in (params, grads, disps))
         if not nesterov and _torch_sgd_kernel_fits(device, dtype, float(lr)):
@@ -433,6 +441,6 @@ def step_momentum(
             )
             continue
         sc = torch.tensor([values] * len(idx), dtype=_scalar_dtype(dtype), device=device)
-        key = ("nag" if nesterov else "hb", wd, dtype, device.type, tuple(p.dim() for p in ps))
+        key = ("nag" if nesterov else "hb", *sorted(statics.items()), dtype, device.type, tuple(p.dim() for p in ps))
         run(owner, key, _many, {"body": _momentum_body, "statics": statics}, ps, gs, ds, sc, [])
     return left
