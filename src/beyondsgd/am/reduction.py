@@ -53,12 +53,15 @@ class Reducer:
         return float(dist.all_reduce_max(torch.tensor([value], dtype=torch.float64))[0])
 
 
-def max_abs(t: torch.Tensor) -> float:
-    """``max |t|``, 0 for an empty tensor (a rank may own no sample of a batch).
+def abs_max(t: torch.Tensor) -> torch.Tensor:
+    """``max |t|`` of a non-empty tensor as a 0-d tensor on its device (no host sync).
 
     ``max(max t, -min t)`` from one ``aminmax`` pass (no ``|t|`` temporary): the same value.
     """
-    if not t.numel():
-        return 0.0
     lo, hi = torch.aminmax(t)
-    return float(torch.maximum(hi, lo.neg_()))
+    return torch.maximum(hi, lo.neg_())
+
+
+def max_abs(t: torch.Tensor) -> float:
+    """``max |t|`` as a float (:func:`abs_max`, one sync), 0 for an empty tensor (a rank may own no sample)."""
+    return float(abs_max(t)) if t.numel() else 0.0

@@ -41,7 +41,7 @@ from beyondsgd.am.inertia import Inertia, extrapolate
 from beyondsgd.am.losses import output_loss_for
 from beyondsgd.am.network import parse_mlp
 from beyondsgd.am.objective import ObjectiveTerms, Workspace, penalty_sum
-from beyondsgd.am.reduction import Reducer, max_abs
+from beyondsgd.am.reduction import Reducer, abs_max, max_abs
 from beyondsgd.training import LossFn, Trainer
 from beyondsgd.validation import (
     BOOL,
@@ -489,11 +489,10 @@ class AMTrainer(Trainer):
         assert self._last_terms is not None
         loss, penalty, reg, zs, as_, eps = self._last_terms
         gaps = []
-        for act, z, a in zip(self.acts, zs, as_):  # max |h(z_l) - a_l| (as max_abs, on the device)
+        for act, z, a in zip(self.acts, zs, as_):  # max |h(z_l) - a_l|, on the device
             d = act(z).sub_(a)
             if d.numel():
-                lo, hi = torch.aminmax(d)
-                gaps.append(torch.maximum(hi, lo.neg_()))
+                gaps.append(abs_max(d))
         vals = torch.stack([torch.as_tensor(v).to(loss) for v in (loss, penalty, reg)] + gaps).tolist()
         gap = self._red.max(max(vals[3:], default=0.0))
         return ObjectiveTerms(vals[0], vals[1], vals[2], gap, eps)
