@@ -114,13 +114,10 @@ def run(owner: str, key: tuple[Any, ...], body: Callable[..., None], statics: Ma
 
 
 def _gradient(p: torch.Tensor, g: torch.Tensor, sc: torch.Tensor, wd: bool, neg: bool) -> torch.Tensor:
-    """``(-)g (+ weight_decay * p)``: ``neg`` (maximize) and ``wd`` are static, ``sc[1]`` is the decay.
-
-    (``sc[0]`` keeps the sign for the record; the kernel does not read it, so a plain step has no
-    multiplication by 1.)
-    """
+    """``(-)g (+ weight_decay * p)``: ``neg`` (maximize) and ``wd`` are static (a plain step has no
+    multiplication by a sign), ``sc[0]`` is the decay."""
     g = -g if neg else g
-    return g + p * sc[1] if wd else g
+    return g + p * sc[0] if wd else g
 
 
 #: ``-2 log2(e)``: ``exp(-2x) = exp2(-2 log2(e) x)``.
@@ -139,23 +136,23 @@ def _tanh_of(d: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
 
 
 def _rule_update(p: torch.Tensor, d: torch.Tensor, sc: torch.Tensor, bound: torch.Tensor, rule: tuple) -> torch.Tensor:
-    """The new weight; ``sc[2:5]`` = ``(eta_in or k, a, b)``, see :func:`rule_scalars`."""
+    """The new weight; ``sc[1:4]`` = ``(eta_in or k, a, b)``, see :func:`rule_scalars`."""
     kind = rule[0]
     if kind == "exp":
-        s = _tanh_of(d, sc[2]) if rule[1] == "tanh" else (d * sc[2]).clamp(-rule[2], rule[2])
-        # sign(p) s as a select (p = 0 stays 0 whatever the factor); sc[3] in log2 units (rule_scalars)
-        new = p * torch.exp2(torch.where(p >= 0, s, -s) * sc[3])
+        s = _tanh_of(d, sc[1]) if rule[1] == "tanh" else (d * sc[1]).clamp(-rule[2], rule[2])
+        # sign(p) s as a select (p = 0 stays 0 whatever the factor); sc[2] in log2 units (rule_scalars)
+        new = p * torch.exp2(torch.where(p >= 0, s, -s) * sc[2])
         if not rule[3]:
             return new
         # sc[-1] is 0, or inf in a frozen group (lr = 0): there the bound is inf, so no clamp moves it
         lim = torch.maximum(bound, sc[-1])
         return torch.minimum(torch.maximum(new, -lim), lim)
     if kind == "additive":
-        return p - d * sc[4]
-    t = _tanh_of(d, sc[2])
+        return p - d * sc[3]
+    t = _tanh_of(d, sc[1])
     if kind == "multiplicative":
-        return p - t * torch.abs(p) * sc[3]
-    return p - d * sc[4] - t * torch.abs(p) * sc[3]
+        return p - t * torch.abs(p) * sc[2]
+    return p - d * sc[3] - t * torch.abs(p) * sc[2]
 
 
 def rule_key(rule_name: str, group: Mapping[str, Any]) -> tuple[Any, ...]:
@@ -185,11 +182,11 @@ def rule_scalars(rule: tuple, args: Any, scale: float) -> tuple[float, float, fl
 
 
 def _sgd_body(p, g, s, sc, bound, *, wd, neg, momentum, nesterov, rule):
-    # s: [momentum_buffer] or []; sc: sign, wd, eta_in, a, b, c1, c2, mu (first step: c1 = 0, c2 = 1: buf = g)
+    # s: [momentum_buffer] or []; sc: wd, eta_in, a, b, c1, c2, mu (first step: c1 = 0, c2 = 1: buf = g)
     g = _gradient(p, g, sc, wd, neg)
     if momentum:
-        b = s[0] * sc[5] + g * sc[6]
-        d = g + b * sc[7] if nesterov else b
+        b = s[0] * sc[4] + g * sc[5]
+        d = g + b * sc[6] if nesterov else b
         s[0].copy_(b)
     else:
         d = g
@@ -197,36 +194,36 @@ def _sgd_body(p, g, s, sc, bound, *, wd, neg, momentum, nesterov, rule):
 
 
 def _adam_body(p, g, s, sc, bound, *, wd, neg, amsgrad, rule):
-    # s: exp_avg, exp_avg_sq[, max_exp_avg_sq]; sc: sign, wd, eta_in, a, b, 1 - beta1, beta2, 1 - beta2,
+    # s: exp_avg, exp_avg_sq[, max_exp_avg_sq]; sc: wd, eta_in, a, b, 1 - beta1, beta2, 1 - beta2,
     # 1 / sqrt(bc2), eps, dmul (1 / bc1 with bias_correction="inside", else 1), beta1
     g = _gradient(p, g, sc, wd, neg)
     # lerp(m, g, 1 - beta1) as beta1 m + (1 - beta1) g: the same value to rounding, without
     # lerp's two-branch blend per entry (and exactly g for Madam's beta1 = 0).
-    m_new = s[0] * sc[11] + g * sc[5]
-    v_new = s[1] * sc[6] + g * g * sc[7]
+    m_new = s[0] * sc[10] + g * sc[4]
+    v_new = s[1] * sc[5] + g * g * sc[6]
     s[0].copy_(m_new)
     s[1].copy_(v_new)
     if amsgrad:
         v_new = torch.maximum(s[2], v_new)
         s[2].copy_(v_new)
-    d = m_new / (torch.sqrt(v_new) * sc[8] + sc[9]) * sc[10]
+    d = m_new / (torch.sqrt(v_new) * sc[7] + sc[8]) * sc[9]
     p.copy_(_rule_update(p, d, sc, bound, rule))
 
 
 def _rmsprop_body(p, g, s, sc, bound, *, wd, neg, centered, momentum, rule):
-    # s: square_avg[, grad_avg][, momentum_buffer]; sc: sign, wd, eta_in, a, b, alpha, 1 - alpha, eps, mu
+    # s: square_avg[, grad_avg][, momentum_buffer]; sc: wd, eta_in, a, b, alpha, 1 - alpha, eps, mu
     g = _gradient(p, g, sc, wd, neg)
-    sq_new = s[0] * sc[5] + g * g * sc[6]
+    sq_new = s[0] * sc[4] + g * g * sc[5]
     s[0].copy_(sq_new)
     if centered:
-        ga_new = torch.lerp(s[1], g, sc[6])
+        ga_new = torch.lerp(s[1], g, sc[5])
         s[1].copy_(ga_new)
-        avg = torch.sqrt(sq_new - ga_new * ga_new) + sc[7]
+        avg = torch.sqrt(sq_new - ga_new * ga_new) + sc[6]
     else:
-        avg = torch.sqrt(sq_new) + sc[7]
+        avg = torch.sqrt(sq_new) + sc[6]
     if momentum:
         buf = s[-1]
-        d = buf * sc[8] + g / avg
+        d = buf * sc[7] + g / avg
         buf.copy_(d)
     else:
         d = g / avg
@@ -234,11 +231,11 @@ def _rmsprop_body(p, g, s, sc, bound, *, wd, neg, centered, momentum, rule):
 
 
 def _adagrad_body(p, g, s, sc, bound, *, wd, neg, rule):
-    # s: [sum]; sc: sign, wd, eta_in, a, b, eps
+    # s: [sum]; sc: wd, eta_in, a, b, eps
     g = _gradient(p, g, sc, wd, neg)
     s_new = s[0] + g * g
     s[0].copy_(s_new)
-    d = g / (torch.sqrt(s_new) + sc[5])
+    d = g / (torch.sqrt(s_new) + sc[4])
     p.copy_(_rule_update(p, d, sc, bound, rule))
 
 
@@ -276,7 +273,7 @@ def step_rule_group(owner: str, direction: Any, group: Mapping[str, Any], params
     check_tensors(owner, params)
     rule = rule_key(rule_name, group)
     wd = group["weight_decay"] != 0.0
-    base = (-1.0 if group["maximize"] else 1.0, float(group["weight_decay"]))
+    base = (float(group["weight_decay"]),)
     name = direction.name
     left: list[int] = []
     todo: list[int] = []
@@ -371,11 +368,11 @@ def _direction_scalars(name: str, group: Mapping[str, Any], st: State) -> tuple[
 
 
 def _momentum_body(p, g, d, sc, bound, *, wd, neg, nesterov):
-    # sc: sign, wd, lr, beta_k, beta_{k+1}
+    # sc: wd, lr, beta_k, beta_{k+1}
     g = _gradient(p, g, sc, wd, neg)
-    d_new = d * sc[3] - g * sc[2]
+    d_new = d * sc[2] - g * sc[1]
     if nesterov:
-        p.copy_(p - d * sc[3] + d_new * (1.0 + sc[4]))
+        p.copy_(p - d * sc[2] + d_new * (1.0 + sc[3]))
     else:
         p.copy_(p + d_new)
     d.copy_(d_new)
@@ -403,7 +400,6 @@ def step_momentum(
     check_tensors(owner, params)
     wd = group["weight_decay"] != 0.0
     values = (
-        -1.0 if group["maximize"] else 1.0,
         float(group["weight_decay"]),
         float(lr),
         float(beta),
