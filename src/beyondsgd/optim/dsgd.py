@@ -208,8 +208,8 @@ class DSGD(torch.optim.Optimizer):
         seed: seeds the random layer choice; ``None`` draws the seed from torch's global
             generator at construction (so ``torch.manual_seed`` governs it, as in the runner).
         maximize: maximize the objective instead.
-        foreach: use the multi-tensor (``torch._foreach_*``) implementation;
-            ``None`` picks it on CUDA.
+        foreach: apply the step with the multi-tensor ``torch._foreach_add_``; ``None`` picks it
+            on CUDA (the gradient norms are always one fused ``torch._foreach_norm``).
 
     After each step, ``opt.last_step`` holds ``layer``, ``scores`` (all layers),
     ``predicted_decrease``, ``kappa``, ``stationarity`` (``max_i |||g_i|||_*^2/kappa_i``),
@@ -520,9 +520,10 @@ class DSGD(torch.optim.Optimizer):
             if loss is None:
                 return None
             return torch.full_like(loss, math.nan) if isinstance(loss, torch.Tensor) else math.nan
+        n_step = sum(len(layer) for layer in grads)  # norms: the step's gradients, then the scoring ones
         if score_closure is not None:
-            score_sq = self._dual_norms_sq(score_grads, norms[sum(len(layer) for layer in grads) :])
-        dual_sq = self._dual_norms_sq(grads, norms[: sum(len(layer) for layer in grads)])
+            score_sq = self._dual_norms_sq(score_grads, norms[n_step:])
+        dual_sq = self._dual_norms_sq(grads, norms[:n_step])
         if score_closure is None:
             score_sq = dual_sq
         # The per-layer numbers are Python floats (one host sync above): no small-tensor ops per step.
