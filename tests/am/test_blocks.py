@@ -72,6 +72,57 @@ def test_cross_entropy_prox_meets_optimality_condition(rho):
     assert g.norm(dim=1).max() < 1e-8
 
 
+@pytest.mark.parametrize("rho", [0.1, 0.3, 1.0, 10.0])
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.2])
+def test_cross_entropy_prox_bound_meets_the_tolerance_from_far_starts(rho, label_smoothing):
+    # The proven iteration count, with no stopping test, from centres of every scale and starts
+    # far outside the ball that holds the minimizer: every sample's gradient is below tol.
+    gen = torch.Generator().manual_seed(3)
+    tol = 1e-6
+    loss = CrossEntropy(max_iters=10_000, tol=tol, label_smoothing=label_smoothing, stopping="bound")
+    k = loss.iterations_bound(rho)
+    assert k is not None
+    for scale, far in ((0.1, 0.0), (30.0, 1e3), (3000.0, 1e6)):
+        v = scale * torch.randn(500, 10, generator=gen, dtype=torch.float64)
+        y = torch.randint(0, 10, (500,), generator=gen)
+        start = v + far * torch.randn(500, 10, generator=gen, dtype=torch.float64)
+        z = loss.prox(v, y, rho, start=start).requires_grad_(True)
+        assert loss.last_iters == k
+        obj = F.cross_entropy(z, y, reduction="sum", label_smoothing=label_smoothing)
+        (g,) = torch.autograd.grad(obj + 0.5 * rho * (z - v).pow(2).sum(), z)
+        assert g.norm(dim=1).max() <= tol
+
+
+def test_cross_entropy_prox_bound_is_the_formula_and_falls_back_to_tests_beyond_max_iters():
+    loss = CrossEntropy(max_iters=500, tol=1e-4, stopping="bound")
+    # rho = 1: L = 1.5, mu = 1, D^2 = 8: ceil(ln(1.5 * 2.5 * 8 / 1e-8) / -ln(1 - sqrt(2/3))) = 13.
+    assert loss.iterations_bound(1.0) == 13
+    assert loss.iterations_bound(1e-3) is None  # > 500 iterations: convergence is tested instead
+    gen = torch.Generator().manual_seed(5)
+    v = 3 * torch.randn(200, 10, generator=gen, dtype=torch.float64)
+    y = torch.randint(0, 10, (200,), generator=gen)
+    z = loss.prox(v, y, 1e-3, start=v)
+    assert loss.last_iters % 10 == 0 and loss.last_iters < 500  # stopped by a test
+    g = torch.softmax(z, 1) - F.one_hot(y, 10) + 1e-3 * (z - v)
+    assert g.norm(dim=1).max() <= 1e-4
+
+
+def test_cross_entropy_prox_start_inside_the_ball_is_kept_bit_for_bit():
+    gen = torch.Generator().manual_seed(6)
+    v = torch.randn(10, 300, generator=gen)
+    rho = 1.0
+    inside = v + 0.1 * torch.randn(10, 300, generator=gen)
+    far = v + 100.0 * torch.randn(10, 300, generator=gen)
+    z = CrossEntropy._start_in_ball(inside, v, rho, 0)
+    assert torch.equal(z, inside)
+    z = CrossEntropy._start_in_ball(far, v, rho, 0)
+    norms = (z - v).norm(dim=0)
+    assert torch.allclose(norms, torch.full_like(norms, 2**0.5 / rho), rtol=1e-5)
+    # on the segment from v to the start: the same direction
+    cos = ((z - v) * (far - v)).sum(0) / (norms * (far - v).norm(dim=0))
+    assert torch.allclose(cos, torch.ones_like(cos), atol=1e-5)
+
+
 def test_squared_prox_closed_form():
     gen = torch.Generator().manual_seed(1)
     v, y = (

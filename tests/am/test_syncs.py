@@ -45,16 +45,30 @@ def count_decisions(monkeypatch):
     return counter
 
 
-def test_plain_am_syncs_only_for_backtracking_and_prox(small_problem, count_syncs, count_decisions):
+def test_plain_am_syncs_only_for_backtracking_decisions(small_problem, count_syncs, count_decisions):
     model, X, y = small_problem()
-    tr = PlainAM(model, X, y, F.cross_entropy)
+    # prox_stopping="bound": what "auto" does on an accelerator (on CPU, where a sync costs no wait,
+    # "auto" tests convergence instead: fewer iterations).
+    tr = PlainAM(model, X, y, F.cross_entropy, prox_stopping="bound")
     tr.train_step(None)  # warm-up: the first iteration also computes the starting products
     count_syncs["n"], count_decisions["trials"], count_decisions["prox_checks"] = 0, 0, 0
     tr.train_step(None)
-    decisions = count_decisions["trials"] + count_decisions["prox_checks"]
-    assert decisions > 0
+    assert count_decisions["trials"] > 0
+    # At the default rho the prox runs its proven iteration count: no stopping test.
+    assert count_decisions["prox_checks"] == 0
     # Nothing else: the logged terms stay on the device until end_epoch reads them.
-    assert count_syncs["n"] == decisions
+    assert count_syncs["n"] == count_decisions["trials"]
+
+
+def test_prox_beyond_its_bound_syncs_once_per_stopping_test(small_problem, count_syncs, count_decisions):
+    model, X, y = small_problem()
+    tr = PlainAM(model, X, y, F.cross_entropy, rho=1e-3, prox_stopping="bound")  # the bound needs > 500 here
+    assert tr.out_loss.iterations_bound(1e-3) is None
+    tr.train_step(None)
+    count_syncs["n"], count_decisions["trials"], count_decisions["prox_checks"] = 0, 0, 0
+    tr.train_step(None)
+    assert count_decisions["prox_checks"] > 0
+    assert count_syncs["n"] == count_decisions["trials"] + count_decisions["prox_checks"]
 
 
 @pytest.mark.parametrize("cls", [PlainAM, TIAM])
@@ -73,13 +87,24 @@ def test_logged_terms_cost_one_sync_at_the_end_of_the_epoch(small_problem, count
     assert log["am_activation_gap"] == terms.activation_gap
 
 
-def test_tiam_adds_one_sync_per_safeguard_check(small_problem, count_syncs, count_decisions):
+@pytest.mark.parametrize("stopping", ["bound", "test"])
+def test_tiam_adds_one_sync_per_safeguard_check(small_problem, count_syncs, count_decisions, stopping):
     model, X, y = small_problem()
-    tr = TIAM(model, X, y, F.cross_entropy)
+    tr = TIAM(model, X, y, F.cross_entropy, prox_stopping=stopping)
     tr.train_step(None)
     count_syncs["n"], count_decisions["trials"], count_decisions["prox_checks"] = 0, 0, 0
     tr.train_step(None)
     blocks_per_iteration = 4 * (tr.num_layers - 1) + 3
+    assert (count_decisions["prox_checks"] == 0) == (stopping == "bound")
     decisions = count_decisions["trials"] + count_decisions["prox_checks"]
     # Each safeguard check is one decision (1 sync); redone blocks add their own trials.
     assert count_syncs["n"] == decisions + blocks_per_iteration
+
+
+def test_prox_stopping_auto_tests_on_cpu_and_is_validated(small_problem):
+    model, X, y = small_problem()
+    tr = PlainAM(model, X, y, F.cross_entropy)
+    tr.train_step(None)
+    assert tr.out_loss.stopping == "auto" and tr.out_loss.last_iters % 10 == 0  # tested (CPU)
+    with pytest.raises(ValueError, match="prox_stopping"):
+        PlainAM(model, X, y, F.cross_entropy, prox_stopping="never")

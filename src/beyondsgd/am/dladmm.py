@@ -71,6 +71,7 @@ DLADMM_HYPERPARAMS = {
     "max_doublings": NONNEGATIVE_INT,
     "prox_iters": POSITIVE_INT,
     "prox_tol": POSITIVE,
+    "prox_stopping": OneOf(("auto", "bound", "test")),
     "output_init": OneOf(("forward", "labels")),
     "memory_fraction": Interval(0.0, 1.0, low_open=True),
 }
@@ -93,6 +94,7 @@ class DLADMM(Trainer):
         theta_init: first ``theta`` of each backtracking (later: the last accepted one).
         max_doublings: backtracking cap; on the cap the block keeps its value.
         prox_iters, prox_tol: inner solver of the cross-entropy prox.
+        prox_stopping: when it stops (``"auto"``, ``"bound"``, ``"test"``; see :class:`~beyondsgd.am.TIAM`).
         output_init: ``"labels"`` (+1 at the label, -1 elsewhere, the authors' code) or ``"forward"``.
         memory_fraction: refuse when the auxiliary variables need more of the free memory.
 
@@ -121,6 +123,7 @@ class DLADMM(Trainer):
         max_doublings: int = 10,
         prox_iters: int = 500,
         prox_tol: float = 1e-4,
+        prox_stopping: str = "auto",
         output_init: str = DLADMM_DEFAULTS["output_init"],
         memory_fraction: float = 0.5,
     ) -> None:
@@ -132,6 +135,7 @@ class DLADMM(Trainer):
             max_doublings=max_doublings,
             prox_iters=prox_iters,
             prox_tol=prox_tol,
+            prox_stopping=prox_stopping,
             output_init=output_init,
             memory_fraction=memory_fraction,
         )
@@ -144,7 +148,7 @@ class DLADMM(Trainer):
         probe = torch.zeros(1)
         for act in self.acts:
             act.relaxed_argmin(probe, probe)  # ELU etc.: a clear error now, not in the first step
-        self.out_loss = output_loss_for(loss_fn, prox_iters, prox_tol, y=y)
+        self.out_loss = output_loss_for(loss_fn, prox_iters, prox_tol, y=y, prox_stopping=prox_stopping)
         self.rho, self.nu, self.mu = float(rho), float(nu), float(mu)
         self.max_doublings = int(max_doublings)
         lin = self.structure.linears

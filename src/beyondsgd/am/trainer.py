@@ -68,6 +68,7 @@ AM_HYPERPARAMS = {
     "max_doublings": NONNEGATIVE_INT,
     "prox_iters": POSITIVE_INT,
     "prox_tol": POSITIVE,
+    "prox_stopping": OneOf(("auto", "bound", "test")),
     "output_init": OneOf(("forward", "labels")),
     "first_sweep": OneOf(("forward", "backward")),
     "box": OneOf(("auto", "output", "input")),
@@ -208,6 +209,10 @@ class AMTrainer(Trainer):
         theta_init: first ``theta`` of the backtracking (later: the last accepted one).
         max_doublings: cap of the backtracking; on the cap the block keeps its value.
         prox_iters, prox_tol: inner solver of the cross-entropy prox.
+        prox_stopping: when that solver stops: ``"bound"`` (a proven iteration count, no host
+            sync), ``"test"`` (gradient-norm test every 10 iterations, one sync each) or
+            ``"auto"`` (bound on accelerators, test on CPU); see
+            :class:`~beyondsgd.am.losses.CrossEntropy`.
         output_init: ``"forward"`` (``z_L`` = network output) or ``"labels"`` (mDLAM: +-1).
         first_sweep: ``"forward"`` (every iteration sweeps layers 1..L) or ``"backward"``:
             on the first pass over the data each batch is first swept from the output
@@ -259,6 +264,7 @@ class AMTrainer(Trainer):
         max_doublings: int = 10,
         prox_iters: int = 500,
         prox_tol: float = 1e-4,
+        prox_stopping: str = "auto",
         output_init: str = "forward",
         first_sweep: str = "forward",
         box: str = AM_DEFAULTS["box"],
@@ -276,6 +282,7 @@ class AMTrainer(Trainer):
             max_doublings=max_doublings,
             prox_iters=prox_iters,
             prox_tol=prox_tol,
+            prox_stopping=prox_stopping,
             output_init=output_init,
             first_sweep=first_sweep,
             box=box,
@@ -297,7 +304,9 @@ class AMTrainer(Trainer):
         self.acts = self.structure.activations
         self.distributed = dist.is_distributed() if distributed is None else bool(distributed)
         self._red = Reducer(self.distributed)
-        self.out_loss = output_loss_for(loss_fn, prox_iters, prox_tol, self._red.max if self.distributed else None, y=y)
+        self.out_loss = output_loss_for(
+            loss_fn, prox_iters, prox_tol, self._red.max if self.distributed else None, y=y, prox_stopping=prox_stopping
+        )
         self.rho, self.mu = float(rho), float(mu)
         self.eps0, self.eps_decay, self.eps_min = float(eps), float(eps_decay), float(eps_min)
         self.inertia = Inertia(float(p1), float(p2), float(p3), schedule)
