@@ -8,7 +8,10 @@ on mnist5k (4000 training images, 784 features), full batch:
   and interleaved (SGD, Adam, TIAM, AM, SGD, ...) so that all see the same load of a
   shared machine; the ratio is of the medians;
 * the split of TIAM's time across its sub-problems (W, b, z, a, z_L), with the
-  backtracking trials of W and a and the inner prox solver of z_L shown apart.
+  backtracking trials of W and a and the inner prox solver of z_L shown apart;
+* host synchronizations per outer iteration (what a GPU run waits for), counted as
+  tensor -> host conversions over 10 further iterations, for both ``prox_stopping`` rules,
+  next to the backtracking trials, the prox stopping tests and TIAM's safeguard checks.
 
     PYTHONPATH=src python benchmarks/bench_tiam.py [--dataset mnist5k] [--iters 30] [--threads 1]
 """
@@ -16,6 +19,7 @@ on mnist5k (4000 training images, 784 features), full batch:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import time
 
@@ -23,6 +27,8 @@ import torch
 import torch.nn.functional as F
 
 from beyondsgd.am import AM_DEFAULTS, TIAM, TIAM_DEFAULTS, PlainAM
+from beyondsgd.am import trainer as am_trainer_module
+from beyondsgd.am.losses import CrossEntropy
 from beyondsgd.data import load_dataset
 from beyondsgd.models import create_model
 
@@ -64,6 +70,70 @@ def time_interleaved(steppers: dict, iters: int) -> dict[str, list[float]]:
             step()
             times[name].append(time.perf_counter() - t0)
     return times
+
+
+@contextlib.contextmanager
+def counting_syncs(counter: dict[str, int]):
+    """Count ``float()``/``bool()``/``int()``/``.item()``/``.tolist()`` on tensors (each waits for the device)."""
+    originals = {name: getattr(torch.Tensor, name) for name in ("__float__", "__bool__", "__int__", "item", "tolist")}
+
+    def counted(original):
+        def wrapped(self, *args, **kwargs):
+            counter["syncs"] += 1
+            return original(self, *args, **kwargs)
+
+        return wrapped
+
+    try:
+        for name, original in originals.items():
+            setattr(torch.Tensor, name, counted(original))
+        yield counter
+    finally:
+        for name, original in originals.items():
+            setattr(torch.Tensor, name, original)
+
+
+def sync_counts(data, iters: int = 10) -> None:
+    """Host syncs per outer iteration of TIAM and plain AM under both prox stopping rules."""
+    print(f"host syncs per outer iteration (min / median / max over {iters} iterations after a warm-up):")
+    for name, cls, defaults in (("tiam", TIAM, TIAM_DEFAULTS), ("am", PlainAM, AM_DEFAULTS)):
+        for stopping in ("test", "bound"):
+            tr = am_trainer(cls, {**defaults, "prox_stopping": stopping}, data)
+            tr.train_step(None)
+            seen = {"trials": 0, "prox_tests": 0}
+            step, check = am_trainer_module.backtracking_step, CrossEntropy._converged
+
+            def counted_step(*args, _step=step, _seen=seen, **kwargs):
+                res = _step(*args, **kwargs)
+                _seen["trials"] += res.doublings + 1
+                return res
+
+            def counted_check(self, *args, _check=check, _seen=seen):
+                _seen["prox_tests"] += 1
+                return _check(self, *args)
+
+            counts, trials, tests, redos0 = [], [], [], tr.safeguard_count
+            am_trainer_module.backtracking_step, CrossEntropy._converged = counted_step, counted_check
+            try:
+                for _ in range(iters):
+                    counter = {"syncs": 0}
+                    seen["trials"] = seen["prox_tests"] = 0
+                    with counting_syncs(counter):
+                        tr.train_step(None)
+                    counts.append(counter["syncs"])
+                    trials.append(seen["trials"])
+                    tests.append(seen["prox_tests"])
+            finally:
+                am_trainer_module.backtracking_step, CrossEntropy._converged = step, check
+            # TIAM checks every block once (4 per hidden layer, b and W and z_L of the output layer).
+            checks = (4 * (tr.num_layers - 1) + 3) if name == "tiam" else 0
+            other = [c - t - q - checks for c, t, q in zip(counts, trials, tests)]
+            print(
+                f"  {name:<4s} prox_stopping={stopping!r:<8s} syncs {min(counts)} / {statistics.median(counts):g} / "
+                f"{max(counts)}; backtracking trials {statistics.median(trials):g}, safeguard checks {checks}, "
+                f"prox stopping tests {statistics.median(tests):g} (medians), any other {max(other)} (max); "
+                f"safeguard redos {tr.safeguard_count - redos0}"
+            )
 
 
 def main() -> None:
@@ -117,6 +187,7 @@ def main() -> None:
         print("    time split (means):")
         for k, v in parts.items():
             print(f"    {k:<40s} {v * 1e3:7.2f} ms  {v / mean:6.1%}")
+    sync_counts(data)
 
 
 if __name__ == "__main__":
