@@ -33,6 +33,8 @@ CONFIGS: dict[str, tuple] = {
     "tiam-ipalm-mse-elu": (TIAM, {**TIAM_HP, "schedule": "ipalm", "p1": 1.0}, "elu", "mse", MINI),
     "am-full-ce-leaky": (PlainAM, dict(rho=1.0, mu=1e-3, eps=0.5), "leaky_relu", "ce", FULL),
     "am-mini-ce": (PlainAM, dict(rho=2.0, mu=1e-4, eps=1.0, eps_decay=0.5), "relu", "ce", MINI),
+    # The prox's proven iteration count: no stopping test, so no all-reduce inside the prox.
+    "tiam-mini-ce-bound": (TIAM, {**TIAM_HP, "prox_stopping": "bound"}, "relu", "ce", MINI),
 }
 
 
