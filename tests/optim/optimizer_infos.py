@@ -66,7 +66,9 @@ def _sgd_keys(kw: dict[str, Any]) -> set[str]:
 
 
 def _adam_keys(kw: dict[str, Any]) -> set[str]:
-    return {"step", "exp_avg", "exp_avg_sq"} | ({"max_exp_avg_sq"} if kw.get("amsgrad") else set())
+    # torch's Adam keeps exp_avg even with beta1 = 0 (a copy of the gradient); ours keeps none then.
+    first = {"exp_avg"} if kw.get("betas", (0.9, 0.999))[0] != 0.0 else set()
+    return {"step", "exp_avg_sq"} | first | ({"max_exp_avg_sq"} if kw.get("amsgrad") else set())
 
 
 def _rmsprop_keys(kw: dict[str, Any]) -> set[str]:
@@ -128,7 +130,9 @@ def _rule_infos() -> list[OptimInfo]:
             "madam",
             (OptimInput("default"), OptimInput("maximize", {"maximize": True}), OptimInput("tanh", {"squash": "tanh"})),
             lr=0.01,
-            torch_state_keys=lambda kw: {"step", "exp_avg", "exp_avg_sq"},
+            # torch's Adam with Madam's betas (0, 0.999) would also hold exp_avg, a copy of the gradient;
+            # Madam keeps only v (Bernstein et al. 2020, Algorithm 1), and so do we.
+            torch_state_keys=lambda kw: {"step", "exp_avg_sq"},
             # Madam clamps |theta| to max_scale times its initial RMS, kept per tensor.
             extra_state_keys=frozenset({"max_abs"}),
             late_flags=_RULE_FLAGS,

@@ -390,3 +390,40 @@ def test_pickle_round_trip_keeps_working():
     clone = pickle.loads(pickle.dumps(opt))
     assert clone.param_groups[0]["gamma"] == 1.0 and len(clone.state) == len(list(m.parameters()))
     clone.step()  # no gradients on the copies: a no-op, but it must not fail
+
+
+@pytest.mark.parametrize("foreach", [False, True])
+def test_adam_direction_with_beta1_zero_keeps_no_first_moment_and_moves_as_with_one(foreach):
+    # beta1 = 0: m = lerp(m, g, 1) = g exactly, so no exp_avg is kept (Madam's Algorithm 1); the
+    # iterates equal those of a state that carries one (a checkpoint from before), which stays unused.
+    torch.manual_seed(0)
+    a = [nn.Parameter(torch.randn(5, 4)), nn.Parameter(torch.randn(4))]
+    b = [nn.Parameter(p.detach().clone()) for p in a]
+    oa = optim.create("madam", a, foreach=foreach)
+    ob = optim.create("madam", b, foreach=foreach)
+    grads = [[torch.randn_like(p) for p in a] for _ in range(6)]
+    for p, g in zip(a, grads[0]):
+        p.grad = g.clone()
+    oa.step()
+    for p, g in zip(b, grads[0]):
+        p.grad = g.clone()
+    ob.step()
+    assert all("exp_avg" not in oa.state[p] and "exp_avg_sq" in oa.state[p] for p in a)
+    stale = [torch.full_like(p, 7.0) for p in b]
+    for p, m in zip(b, stale):
+        ob.state[p]["exp_avg"] = m.clone()
+    for gs in grads[1:]:
+        for ps in (a, b):
+            for p, g in zip(ps, gs):
+                p.grad = g.clone()
+        oa.step()
+        ob.step()
+    for pa, pb, m in zip(a, b, stale):
+        assert torch.equal(pa, pb)
+        assert torch.equal(ob.state[pb]["exp_avg"], m)
+    # beta1 made non-zero later: the first moment starts at zeros then
+    oa.param_groups[0]["betas"] = (0.9, 0.999)
+    for p, g in zip(a, grads[0]):
+        p.grad = g.clone()
+    oa.step()
+    assert all(torch.allclose(oa.state[p]["exp_avg"], 0.1 * g) for p, g in zip(a, grads[0]))

@@ -120,6 +120,18 @@ class SGDDirection(Direction):
         return dirs, [1.0] * len(gs)
 
 
+def init_adam_state(p: torch.Tensor, state: State, amsgrad: bool, beta1: float) -> None:
+    """Adam's state as torch.optim.Adam creates it, except that ``beta1 = 0`` keeps no ``exp_avg``
+    (see :class:`AdamDirection`); the one place both paths (reference and fused) create it."""
+    if "exp_avg_sq" not in state:
+        state["step"] = new_step()
+        state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        if amsgrad:
+            state["max_exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+    if beta1 != 0.0 and "exp_avg" not in state:
+        state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+
+
 class AdamDirection(Direction):
     """Adam (torch.optim.Adam, L2 weight decay): ``m <- lerp(m, g, 1 - beta1)``,
     ``v <- beta2 v + (1 - beta2) g^2``, ``d = m / (sqrt(v / bc2) + eps)`` and
@@ -129,6 +141,12 @@ class AdamDirection(Direction):
     the step-size factor, outside the rule's ``tanh``; ``"inside"`` folds it into
     ``d`` (``d = m_hat / (sqrt(v_hat) + eps)``, scale 1).  The additive rule is the
     same either way.  ``amsgrad`` uses the running maximum of ``v``.
+
+    With ``beta1 = 0`` the first moment is the gradient itself (``lerp(m, g, 1) = g`` exactly),
+    so no ``exp_avg`` is kept (Madam's Algorithm 1 keeps only ``v``; torch's Adam would hold a
+    copy of the gradient): a full parameter copy of memory less, and one stream less per step. If
+    ``beta1`` later becomes non-zero, ``exp_avg`` starts at zeros then; a state that has one
+    (e.g. from before this change) keeps it, unused while ``beta1 = 0``.
     """
 
     name = "adam"
@@ -140,20 +158,15 @@ class AdamDirection(Direction):
     }
     defaults = {"betas": (0.9, 0.999), "eps": 1e-8, "amsgrad": False, "bias_correction": "outside"}
 
-    def _init(self, p: torch.Tensor, state: State, amsgrad: bool) -> None:
-        if "exp_avg" not in state:
-            state["step"] = new_step()
-            state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-            state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-            if amsgrad:
-                state["max_exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+    def _init(self, p: torch.Tensor, state: State, amsgrad: bool, beta1: float) -> None:
+        init_adam_state(p, state, amsgrad, beta1)
 
     def one(self, p, g, state, group, scratch=None):
         beta1, beta2 = group["betas"]
-        self._init(p, state, group["amsgrad"])
+        self._init(p, state, group["amsgrad"], beta1)
         t = _bump_step(state)
-        m, v = state["exp_avg"], state["exp_avg_sq"]
-        m.lerp_(g, 1.0 - beta1)
+        v = state["exp_avg_sq"]
+        m = state["exp_avg"].lerp_(g, 1.0 - beta1) if beta1 != 0.0 else g
         v.mul_(beta2).addcmul_(g, g, value=1.0 - beta2)
         bc1, bc2_sqrt = 1.0 - beta1**t, (1.0 - beta2**t) ** 0.5
         if group["amsgrad"]:
@@ -167,11 +180,14 @@ class AdamDirection(Direction):
     def many(self, ps, gs, states, group):
         beta1, beta2 = group["betas"]
         for p, st in zip(ps, states):
-            self._init(p, st, group["amsgrad"])
+            self._init(p, st, group["amsgrad"], beta1)
         steps = _bump_steps(states)
-        ms = [st["exp_avg"] for st in states]
         vs = [st["exp_avg_sq"] for st in states]
-        torch._foreach_lerp_(ms, gs, 1.0 - beta1)
+        if beta1 != 0.0:
+            ms = [st["exp_avg"] for st in states]
+            torch._foreach_lerp_(ms, gs, 1.0 - beta1)
+        else:
+            ms = list(gs)
         torch._foreach_mul_(vs, beta2)
         torch._foreach_addcmul_(vs, gs, gs, 1.0 - beta2)
         if group["amsgrad"]:

@@ -44,6 +44,7 @@ from typing import Any
 import torch
 
 from beyondsgd.optim._scalars import new_step
+from beyondsgd.optim.directions import init_adam_state
 
 State = dict[str, Any]
 
@@ -135,13 +136,61 @@ def _tanh_of(d: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     return 2.0 / (1.0 + torch.exp2(d * k)) - 1.0
 
 
+#: ``(largest |x|, degree)`` of the Taylor polynomials :func:`_exp2_short` may use, shortest range first.
+#: Truncation error ``(x ln 2)^(n+1) / (n+1)!`` and the next terms: at most 1.9e-9 (degree 5 to 0.15)
+#: and 1.1e-9 (degree 6 to 0.25) relative, far under float32's rounding (6e-8). Beyond 0.25 (or for
+#: float64) the kernel calls ``exp2``.
+SHORT_EXP2 = ((0.15, 5), (0.25, 6))
+#: ``ln(2)^k / k!``, ``k = 1..6``: the Taylor coefficients of ``2^x = e^(x ln 2)``.
+_EXP2_TAYLOR = tuple(math.log(2.0) ** k / math.factorial(k) for k in range(1, 7))
+
+
+def _exp2_short(x: torch.Tensor, degree: int) -> torch.Tensor:
+    """``2^x`` for small ``|x|`` (see :data:`SHORT_EXP2`) by its Taylor polynomial of ``degree`` (Horner).
+
+    The exp rule's exponent is ``sign(p) s a`` with ``|s|`` at most the clip bound (1 under ``tanh``)
+    and ``a = -eta_out log2(base)`` times the step's scale: at Madam's defaults ``|x| <= 0.144``. The
+    host knows that bound before the step and picks the polynomial only within its range (see
+    :func:`short_exp2_degree`); the general ``exp2`` is the kernel's costliest operation. The result
+    agrees with ``exp2`` to float32 rounding (tested).
+    """
+    acc = x * _EXP2_TAYLOR[degree - 1]
+    for c in reversed(_EXP2_TAYLOR[: degree - 1]):
+        acc = x * (acc + c)
+    return acc + 1.0
+
+
+def short_exp2_degree(rule: tuple, a_values: list[float], dtype: torch.dtype) -> int:
+    """The degree of :func:`_exp2_short` that is exact to float32 rounding for every exponent the exp rule
+    can take with these coefficients ``a``, or 0 (use ``exp2``): beyond the ranges, for another rule, or
+    for float64 parameters (where the polynomial is not accurate enough)."""
+    if rule[0] != "exp" or dtype == torch.float64 or not a_values:
+        return 0
+    s_max = 1.0 if rule[1] == "tanh" else float(rule[2])
+    x_max = max(abs(a) for a in a_values) * s_max
+    return next((degree for limit, degree in SHORT_EXP2 if x_max <= limit), 0)
+
+
+def _signed_by(s: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    """``s`` with its sign flipped where ``p`` is negative: ``sign(p) s`` wherever ``p != 0`` (where the
+    rule multiplies ``p = 0`` by the factor, it stays 0 whatever the sign). float32: an XOR of sign bits
+    (two integer operations); other dtypes: a select."""
+    if p.dtype == torch.float32 and s.dtype == torch.float32:
+        return (s.view(torch.int32) ^ (p.view(torch.int32) & -(2**31))).view(torch.float32)
+    return torch.where(p >= 0, s, -s)
+
+
 def _rule_update(p: torch.Tensor, d: torch.Tensor, sc: torch.Tensor, bound: torch.Tensor, rule: tuple) -> torch.Tensor:
-    """The new weight; ``sc[1:4]`` = ``(eta_in or k, a, b)``, see :func:`rule_scalars`."""
+    """The new weight; ``sc[1:4]`` = ``(eta_in or k, a, b)``, see :func:`rule_scalars`.
+
+    For the exp rule, ``rule[4]`` (set per step by :func:`step_rule_group`) is the degree of
+    :func:`_exp2_short`, or 0 for ``exp2``.
+    """
     kind = rule[0]
     if kind == "exp":
         s = _tanh_of(d, sc[1]) if rule[1] == "tanh" else (d * sc[1]).clamp(-rule[2], rule[2])
-        # sign(p) s as a select (p = 0 stays 0 whatever the factor); sc[2] in log2 units (rule_scalars)
-        new = p * torch.exp2(torch.where(p >= 0, s, -s) * sc[2])
+        x = _signed_by(s * sc[2], p)  # sc[2] in log2 units (rule_scalars)
+        new = p * (_exp2_short(x, rule[4]) if rule[4] else torch.exp2(x))
         if not rule[3]:
             return new
         # sc[-1] is 0, or inf in a frozen group (lr = 0): there the bound is inf, so no clamp moves it
@@ -193,20 +242,27 @@ def _sgd_body(p, g, s, sc, bound, *, wd, neg, momentum, nesterov, rule):
     p.copy_(_rule_update(p, d, sc, bound, rule))
 
 
-def _adam_body(p, g, s, sc, bound, *, wd, neg, amsgrad, rule):
-    # s: exp_avg, exp_avg_sq[, max_exp_avg_sq]; sc: wd, eta_in, a, b, 1 - beta1, beta2, 1 - beta2,
-    # 1 / sqrt(bc2), eps, dmul (1 / bc1 with bias_correction="inside", else 1), beta1
+def _adam_body(p, g, s, sc, bound, *, wd, neg, amsgrad, first_moment, inside, rule):
+    # s: [exp_avg,] exp_avg_sq[, max_exp_avg_sq] (no exp_avg when beta1 = 0: first_moment False);
+    # sc: wd, eta_in, a, b, 1 - beta1, beta2, 1 - beta2, 1 / sqrt(bc2), eps,
+    # dmul (1 / bc1 with bias_correction="inside", else 1), beta1
     g = _gradient(p, g, sc, wd, neg)
-    # lerp(m, g, 1 - beta1) as beta1 m + (1 - beta1) g: the same value to rounding, without
-    # lerp's two-branch blend per entry (and exactly g for Madam's beta1 = 0).
-    m_new = s[0] * sc[10] + g * sc[4]
-    v_new = s[1] * sc[5] + g * g * sc[6]
-    s[0].copy_(m_new)
-    s[1].copy_(v_new)
+    if first_moment:
+        # lerp(m, g, 1 - beta1) as beta1 m + (1 - beta1) g: the same value to rounding, without
+        # lerp's two-branch blend per entry.
+        m_new = s[0] * sc[10] + g * sc[4]
+        s[0].copy_(m_new)
+    else:
+        m_new = g  # beta1 = 0: the reference's lerp(m, g, 1) is g exactly
+    k = 1 if first_moment else 0
+    v_new = s[k] * sc[5] + g * g * sc[6]
+    s[k].copy_(v_new)
     if amsgrad:
-        v_new = torch.maximum(s[2], v_new)
-        s[2].copy_(v_new)
-    d = m_new / (torch.sqrt(v_new) * sc[7] + sc[8]) * sc[9]
+        v_new = torch.maximum(s[k + 1], v_new)
+        s[k + 1].copy_(v_new)
+    d = m_new / (torch.sqrt(v_new) * sc[7] + sc[8])
+    if inside:  # bias_correction="inside": 1 / bc1 here (else that factor is 1, and multiplying by it is skipped)
+        d = d * sc[9]
     p.copy_(_rule_update(p, d, sc, bound, rule))
 
 
@@ -247,7 +303,12 @@ def _statics(name: str, group: Mapping[str, Any], rule: tuple, wd: bool) -> dict
     if name == "sgd":
         return {**common, "momentum": group["momentum"] != 0.0, "nesterov": bool(group["nesterov"])}
     if name == "adam":
-        return {**common, "amsgrad": bool(group["amsgrad"])}
+        return {
+            **common,
+            "amsgrad": bool(group["amsgrad"]),
+            "first_moment": float(group["betas"][0]) != 0.0,
+            "inside": group["bias_correction"] == "inside",
+        }
     if name == "rmsprop":
         return {**common, "centered": bool(group["centered"]), "momentum": group["momentum"] > 0}
     return common
@@ -297,11 +358,14 @@ def step_rule_group(owner: str, direction: Any, group: Mapping[str, Any], params
             if rule[0] == "exp" and rule[3]:
                 bounds.append(st["max_abs"])
         sc = torch.tensor(rows, dtype=_scalar_dtype(dtype), device=device)
+        # The exp rule's kernel: the short-range exp2 when every exponent provably stays in its range.
+        group_rule = (*rule, short_exp2_degree(rule, [row[2] for row in rows], dtype)) if rule[0] == "exp" else rule
+        group_statics = {**statics, "rule": group_rule}
         ps = [params[i] for i in idx]
         gs = [grads[i] for i in idx]
         ss = [_state_tensors(name, group, states[i]) for i in idx]
-        key = (name, *sorted(statics.items()), dtype, device.type, tuple(p.dim() for p in ps))
-        run(owner, key, _many, {"body": _BODIES[name], "statics": statics}, ps, gs, ss, sc, bounds)
+        key = (name, *sorted(group_statics.items()), dtype, device.type, tuple(p.dim() for p in ps))
+        run(owner, key, _many, {"body": _BODIES[name], "statics": group_statics}, ps, gs, ss, sc, bounds)
     return left
 
 
@@ -312,12 +376,8 @@ def _init_states(name: str, group: Mapping[str, Any], params: list[torch.Tensor]
             if group["momentum"] != 0.0 and "momentum_buffer" not in st:
                 st["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                 st["_fused_new"] = True
-        elif name == "adam" and "exp_avg" not in st:
-            st["step"] = new_step()
-            st["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-            st["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-            if group["amsgrad"]:
-                st["max_exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        elif name == "adam":
+            init_adam_state(p, st, bool(group["amsgrad"]), float(group["betas"][0]))
         elif name == "rmsprop" and "square_avg" not in st:
             st["step"] = new_step()
             st["square_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
@@ -334,7 +394,8 @@ def _state_tensors(name: str, group: Mapping[str, Any], st: State) -> list[torch
     if name == "sgd":
         return [st["momentum_buffer"]] if group["momentum"] != 0.0 else []
     if name == "adam":
-        return [st["exp_avg"], st["exp_avg_sq"]] + ([st["max_exp_avg_sq"]] if group["amsgrad"] else [])
+        first = [st["exp_avg"]] if float(group["betas"][0]) != 0.0 else []
+        return first + [st["exp_avg_sq"]] + ([st["max_exp_avg_sq"]] if group["amsgrad"] else [])
     if name == "rmsprop":
         return (
             [st["square_avg"]]
