@@ -350,11 +350,16 @@ def step_rule_group(owner: str, direction: Any, group: Mapping[str, Any], params
     statics = _statics(name, group, rule, wd)
     for (device, dtype), idx in todo_by.items():
         rows, bounds = [], []
+        memo: dict[Any, tuple[float, ...]] = {}  # tensors at the same step share their row (the usual case)
         for i in idx:
             st = states[i]
-            dir_scalars, scale = _direction_scalars(name, group, st)
-            rs = rule_scalars(rule, args, scale)
-            rows.append((*base, *rs, *dir_scalars, 0.0 if rs[1] != 0.0 else math.inf))
+            at = _scalars_key(name, st)
+            row = memo.get(at)
+            if row is None:
+                dir_scalars, scale = _direction_scalars(name, group, at)
+                rs = rule_scalars(rule, args, scale)
+                row = memo[at] = (*base, *rs, *dir_scalars, 0.0 if rs[1] != 0.0 else math.inf)
+            rows.append(row)
             if rule[0] == "exp" and rule[3]:
                 bounds.append(st["max_abs"])
         sc = torch.tensor(rows, dtype=_scalar_dtype(dtype), device=device)
@@ -405,14 +410,22 @@ def _state_tensors(name: str, group: Mapping[str, Any], st: State) -> list[torch
     return [st["sum"]]
 
 
-def _direction_scalars(name: str, group: Mapping[str, Any], st: State) -> tuple[tuple[float, ...], float]:
-    """The base optimizer's scalars for this tensor and step, and its step-size factor ``scale``."""
+def _scalars_key(name: str, st: State) -> Any:
+    """What a tensor's base scalars depend on: SGD, whether its buffer is new (the flag is consumed);
+    the others, the step count."""
+    if name == "sgd":
+        return bool(st.pop("_fused_new", False))
+    return float(st["step"])
+
+
+def _direction_scalars(name: str, group: Mapping[str, Any], at: Any) -> tuple[tuple[float, ...], float]:
+    """The base optimizer's scalars at ``at`` (:func:`_scalars_key`), and its step-size factor ``scale``."""
     if name == "sgd":
         mu = float(group["momentum"])
-        if st.pop("_fused_new", False):
+        if at:  # a new buffer: the kernel writes g into it
             return (0.0, 1.0, mu), 1.0
         return (mu, 1.0 - float(group["dampening"]), mu), 1.0
-    t = float(st["step"])
+    t = float(at)
     if name == "adam":
         beta1, beta2 = (float(b) for b in group["betas"])
         bc1, bc2_sqrt = 1.0 - beta1**t, (1.0 - beta2**t) ** 0.5
