@@ -314,3 +314,18 @@ def test_checkpoint_of_a_resumed_trainer_resumes_identically(small_problem):
     bad = dict(state, input_products=[state["input_products"][0]])
     with pytest.raises(ValueError, match="input_products"):
         tr3.load_state_dict(bad)
+
+
+@pytest.mark.parametrize("cls", [TIAM, PlainAM])
+def test_prox_stopping_rules_give_the_same_training_to_the_tolerance(small_problem, cls):
+    # "bound" runs 13 prox iterations where "test" stops after 10: both solve the prox to prox_tol,
+    # so ten outer iterations end at the same objective and nearly the same weights.
+    runs = []
+    for stopping in ("test", "bound"):
+        model, X, y = small_problem()
+        tr = cls(model, X, y, F.cross_entropy, prox_stopping=stopping)
+        for _ in range(10):
+            f = tr.train_step(None)
+        runs.append((float(f), torch.cat([w.flatten() for w in tr.W])))
+    assert runs[0][0] == pytest.approx(runs[1][0], rel=1e-5)
+    assert (runs[0][1] - runs[1][1]).abs().max() < 1e-5
