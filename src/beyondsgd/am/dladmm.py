@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from beyondsgd.am.blocks import backtracking_step
-from beyondsgd.am.losses import output_loss_for
+from beyondsgd.am.losses import CrossEntropy, output_loss_for
 from beyondsgd.am.network import parse_mlp
 from beyondsgd.am.objective import penalty_sum
 from beyondsgd.am.trainer import AM_DEFAULTS, check_memory, start_variables
@@ -71,7 +71,7 @@ DLADMM_HYPERPARAMS = {
     "max_doublings": NONNEGATIVE_INT,
     "prox_iters": POSITIVE_INT,
     "prox_tol": POSITIVE,
-    "prox_stopping": OneOf(("auto", "bound", "test")),
+    "prox_stopping": OneOf(CrossEntropy.STOPPING),
     "output_init": OneOf(("forward", "labels")),
     "memory_fraction": Interval(0.0, 1.0, low_open=True),
 }

@@ -184,9 +184,10 @@ class CrossEntropy(OutputLoss):
         bound = self.iterations_bound(rho) if use_bound else None
         if bound is not None:
             z = self._start_in_ball(z, v, rho, dim)
+        limit = self.max_iters if bound is None else bound
         z_prev = z
         it = 0
-        while it < (self.max_iters if bound is None else bound):
+        while it < limit:
             w = z + beta * (z - z_prev)
             z_prev, z = z, w.sub_(self._grad(w, onehot, v, rho, dim).mul_(step))
             it += 1

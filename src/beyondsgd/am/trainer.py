@@ -38,7 +38,7 @@ from torch import nn
 from beyondsgd import distributed as dist
 from beyondsgd.am.blocks import backtracking_step
 from beyondsgd.am.inertia import Inertia, extrapolate
-from beyondsgd.am.losses import output_loss_for
+from beyondsgd.am.losses import CrossEntropy, output_loss_for
 from beyondsgd.am.network import parse_mlp
 from beyondsgd.am.objective import ObjectiveTerms, Workspace, penalty_sum
 from beyondsgd.am.reduction import Reducer, abs_max, max_abs
@@ -68,7 +68,7 @@ AM_HYPERPARAMS = {
     "max_doublings": NONNEGATIVE_INT,
     "prox_iters": POSITIVE_INT,
     "prox_tol": POSITIVE,
-    "prox_stopping": OneOf(("auto", "bound", "test")),
+    "prox_stopping": OneOf(CrossEntropy.STOPPING),
     "output_init": OneOf(("forward", "labels")),
     "first_sweep": OneOf(("forward", "backward")),
     "box": OneOf(("auto", "output", "input")),
