@@ -364,7 +364,9 @@ def step_rule_group(owner: str, direction: Any, group: Mapping[str, Any], params
                 bounds.append(st["max_abs"])
         sc = torch.tensor(rows, dtype=_scalar_dtype(dtype), device=device)
         # The exp rule's kernel: the short-range exp2 when every exponent provably stays in its range.
-        group_rule = (*rule, short_exp2_degree(rule, [row[2] for row in rows], dtype)) if rule[0] == "exp" else rule
+        group_rule = (
+            (*rule, short_exp2_degree(rule, [row[2] for row in memo.values()], dtype)) if rule[0] == "exp" else rule
+        )
         group_statics = {**statics, "rule": group_rule}
         ps = [params[i] for i in idx]
         gs = [grads[i] for i in idx]
