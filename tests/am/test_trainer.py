@@ -275,6 +275,34 @@ def test_safeguard_test_on_tensors_decides_as_the_float_test(small_problem):
                 assert tr._ok_tensor(b, a) == on_device
 
 
+@pytest.mark.parametrize("batch", [None, 128])
+def test_coupling_products_of_hidden_layers_come_from_held_products(small_problem, batch):
+    # a_bar W_bar^T of layers 2..L (used by the b, z and z_L blocks) is combined from the W-block's
+    # accepted trial product and the products of a, a_prev with the old W: no matrix product, and
+    # equal to the direct product to rounding, full batch and mini-batch.
+    from beyondsgd.am.inertia import extrapolate
+
+    model, X, y = small_problem()
+    tr = TIAM(model, X, y, F.cross_entropy)
+    inner, seen, memos = tr._coupling_product, [], []
+
+    def checked(j, A, Ap, AW, p3, memo):
+        seeded = p3 in memo and not any(m is memo for m in memos)  # filled before the b-block's first call
+        memos.append(memo)
+        out = inner(j, A, Ap, AW, p3, memo)
+        direct = tr._ex(A[j], Ap[j], p3) @ extrapolate(tr.W[j], tr.Wp[j], p3).T
+        torch.testing.assert_close(out, direct, rtol=1e-5, atol=1e-5)
+        seen.append((j, seeded))
+        return out
+
+    tr._coupling_product = checked
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(6):
+        tr.train_step(None if batch is None else torch.randperm(len(X), generator=gen)[:batch])
+    assert {j for j, seeded in seen if seeded} == {1, 2}  # every layer after the first, in some iteration
+    assert not any(seeded for j, seeded in seen if j == 0)  # (layer 1 has its own: X W^T products)
+
+
 def test_input_layer_trials_along_the_line_give_the_products_to_rounding(small_problem, monkeypatch):
     # theta_init below the curvature: the W_1 block needs doublings, and its trials after the
     # first take X U^T from the line, not a product; the held X W^T must still be X W^T.

@@ -344,6 +344,9 @@ class AMTrainer(Trainer):
         self._xwp: torch.Tensor | None = None
         self._restored_products: list[torch.Tensor] | None = None  # X W^T, X W_prev^T from a state
         self._ex_memo: dict[tuple[int, int, float], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+        # a_{j-1} W_j^T before this iteration's a-block replaced it, by layer: with the a-block's product it
+        # gives a_bar W_j^T at the old W_j without a product (see _seed_coupling_product).
+        self._aw_before_a: dict[int, torch.Tensor] = {}
         self._ws = Workspace()  # scratch for temporaries that are reduced right away
         self.timings: dict[str, float] | None = None  # set to {} to collect a time split per block
 
@@ -429,6 +432,7 @@ class AMTrainer(Trainer):
         """
         self.k += 1
         self._ex_memo.clear()
+        self._aw_before_a.clear()
         p = self.inertia.at(self.k)
         eps = self.eps
         full = indices is None
@@ -467,7 +471,7 @@ class AMTrainer(Trainer):
             loss = self._backward_sweep(A, Ap, Z, Zp, AW, pen, m, Y, loss, eps)
         for j in range(L):
             memo: dict[float, torch.Tensor] = {}  # a_bar W_bar^T of this layer, shared by b, z, z_L
-            self._timed("W", lambda: self._update_W(j, A, Ap, Z, Zp, AW, pen, m, p))
+            self._timed("W", lambda: self._update_W(j, A, Ap, Z, Zp, AW, pen, m, p, memo))
             self._timed("b", lambda: self._update_b(j, A, Ap, Z, Zp, AW, pen, m, p, memo))
             if j < L - 1:
                 self._timed("z", lambda: self._update_z(j, A, Ap, Z, Zp, AW, pen, m, p, eps, memo))
@@ -484,6 +488,7 @@ class AMTrainer(Trainer):
                     store[j][rows], store_p[j][rows] = new[j], new_p[j]
         self.samples_seen += m
         self._ex_memo.clear()
+        self._aw_before_a.clear()
         self._cache = (AW, pen, loss, self._xwp) if full else None
         self._sync_module()
         reg = 0.5 * self.mu * sum(w.pow(2).sum() for w in self.W)
@@ -527,7 +532,7 @@ class AMTrainer(Trainer):
                 Ap[j] = A[j]
         return loss
 
-    def _update_W(self, j, A, Ap, Z, Zp, AW, pen, m, p) -> None:
+    def _update_W(self, j, A, Ap, Z, Zp, AW, pen, m, p, memo) -> None:
         rho, mu = self.rho, self.mu
         W, Wp, b = self.W[j], self.Wp[j], self.b[j]
         before = pen[j] / m + 0.5 * mu * W.pow(2).sum()  # 0-d tensor: synced only if the safeguard checks
@@ -590,6 +595,7 @@ class AMTrainer(Trainer):
                 ),
             )
             self.theta_W[j] = res.theta
+            accepted["q"], accepted["a_in"], accepted["aw_in"] = q, a_in, None if res.u is None else last["aw"]
             if res.u is None:
                 self.cap_count += 1
                 W_new, aw = W, AW[j]
@@ -602,10 +608,32 @@ class AMTrainer(Trainer):
             return W_new, pen_new / m + 0.5 * mu * W_new.pow(2).sum(), pen_new, aw
 
         aw_old = AW[j]
+        accepted: dict[str, Any] = {}  # the attempt that ran last (the one kept) and its trial product
         W_new, _, pen[j], AW[j] = self._guarded(before, attempt, p)
         self.Wp[j], self.W[j] = W, W_new
+        self._seed_coupling_product(j, A, Ap, aw_old, accepted, memo)
         if j == 0 and self._xwp is not None:
             self._xwp = aw_old  # X W_prev^T after the update is the product before it
+
+    def _seed_coupling_product(self, j, A, Ap, aw_old, accepted, memo) -> None:
+        """Put ``a_bar W_bar^T`` of layer ``j`` (``j >= 1``) into ``memo`` from products already made.
+
+        With ``a_bar = a + p3 (a - a_prev)`` and ``W_bar = W_new + p3 (W_new - W_old)`` the product is
+        bilinear: ``a_bar W_bar^T = (1 + p3) a_bar W_new^T - p3 a_bar W_old^T``. The W-block's accepted
+        trial already computed ``a_bar W_new^T``, and ``a_bar W_old^T = (1 + p3) a W_old^T - p3 a_prev
+        W_old^T`` comes from the products of ``a`` and ``a_prev`` with ``W_old``, held before and after
+        this iteration's a-block. So the b, z (and z_L) blocks need no product (rounding differs from the
+        direct product; the arithmetic is the same). Only when the W-block kept its inertial attempt and
+        a trial was accepted; otherwise ``_coupling_product`` multiplies as before.
+        """
+        q, a_in, aw_in = accepted.get("q"), accepted.get("a_in"), accepted.get("aw_in")
+        if j == 0 or aw_in is None or q is None or q[2] == 0 or a_in is A[j] or j not in self._aw_before_a:
+            return
+        p3 = q[2]
+        if a_in is not self._ex(A[j], Ap[j], p3):  # (the memoized a_bar the coupling blocks will use)
+            return
+        aw_bar_old = torch.lerp(self._aw_before_a[j], aw_old, 1.0 + p3)
+        memo[p3] = torch.lerp(aw_bar_old, aw_in, 1.0 + p3)
 
     def _input_product(self, xw: torch.Tensor, p: float) -> torch.Tensor:
         """``X (W + p (W - W_prev))^T = xw + p (xw - X W_prev^T)``: no matrix product (full batch, layer 1)."""
@@ -729,6 +757,7 @@ class AMTrainer(Trainer):
             pen_new = self._red.sum(self._pen(res.u, W, b, Z[i], aw=aw))
             return res.u, pen_new / m, pen_new, aw
 
+        self._aw_before_a[i] = AW[i]  # a_prev W^T once A[i] is replaced (_seed_coupling_product)
         a_new, _, pen[i], AW[i] = self._guarded(before, attempt, p)
         Ap[i], A[i] = a, a_new
 
