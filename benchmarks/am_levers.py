@@ -13,6 +13,8 @@ on the test set (reported, never used to choose). Variants:
   ``am_floor01`` (``eps_min=0.1``), ``tiam_labels`` (``output_init="labels"``);
 * leaky ReLU, ELU: ``tiam_in_floor01`` / ``am_in_floor01`` (input box and ``eps_min=0.1``);
 * ``dladmm`` (ReLU and leaky ReLU: it has no closed form for ELU), ``gd`` (lr 1), ``adam`` (lr 1e-2);
+* ``dladmm_authors``: dlADMM with the authors' penalty schedule (``rho_schedule="authors"``: ``rho``
+  and ``nu`` times 10 after three consecutive rises of the training loss);
 * a learning-rate grid for the gradient baselines: ``gd_lr0.1``, ``gd_lr0.3``, ``gd_lr1`` and
   ``adam_lr0.003``, ``adam_lr0.01``, ``adam_lr0.03`` (the grids of ``beyondsgd reproduce tiam``); when
   more than one point of a grid ran, the script prints the point with the best mean *validation*
@@ -26,6 +28,9 @@ on the test set (reported, never used to choose). Variants:
     # Fashion-MNIST from local files (first 5000 training images):
     BEYONDSGD_DATA=/usr/share/datasets OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/am_levers.py \
         --datasets fashion-mnist --max-train 5000 --only tiam,tiam_in,am,am_in,dladmm,gd,adam
+    # dlADMM's penalty schedule, constant against the authors':
+    OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/am_levers.py --datasets digits,mnist5k --acts relu,leaky_relu \
+        --only dladmm,dladmm_authors
     # the whole Fashion-MNIST training set (48 000 train / 12 000 validation), tuned gradient baselines:
     OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/am_levers.py --datasets fashion-mnist --max-train 0 \
         --only tiam_def,am_def,dladmm,gd_lr0.1,gd_lr0.3,gd_lr1,adam_lr0.003,adam_lr0.01,adam_lr0.03
@@ -80,7 +85,7 @@ def variants(act: str) -> list[tuple[str, type | str, dict]]:
         ("am_bwd", PlainAM, {"first_sweep": "backward"}),
     ]
     if act != "elu":
-        out.append(("dladmm", DLADMM, {}))
+        out += [("dladmm", DLADMM, {}), ("dladmm_authors", DLADMM, {"rho_schedule": "authors"})]
     out += [("gd", "sgd", {"lr": 1.0}), ("adam", "adam", {"lr": 1e-2})]
     out += [(f"{prefix}{lr:g}", opt, {"lr": lr}) for prefix, (opt, grid) in LR_GRIDS.items() for lr in grid]
     return out
@@ -109,8 +114,10 @@ def accuracy(net, X, y) -> float:
     return (net(X).argmax(1) == y).float().mean().item()
 
 
-def run(cls, kw, net, X, y, iters: int) -> float:
+def run(cls, kw, net, X, y, iters: int) -> tuple[float, float]:
+    """Train ``net``; returns the seconds and, for dlADMM, how often its schedule raised ``rho`` (else NaN)."""
     t0 = time.perf_counter()
+    increases = float("nan")
     if isinstance(cls, str):
         opt = (torch.optim.SGD if cls == "sgd" else torch.optim.Adam)(net.parameters(), **kw)
         for _ in range(iters):
@@ -121,7 +128,8 @@ def run(cls, kw, net, X, y, iters: int) -> float:
         tr = cls(net, X, y, F.cross_entropy, **kw)
         for _ in range(iters):
             tr.train_step(None)
-    return time.perf_counter() - t0
+        increases = float(getattr(tr, "rho_increases", increases))
+    return time.perf_counter() - t0, increases
 
 
 def main() -> None:
@@ -161,7 +169,7 @@ def main() -> None:
                 for seed in range(args.seeds):
                     torch.manual_seed(seed)
                     net = create_model("mlp", data.input_shape, data.num_classes, widths=(100, 100), activation=act)
-                    secs = run(cls, kw, net, X, y, args.iters)
+                    secs, increases = run(cls, kw, net, X, y, args.iters)
                     rows.append(
                         {
                             "dataset": name,
@@ -171,6 +179,7 @@ def main() -> None:
                             "val_acc": accuracy(net, Xv, yv),
                             "test_acc": accuracy(net, data.X_test, data.y_test),
                             "seconds": secs,
+                            "rho_increases": increases,
                         }
                     )
                 sel = [r for r in rows if (r["dataset"], r["activation"], r["variant"]) == (name, act, label)]
@@ -178,7 +187,8 @@ def main() -> None:
                 t = summarize_values(r["test_acc"] for r in sel)
                 print(
                     f"  {act:10s} {label:13s} val {v.mean:.3f} ± {v.half_width:.3f}   "
-                    f"test {t.mean:.3f} ± {t.half_width:.3f}   ({sum(r['seconds'] for r in sel) / len(sel):.2f} s/run)",
+                    f"test {t.mean:.3f} ± {t.half_width:.3f}   ({sum(r['seconds'] for r in sel) / len(sel):.2f} s/run)"
+                    + (f"   rho increases {[int(r['rho_increases']) for r in sel]}" if cls is DLADMM else ""),
                     flush=True,
                 )
             for line in chosen_on_validation(rows, name, act):
