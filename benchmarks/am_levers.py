@@ -114,10 +114,20 @@ def accuracy(net, X, y) -> float:
     return (net(X).argmax(1) == y).float().mean().item()
 
 
-def run(cls, kw, net, X, y, iters: int) -> tuple[float, float]:
-    """Train ``net``; returns the seconds and, for dlADMM, how often its schedule raised ``rho`` (else NaN)."""
+def longest_rise(losses: list[float]) -> int:
+    """The longest run of consecutive strict rises in ``losses``."""
+    best = run_ = 0
+    for prev, cur in zip(losses, losses[1:]):
+        run_ = run_ + 1 if cur > prev else 0
+        best = max(best, run_)
+    return best
+
+
+def run(cls, kw, net, X, y, iters: int) -> tuple[float, dict]:
+    """Train ``net``; returns the seconds and, for dlADMM with the authors' schedule, how often it
+    raised ``rho`` and the longest run of rises of the training loss it saw (else empty)."""
     t0 = time.perf_counter()
-    increases = float("nan")
+    extra: dict = {}
     if isinstance(cls, str):
         opt = (torch.optim.SGD if cls == "sgd" else torch.optim.Adam)(net.parameters(), **kw)
         for _ in range(iters):
@@ -126,10 +136,14 @@ def run(cls, kw, net, X, y, iters: int) -> tuple[float, float]:
             opt.step()
     else:
         tr = cls(net, X, y, F.cross_entropy, **kw)
+        losses = []
         for _ in range(iters):
             tr.train_step(None)
-        increases = float(getattr(tr, "rho_increases", increases))
-    return time.perf_counter() - t0, increases
+            if kw.get("rho_schedule") == "authors":
+                losses.append(tr.prev_train_loss)  # the forward-pass training loss the schedule checked
+        if losses:
+            extra = {"rho_increases": tr.rho_increases, "longest_rise": longest_rise(losses)}
+    return time.perf_counter() - t0, extra
 
 
 def main() -> None:
@@ -169,7 +183,7 @@ def main() -> None:
                 for seed in range(args.seeds):
                     torch.manual_seed(seed)
                     net = create_model("mlp", data.input_shape, data.num_classes, widths=(100, 100), activation=act)
-                    secs, increases = run(cls, kw, net, X, y, args.iters)
+                    secs, extra = run(cls, kw, net, X, y, args.iters)
                     rows.append(
                         {
                             "dataset": name,
@@ -179,7 +193,8 @@ def main() -> None:
                             "val_acc": accuracy(net, Xv, yv),
                             "test_acc": accuracy(net, data.X_test, data.y_test),
                             "seconds": secs,
-                            "rho_increases": increases,
+                            "rho_increases": extra.get("rho_increases", ""),
+                            "longest_rise": extra.get("longest_rise", ""),
                         }
                     )
                 sel = [r for r in rows if (r["dataset"], r["activation"], r["variant"]) == (name, act, label)]
@@ -188,7 +203,12 @@ def main() -> None:
                 print(
                     f"  {act:10s} {label:13s} val {v.mean:.3f} ± {v.half_width:.3f}   "
                     f"test {t.mean:.3f} ± {t.half_width:.3f}   ({sum(r['seconds'] for r in sel) / len(sel):.2f} s/run)"
-                    + (f"   rho increases {[int(r['rho_increases']) for r in sel]}" if cls is DLADMM else ""),
+                    + (
+                        f"   rho increases {[r['rho_increases'] for r in sel]}, "
+                        f"longest run of training-loss rises {[r['longest_rise'] for r in sel]}"
+                        if kw.get("rho_schedule") == "authors"
+                        else ""
+                    ),
                     flush=True,
                 )
             for line in chosen_on_validation(rows, name, act):
