@@ -257,6 +257,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--seeds", type=int, default=None, help="seeds per headline comparison (default: 5 full, 2 with --quick)"
     )
     r.add_argument(
+        "--activation",
+        default=None,
+        help="run with this activation only, e.g. leaky_relu (reproductions that offer it: tiam); default: the "
+        "reproduction's list",
+    )
+    r.add_argument(
         "--checkpoint-every",
         type=int,
         default=None,
@@ -426,6 +432,18 @@ def _cmd_reproduce(args: argparse.Namespace) -> None:
     from beyondsgd.validation import POSITIVE_INT
 
     repro = get_reproduction(args.name)
+    if args.activation is not None and args.activation not in repro.activations:
+        if not repro.activations:
+            from beyondsgd.reproduce import available_reproductions
+
+            able = [n for n in available_reproductions() if get_reproduction(n).activations]
+            raise ValueError(
+                f"reproduction {args.name!r} has no --activation option; it is offered by: {', '.join(able)}"
+            )
+        raise ValueError(
+            f"invalid --activation {args.activation!r} for reproduction {args.name!r}: expected one of "
+            f"{', '.join(repro.activations)}"
+        )
     if args.checkpoint_every is not None:
         POSITIVE_INT.check("checkpoint_every", args.checkpoint_every)
         if not repro.checkpoints:
@@ -455,6 +473,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> None:
                     dataset=args.dataset,
                     preset=args.preset,
                     seeds=args.seeds,
+                    activation=args.activation,
                 )
             )
         return
@@ -469,6 +488,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> None:
         dataset=args.dataset,
         preset=args.preset,
         seeds=args.seeds,
+        activation=args.activation,
     )
     out.mkdir(parents=True, exist_ok=True)
     report = Path(repro.run(ctx))

@@ -177,20 +177,150 @@ def test_registered_trains_digits_and_refuses_what_it_cannot_do(digits, small_pr
         DLADMM(model, X, y, nu=0)
 
 
-def test_checkpoint_resume_is_identical(small_problem):
+@pytest.mark.parametrize("schedule", ["constant", "authors"])
+def test_checkpoint_resume_is_identical(small_problem, schedule):
     import copy
 
+    # The authors' schedule with a scripted training loss (by iteration; the real one only falls on
+    # this problem): rises at iterations 2, 3, 4 -> rho, nu doubled after iteration 4, so the resumed
+    # trainer (saved after iteration 2, in the middle of the run of rises) must carry the count.
+    kw = {"rho_schedule": schedule, "rho_patience": 3, "rho_factor": 2.0}
+    seq = [1.0, 2.0, 3.0, 4.0, 0.5, 0.6]
+
+    def script(t):
+        if schedule == "authors":
+            t.train_loss = lambda: seq[t.k - 1]
+
     model, X, y = small_problem()
-    tr = DLADMM(model, X, y)
+    tr = DLADMM(model, X, y, **kw)
+    script(tr)
     for _ in range(2):
         tr.train_step(None)
     state = copy.deepcopy(tr.state_dict())
-    cont = [float(tr.train_step(None)) for _ in range(2)]
+    cont, rhos = [], []
+    for _ in range(4):
+        cont.append(float(tr.train_step(None)))
+        rhos.append((tr.rho, tr.nu, tr.rises, tr.prev_train_loss, tr.rho_increases))
     model2, _, _ = small_problem(seed=5)
-    tr2 = DLADMM(model2, X, y)
+    tr2 = DLADMM(model2, X, y, **kw)
+    script(tr2)
     tr2.load_state_dict(state)
-    assert [float(tr2.train_step(None)) for _ in range(2)] == cont
+    cont2, rhos2 = [], []
+    for _ in range(4):
+        cont2.append(float(tr2.train_step(None)))
+        rhos2.append((tr2.rho, tr2.nu, tr2.rises, tr2.prev_train_loss, tr2.rho_increases))
+    assert cont2 == cont and rhos2 == rhos
     assert all(torch.equal(p, q) for p, q in zip(model.parameters(), model2.parameters()))
+    assert tr2.end_epoch(6)["dladmm_rho"] == tr.rho == (2.0 if schedule == "authors" else 1.0)
+    assert [r[0] for r in rhos] == ([1.0, 2.0, 2.0, 2.0] if schedule == "authors" else [1.0] * 4)
+
+
+# ---------------------------------------------------------------- the authors' rho schedule
+def _scripted(tr, losses):
+    """Make ``tr.train_loss`` return ``losses`` in order, one per call; returns the list of calls."""
+    calls = []
+
+    def fake():
+        calls.append(tr.k)
+        return losses[len(calls) - 1]
+
+    tr.train_loss = fake
+    return calls
+
+
+def test_authors_schedule_multiplies_rho_and_nu_exactly_after_patience_consecutive_rises(small_problem):
+    model, X, y = small_problem()
+    tr = DLADMM(model, X, y, rho=0.5, nu=0.25, rho_schedule="authors")
+    # rises:  -  no  yes yes yes(3: x10) yes yes  no(tie) yes yes yes(3: x10) no
+    losses = [5.0, 4.0, 4.5, 4.6, 4.7, 4.8, 4.9, 4.9, 5.0, 5.1, 5.2, 1.0]
+    calls = _scripted(tr, losses)
+    seen = []
+    for _ in losses:
+        tr.train_step(None)
+        seen.append((tr.rho, tr.nu, tr.rises))
+    assert calls == list(range(1, len(losses) + 1))  # full batch: one check per iteration
+    fired_at = [4, 10]  # 0-based steps where the third consecutive rise arrives
+    k = 0
+    for step, (rho, nu, _) in enumerate(seen):
+        k += step in fired_at
+        assert (rho, nu) == (0.5 * 10.0**k, 0.25 * 10.0**k), step
+    # the count restarts after an increase: 4.8, 4.9 are rises 1 and 2 of a new run; the tie resets it
+    assert [r for _, _, r in seen] == [0, 0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 0]
+    assert tr.rho_increases == 2 and tr.end_epoch(12)["dladmm_rho_increases"] == 2.0
+    assert tr.end_epoch(12)["dladmm_nu"] == 0.25 * 100
+
+
+def test_authors_schedule_factor_and_patience_are_used_and_constant_never_looks(small_problem):
+    model, X, y = small_problem()
+    tr = DLADMM(model, X, y, rho_schedule="authors", rho_factor=2.0, rho_patience=1)
+    _scripted(tr, [1.0, 2.0, 3.0, 2.0, 4.0])
+    rhos = []
+    for _ in range(5):
+        tr.train_step(None)
+        rhos.append(tr.rho)
+    assert rhos == [1.0, 2.0, 4.0, 4.0, 8.0]
+    model, X, y = small_problem()
+    const = DLADMM(model, X, y)
+    _scripted(const, [])  # any call would raise IndexError
+    for _ in range(3):
+        const.train_step(None)
+    assert const.rho == 1.0 and const.nu == 1.0 and const.end_epoch(3)["dladmm_rho_increases"] == 0.0
+
+
+def test_authors_schedule_without_a_rise_trains_bit_identically_to_constant(small_problem):
+    runs = []
+    for schedule in ("constant", "authors"):
+        model, X, y = small_problem()
+        tr = DLADMM(model, X, y, rho_schedule=schedule)
+        if schedule == "authors":
+            _scripted(tr, [float(-k) for k in range(5)])  # falling: never fires
+        runs.append([float(tr.train_step(None)) for _ in range(5)] + [p.clone() for p in model.parameters()])
+    assert runs[0][:5] == runs[1][:5]
+    assert all(torch.equal(p, q) for p, q in zip(runs[0][5:], runs[1][5:]))
+
+
+def test_training_loss_of_the_schedule_is_the_forward_pass_and_mini_batch_checks_once_per_pass(small_problem):
+    model, X, y = small_problem("leaky_relu")
+    tr = DLADMM(model, X, y, rho_schedule="authors")
+    tr.train_step(None)
+    with torch.no_grad():
+        expected = F.cross_entropy(model(X), y).item()
+    assert tr.train_loss() == pytest.approx(expected, rel=1e-5)
+    assert tr.prev_train_loss == pytest.approx(expected, rel=1e-5)
+    model, X, y = small_problem()
+    tr = DLADMM(model, X, y, rho_schedule="authors")
+    calls = _scripted(tr, [1.0, 2.0, 3.0, 4.0])
+    for _ in range(3):
+        for batch in torch.arange(400).split(100):  # 4 batches = one pass over the 400 samples
+            tr.train_step(batch)
+    assert calls == [4, 8, 12]  # after the 4th, 8th, 12th batch
+    assert tr.rises == 2 and tr.rho == 1.0
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        ({"rho_schedule": "sometimes"}, "rho_schedule"),
+        ({"rho_factor": 1.0}, "rho_factor"),
+        ({"rho_factor": float("nan")}, "rho_factor"),
+        ({"rho_patience": 0}, "rho_patience"),
+        ({"rho_patience": 2.5}, "rho_patience"),
+    ],
+)
+def test_schedule_options_are_validated_in_the_constructor(small_problem, kw, match):
+    model, X, y = small_problem()
+    with pytest.raises(ValueError, match=match):
+        DLADMM(model, X, y, **kw)
+
+
+def test_authors_schedule_refuses_a_state_without_its_entries(small_problem):
+    model, X, y = small_problem()
+    state = DLADMM(model, X, y).state_dict()
+    for name in DLADMM._SCHEDULE:
+        del state[name]
+    DLADMM(model, X, y).load_state_dict(state)  # an older, constant-schedule state still loads
+    with pytest.raises(ValueError, match="penalty schedule"):
+        DLADMM(model, X, y, rho_schedule="authors").load_state_dict(state)
 
 
 def test_mini_batch_updates_only_the_batch_rows_and_trains(small_problem):

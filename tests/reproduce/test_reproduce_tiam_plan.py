@@ -46,3 +46,29 @@ def test_claims_are_paired_over_seeds():
     assert any("adam_full" in k for k in cl["diffs"]) and cl["ties"].best == "adam_full"
     dl = cl["diffs"]["TIAM beats dlADMM (equal iterations)"]
     assert dl.n == 5 and math.isclose(dl.mean, 0.2 - 0.002 * 2, rel_tol=1e-9)
+
+
+def test_activation_option_selects_one_activation_and_is_refused_where_not_offered(tmp_path, capsys):
+    import pytest
+
+    from beyondsgd.cli import main
+
+    leaky = repro.plan(False, _ctx(tmp_path, dataset="mnist5k", activation="leaky_relu"))
+    assert leaky.activations == ("leaky_relu",) and leaky.datasets == ("mnist5k",)
+    assert repro.plan(False, _ctx(tmp_path)).activations == ("relu",)  # the default full run: ReLU only
+    paper = repro.plan(False, _ctx(tmp_path, preset="paper", activation="relu"))
+    assert paper.activations == ("relu",)
+    ctx = _ctx(tmp_path, dataset="digits", activation="leaky_relu")
+    assert ctx.command("tiam") == "beyondsgd reproduce tiam --dataset digits --activation leaky_relu"
+    with pytest.raises(ValueError, match="invalid activation='elu'"):
+        repro.plan(False, _ctx(tmp_path, activation="elu"))  # dlADMM has no ELU
+    with pytest.raises(ValueError, match="invalid activation=''"):
+        _ctx(tmp_path, activation="")
+    out = str(tmp_path / "r")
+    assert main(["reproduce", "tiam", "--quick", "--out", out, "--activation", "tanh"]) == 2
+    assert "invalid --activation 'tanh' for reproduction 'tiam': expected one of relu, leaky_relu" in (
+        capsys.readouterr().err
+    )
+    assert main(["reproduce", "dsgd", "--quick", "--out", out, "--activation", "relu"]) == 2
+    assert "reproduction 'dsgd' has no --activation option; it is offered by: tiam" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()  # refused before anything was created

@@ -30,7 +30,13 @@ Block updates ("quadratic approximation" of the paper where no closed form is us
 * ``z_L``: proximal map of the loss (:mod:`beyondsgd.am.losses`) around ``c_L - u/rho``.
 
 Every primal update does not increase ``L_rho`` (tested); the dual step raises it by
-``rho ||r_L||^2 / N``. Full batch only (the paper's setting).
+``rho ||r_L||^2 / N``. Full batch is the paper's setting (mini-batches: the project's extension).
+
+Penalty schedule (``rho_schedule="authors"``, the authors' released code; off by default): after
+every pass over the training data (full batch: every iteration) the training loss of the exact
+forward pass is computed; when it has risen ``rho_patience`` times in a row (strictly, from one
+pass to the next) both penalties ``rho`` and ``nu`` are multiplied by ``rho_factor`` and the run of
+rises starts again from zero (the project's reading, see :class:`DLADMM`).
 
 References:
     J. Wang, F. Yu, X. Chen, L. Zhao, "ADMM for Efficient Deep Learning with Global
@@ -73,6 +79,9 @@ DLADMM_HYPERPARAMS = {
     "prox_tol": POSITIVE,
     "prox_stopping": OneOf(CrossEntropy.STOPPING),
     "output_init": OneOf(("forward", "labels")),
+    "rho_schedule": OneOf(("constant", "authors")),
+    "rho_factor": Interval(1.0, low_open=True),
+    "rho_patience": POSITIVE_INT,
     "memory_fraction": Interval(0.0, 1.0, low_open=True),
 }
 #: Defaults (the project's choice: ``rho = nu`` as in the authors' code, on the mean scale of
@@ -96,6 +105,19 @@ class DLADMM(Trainer):
         prox_iters, prox_tol: inner solver of the cross-entropy prox.
         prox_stopping: when it stops (``"auto"``, ``"bound"``, ``"test"``; see :class:`~beyondsgd.am.TIAM`).
         output_init: ``"labels"`` (+1 at the label, -1 elsewhere, the authors' code) or ``"forward"``.
+        rho_schedule: ``"constant"`` (default: ``rho``, ``nu`` never change) or ``"authors"``: the
+            authors' code multiplies its penalty by 10 when the training loss rose three times in a
+            row. The project's reading: the training loss is the output loss of the exact forward
+            pass on the whole training set (the authors' ``train_cost``), computed after every pass
+            over the data (full batch: every iteration); a rise is a strict increase over the
+            previous pass; after ``rho_patience`` consecutive rises both ``rho`` and ``nu`` (the
+            authors' code has one penalty for both) are multiplied by ``rho_factor`` and the count
+            restarts at zero, so a new increase needs ``rho_patience`` new rises. Not taken over:
+            the authors' cap (0.1 on their scale, below this trainer's default ``rho = 1``) and
+            their scaling of the backtracking start (here ``theta`` is the last accepted value and
+            doubles as needed).
+        rho_factor: the multiplier of the schedule (> 1; the authors': 10).
+        rho_patience: consecutive rises that trigger it (the authors': 3).
         memory_fraction: refuse when the auxiliary variables need more of the free memory.
 
     Raises:
@@ -125,6 +147,9 @@ class DLADMM(Trainer):
         prox_tol: float = 1e-4,
         prox_stopping: str = "auto",
         output_init: str = DLADMM_DEFAULTS["output_init"],
+        rho_schedule: str = "constant",
+        rho_factor: float = 10.0,
+        rho_patience: int = 3,
         memory_fraction: float = 0.5,
     ) -> None:
         hp = dict(
@@ -137,6 +162,9 @@ class DLADMM(Trainer):
             prox_tol=prox_tol,
             prox_stopping=prox_stopping,
             output_init=output_init,
+            rho_schedule=rho_schedule,
+            rho_factor=rho_factor,
+            rho_patience=rho_patience,
             memory_fraction=memory_fraction,
         )
         check_hyperparams("DLADMM", hp, self.HYPERPARAMS)
@@ -151,6 +179,7 @@ class DLADMM(Trainer):
         self.out_loss = output_loss_for(loss_fn, prox_iters, prox_tol, y=y, prox_stopping=prox_stopping)
         self.rho, self.nu, self.mu = float(rho), float(nu), float(mu)
         self.max_doublings = int(max_doublings)
+        self.rho_schedule, self.rho_factor, self.rho_patience = rho_schedule, float(rho_factor), int(rho_patience)
         lin = self.structure.linears
         Xf = self.structure.flat_inputs(X, y)
         self.n = Xf.shape[0]
@@ -164,6 +193,12 @@ class DLADMM(Trainer):
         self.theta_a = [float(theta_init)] * (len(lin) - 1)
         self.k = 0
         self.cap_count = 0
+        # The penalty schedule's state (rho_schedule="authors"; unused with "constant").
+        self.samples_seen = 0
+        self.passes_checked = 0
+        self.prev_train_loss: float | None = None
+        self.rises = 0
+        self.rho_increases = 0
         # The variables of the batch being updated (full batch: the stored lists themselves).
         self._bz, self._ba, self._bu, self._by, self._bm = self.z, self.a, self.u, self.y, self.n
         #: Set to a list to record ``(block, L_rho after it)`` after every update (tests).
@@ -211,6 +246,34 @@ class DLADMM(Trainer):
     def terms(self) -> dict[str, float]:
         """``L_rho`` and its terms (per sample), the residual ``||r_L||^2/N`` and ``||u||^2/N``."""
         return {k: float(v) for k, v in self._term_tensors().items()}
+
+    @torch.no_grad()
+    def train_loss(self) -> float:
+        """Output loss of the exact forward pass with the current ``W, b`` on the whole training set (mean)."""
+        a = self.Xf
+        for j in range(self.num_layers):
+            z = a @ self.W[j].T + self.b[j]
+            if j < self.num_layers - 1:
+                a = self.acts[j](z)
+        return float(self.out_loss.sum(z, self.y) / self.n)
+
+    def _schedule_rho(self) -> None:
+        """The authors' penalty schedule, once per pass over the data (see :class:`DLADMM`)."""
+        passes = self.samples_seen // self.n
+        if passes <= self.passes_checked:
+            return
+        self.passes_checked = passes
+        loss = self.train_loss()
+        if self.prev_train_loss is not None and loss > self.prev_train_loss:
+            self.rises += 1
+        else:
+            self.rises = 0
+        self.prev_train_loss = loss
+        if self.rises >= self.rho_patience:
+            self.rho *= self.rho_factor
+            self.nu *= self.rho_factor
+            self.rho_increases += 1
+            self.rises = 0
 
     def _record(self, name: str) -> None:
         if self.trace is not None:
@@ -326,7 +389,11 @@ class DLADMM(Trainer):
             torch.zeros_like(loss),
         )
         reg = 0.5 * self.mu * sum(w.pow(2).sum() for w in self.W)
-        return (loss + aug + hidden / m + reg).detach()
+        value = (loss + aug + hidden / m + reg).detach()
+        self.samples_seen += m
+        if self.rho_schedule == "authors":
+            self._schedule_rho()  # after the value: it is L_rho at the penalties this step used
+        return value
 
     # ------------------------------------------------------------------ runner interface
     @property
@@ -335,10 +402,22 @@ class DLADMM(Trainer):
         return self.model
 
     def end_epoch(self, epoch: int) -> dict[str, float]:
-        """``L_rho``, its terms, the last-layer residual, the dual norm and backtracking caps."""
-        return {**self.terms(), "dladmm_backtrack_caps": float(self.cap_count)}
+        """``L_rho``, its terms, the last-layer residual, the dual norm, backtracking caps and the penalties.
+
+        ``dladmm_rho`` / ``dladmm_nu`` are the penalties in force; ``dladmm_rho_increases`` counts
+        the schedule's multiplications (``rho_schedule="authors"``; always 0 with ``"constant"``).
+        """
+        return {
+            **self.terms(),
+            "dladmm_backtrack_caps": float(self.cap_count),
+            "dladmm_rho": self.rho,
+            "dladmm_nu": self.nu,
+            "dladmm_rho_increases": float(self.rho_increases),
+        }
 
     _STATE = ("W", "b", "z", "a", "theta_W", "theta_a")
+    #: The penalties in force and the schedule's state (``rho``, ``nu`` change with ``rho_schedule="authors"``).
+    _SCHEDULE = ("rho", "nu", "samples_seen", "passes_checked", "prev_train_loss", "rises", "rho_increases")
 
     def state_dict(self) -> dict[str, Any]:
         """Everything for an identical resume (primal blocks, dual variable, backtracking state)."""
@@ -346,6 +425,8 @@ class DLADMM(Trainer):
         for name in self._STATE:
             state[name] = [t.clone() if torch.is_tensor(t) else t for t in getattr(self, name)]
         state["cap_count"] = self.cap_count
+        for name in self._SCHEDULE:
+            state[name] = getattr(self, name)
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -359,6 +440,12 @@ class DLADMM(Trainer):
         if state["z"][0].shape[0] != self.n:
             raise ValueError(f"state holds variables for {state['z'][0].shape[0]} samples; this trainer has {self.n}")
         self.u, self.k, self.cap_count = state["u"].clone(), state["k"], state["cap_count"]
+        missing = [name for name in self._SCHEDULE if name not in state]
+        if missing and self.rho_schedule == "authors":
+            raise ValueError(f"state lacks the penalty schedule's entries {missing} (saved by an older version?)")
+        for name in self._SCHEDULE:  # a constant-schedule state of an older version: the constructor's values
+            if name in state:
+                setattr(self, name, state[name])
         self.a[0] = self.Xf
         self.model.load_state_dict(state["module"])
         self.structure.write(self.W, self.b)

@@ -52,6 +52,8 @@ class ReproduceContext:
             reproduction, not run on the development machine).
         seeds: number of seeds for the headline comparisons (``None``: the reproduction's
             default, >= 5 in the full version, >= 2 in ``quick``).
+        activation: run with this activation only (``None``: the reproduction's list); only
+            for reproductions that declare it (:attr:`Reproduction.activations`).
     """
 
     out: Path
@@ -63,6 +65,7 @@ class ReproduceContext:
     dataset: str | None = None
     preset: str = "default"
     seeds: int | None = None
+    activation: str | None = None
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
@@ -78,6 +81,8 @@ class ReproduceContext:
                 object.__setattr__(self, "dataset", _spec(self.dataset).name)  # canonical name (aliases)
             except ValueError as err:
                 raise ValueError(f"invalid dataset={self.dataset!r}: {err}") from None
+        if self.activation is not None and (not isinstance(self.activation, str) or not self.activation):
+            raise ValueError(f"invalid activation={self.activation!r}: expected an activation name such as 'relu'")
         if self.quick and self.preset == "paper":
             raise ValueError("invalid preset='paper' with quick=True: the paper-scale preset has no quick version")
 
@@ -92,6 +97,8 @@ class ReproduceContext:
             parts.append(f"--dataset {self.dataset}")
         if self.seeds is not None:
             parts.append(f"--seeds {self.seeds}")
+        if self.activation is not None:
+            parts.append(f"--activation {self.activation}")
         return " ".join(parts)
 
     def seed_list(self, default_full: int = 5, default_quick: int = 2) -> list[int]:
@@ -145,12 +152,14 @@ class Reproduction:
         description: one line for ``beyondsgd list``.
         checkpoints: its training runs go through :meth:`ReproduceContext.run_experiment`,
             so ``--checkpoint-every`` makes an interrupted reproduction resumable.
+        activations: the activations ``--activation`` may choose (empty: the option is refused).
     """
 
     name: str
     run: Callable[[ReproduceContext], Path]
     description: str
     checkpoints: bool = False
+    activations: tuple[str, ...] = ()
 
 
 _REGISTRY: dict[str, Reproduction] = {}

@@ -39,7 +39,8 @@ Budget: ``benchmarks/tiam_budget.py --dataset fashion-mnist`` times one tuning s
 margin for load). dlADMM is the most expensive method (~28 s of training per run vs 6-8 s for TIAM).
 
 Sizes: ``--quick`` (digits), the default (real Fashion-MNIST, first 10 000 training images, and
-mnist5k), ``--dataset NAME`` for one dataset, and ``--preset paper`` (full Fashion-MNIST and MNIST,
+mnist5k; ReLU), ``--dataset NAME`` for one dataset, ``--activation relu|leaky_relu`` for one
+activation (e.g. the leaky ReLU rows, which only the paper preset runs otherwise), and ``--preset paper`` (full Fashion-MNIST and MNIST,
 the 3x100 MLP and the AM papers' 784-1000-1000-10, 100 iterations; for a GPU, not run here).
 
 Outputs: ``results.csv`` (every logged point), ``summary.csv``, ``tuning.csv`` (every tuning cell), per
@@ -79,6 +80,8 @@ from beyondsgd.reproduce.common import (
 log = logging.getLogger(__name__)
 
 WIDTHS = (100, 100)  # "3 layers, 100 hidden units": three Linear layers
+#: The activations every method of the comparison trains with (dlADMM has no closed form for ELU).
+ACTIVATIONS = ("relu", "leaky_relu")
 #: Full-batch gradient baselines (one update per iteration, like AM): label -> registry name.
 FULL_BATCH = {"gd": "sgd", "adam_full": "adam"}
 #: Mini-batch baselines (batch 64), run for TIAM's training wall time: label -> registry name.
@@ -144,7 +147,7 @@ class Plan:
 
 
 def plan(quick: bool, ctx: ReproduceContext | None = None) -> Plan:
-    """The sizes of a run: quick, the default full run, or ``--preset paper``; then ``--dataset``/``--seeds``."""
+    """The sizes of a run: quick, the default full run, or ``--preset paper``; then ``--dataset``/``--seeds``/``--activation``."""
     from dataclasses import replace
 
     preset = "default" if ctx is None else ctx.preset
@@ -166,6 +169,10 @@ def plan(quick: bool, ctx: ReproduceContext | None = None) -> Plan:
         )
     else:
         p = Plan(("mnist5k",), ("fashion-mnist",), ("relu",), 50, seeds, ("tiam", "am"), False)
+    if ctx is not None and ctx.activation is not None:
+        if ctx.activation not in ACTIVATIONS:
+            raise ValueError(f"invalid activation={ctx.activation!r}: expected one of {', '.join(ACTIVATIONS)}")
+        p = replace(p, activations=(ctx.activation,))
     if ctx is not None and ctx.dataset is not None:
         downloadable = ctx.dataset in ("mnist", "fashion-mnist", "cifar10")
         p = replace(
@@ -699,5 +706,6 @@ register_reproduction(
         run,
         "TIAM vs plain AM, dlADMM, inertia ablations, GD/Adam, each tuned on a validation split (3x100 MLP)",
         checkpoints=True,
+        activations=ACTIVATIONS,
     )
 )
