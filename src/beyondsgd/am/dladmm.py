@@ -56,7 +56,7 @@ from beyondsgd.am.blocks import backtracking_step
 from beyondsgd.am.losses import CrossEntropy, output_loss_for
 from beyondsgd.am.network import parse_mlp
 from beyondsgd.am.objective import penalty_sum
-from beyondsgd.am.trainer import AM_DEFAULTS, check_memory, start_variables
+from beyondsgd.am.trainer import AM_DEFAULTS, check_memory, forward_pass, start_variables
 from beyondsgd.training import LossFn, Trainer
 from beyondsgd.validation import (
     NONNEGATIVE,
@@ -250,12 +250,8 @@ class DLADMM(Trainer):
     @torch.no_grad()
     def train_loss(self) -> float:
         """Output loss of the exact forward pass with the current ``W, b`` on the whole training set (mean)."""
-        a = self.Xf
-        for j in range(self.num_layers):
-            z = a @ self.W[j].T + self.b[j]
-            if j < self.num_layers - 1:
-                a = self.acts[j](z)
-        return float(self.out_loss.sum(z, self.y) / self.n)
+        z, _ = forward_pass(self.Xf, self.W, self.b, self.acts)
+        return float(self.out_loss.sum(z[-1], self.y) / self.n)
 
     def _schedule_rho(self) -> None:
         """The authors' penalty schedule, once per pass over the data (see :class:`DLADMM`)."""

@@ -125,6 +125,23 @@ def auxiliary_bytes(n: int, in_features: int, widths: list[int], element_size: i
     return (stored + working) * element_size
 
 
+def forward_pass(
+    Xf: torch.Tensor, W: list[torch.Tensor], b: list[torch.Tensor], acts: list[Any]
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """The exact forward pass of the chain: ``z_l = a_{l-1} W_l^T + b_l``, ``a_l = h(z_l)``.
+
+    Returns:
+        ``z`` (every layer's pre-activation) and ``a`` (``a[0]`` is ``Xf``, then the hidden outputs).
+    """
+    z: list[torch.Tensor] = []
+    a: list[torch.Tensor] = [Xf]
+    for j in range(len(W)):
+        z.append(a[j] @ W[j].T + b[j])
+        if j < len(W) - 1:
+            a.append(acts[j](z[j]))
+    return z, a
+
+
 def start_variables(
     structure: Any, Xf: torch.Tensor, y: torch.Tensor, out_loss: Any, output_init: str
 ) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
@@ -140,16 +157,11 @@ def start_variables(
     Returns:
         ``W, b, z, a`` (copies of the weights; ``a[0]`` is ``Xf``).
     """
-    lin, acts = structure.linears, structure.activations
+    lin = structure.linears
     with torch.no_grad():
         W = [m.weight.detach().clone() for m in lin]
         b = [m.bias.detach().clone() for m in lin]
-        z: list[torch.Tensor] = []
-        a: list[torch.Tensor] = [Xf]
-        for j in range(len(lin)):
-            z.append(a[j] @ W[j].T + b[j])
-            if j < len(lin) - 1:
-                a.append(acts[j](z[j]))
+        z, a = forward_pass(Xf, W, b, structure.activations)
         if output_init == "labels":
             z[-1] = out_loss.target(y, lin[-1].out_features, Xf.dtype)
     return W, b, z, a
