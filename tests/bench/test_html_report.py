@@ -48,6 +48,12 @@ def test_markdown_conversion_and_embedding(tmp_path):
     assert "&lt;raw&gt; stays escaped" in page
 
 
+def test_block_quote_is_a_blockquote_not_a_literal_marker(tmp_path):
+    page = markdown_to_html("Before.\n\n> Verdict rule: **holds**\n> when p < 0.05.\n\nAfter.", tmp_path)
+    assert "<blockquote><p>Verdict rule: <strong>holds</strong> when p &lt; 0.05.</p></blockquote>" in page
+    assert "&gt; Verdict" not in page and "<p>Before.</p>" in page and "<p>After.</p>" in page
+
+
 def test_missing_image_is_a_visible_note_not_a_broken_link(tmp_path):
     page = markdown_to_html("![x](nope.png)", tmp_path)
     assert "<img" not in page and "image not found: nope.png" in page

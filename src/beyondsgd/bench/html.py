@@ -4,8 +4,8 @@ Every report is written as Markdown first (readable on GitHub, diffable); this
 module turns it into one HTML file with every local image embedded as a
 ``data:`` URI, so the page can be mailed or archived alone.  The converter
 handles the Markdown the reports use (headings, paragraphs, lists, pipe tables,
-images, links, fenced code, inline code, bold/italic); anything else is shown as
-text.  Images that cannot be found are replaced by a visible note instead of a
+block quotes, images, links, fenced code, inline code, bold/italic); anything else
+is shown as text.  Images that cannot be found are replaced by a visible note instead of a
 broken link.
 """
 
@@ -27,6 +27,7 @@ th,td{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top
 th{background:#f3f3f3} tr:nth-child(even) td{background:#fafafa}
 img{max-width:100%;height:auto} code{background:#f4f4f4;padding:0 .2em;border-radius:3px}
 pre{background:#f4f4f4;padding:.8em;overflow-x:auto} .missing{color:#b00;font-style:italic}
+blockquote{margin:1em 0;padding:.1em 1em;border-left:4px solid #ccc;color:#444}
 """
 
 _IMG = re.compile(r"!\[([^\]]*)\]\(([^)\s]+)\)")
@@ -119,6 +120,18 @@ def markdown_to_html(markdown: str, base: str | Path = ".", title: str = "beyond
             flush()
             n = len(m.group(1))
             out.append(f"<h{n}>{_inline(m.group(2), base)}</h{n}>")
+        elif s.startswith(">"):
+            # A block quote (the reports' verdict and tie rules): its lines, without the marker,
+            # as one paragraph.
+            flush()
+            quoted: list[str] = []
+            j = i
+            while j < len(lines) and lines[j].strip().startswith(">"):
+                quoted.append(lines[j].strip()[1:].strip())
+                j += 1
+            out.append(f"<blockquote><p>{_inline(' '.join(q for q in quoted if q), base)}</p></blockquote>")
+            i = j
+            continue
         elif s.startswith("|") and i + 1 < len(lines) and re.match(r"^\|?\s*:?-{2,}", lines[i + 1].strip()):
             flush()
             head = _cells(s)
