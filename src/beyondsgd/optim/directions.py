@@ -37,6 +37,12 @@ class Direction:
     def check(self, group: Mapping[str, Any]) -> None:
         """Raise ``ValueError`` on option combinations the ranges alone do not catch."""
 
+    def init_state(self, p: torch.Tensor, state: State, group: Mapping[str, Any]) -> None:
+        """Create the state the first step needs, where it can exist before that step (idempotent).
+
+        Called by the optimizer's ``_init_group``. SGD's momentum buffer is not created here: as in
+        torch.optim.SGD it starts as the first gradient, inside the step."""
+
     def owns(self, group: Mapping[str, Any]) -> bool:
         """Whether the returned directions are fresh tensors the rule may overwrite
         (not a gradient or a state buffer); saves the rule a copy."""
@@ -161,6 +167,9 @@ class AdamDirection(Direction):
     def _init(self, p: torch.Tensor, state: State, amsgrad: bool, beta1: float) -> None:
         init_adam_state(p, state, amsgrad, beta1)
 
+    def init_state(self, p, state, group):
+        self._init(p, state, group["amsgrad"], group["betas"][0])
+
     def one(self, p, g, state, group, scratch=None):
         beta1, beta2 = group["betas"]
         self._init(p, state, group["amsgrad"], beta1)
@@ -231,6 +240,9 @@ class RMSpropDirection(Direction):
             if group["centered"]:
                 state["grad_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
 
+    def init_state(self, p, state, group):
+        self._init(p, state, group)
+
     def one(self, p, g, state, group, scratch=None):
         self._init(p, state, group)
         _bump_step(state)
@@ -288,6 +300,9 @@ class AdagradDirection(Direction):
         if "sum" not in state:
             state["step"] = new_step()
             state["sum"] = torch.full_like(p, group["initial_accumulator_value"], memory_format=torch.preserve_format)
+
+    def init_state(self, p, state, group):
+        self._init(p, state, group)
 
     def _scale(self, t: Any, group: Mapping[str, Any]) -> float:
         return 1.0 / (1.0 + (t - 1) * group["lr_decay"])

@@ -43,8 +43,7 @@ from typing import Any
 
 import torch
 
-from beyondsgd.optim._scalars import new_step
-from beyondsgd.optim.directions import init_adam_state
+from beyondsgd.optim.directions import DIRECTIONS
 
 State = dict[str, Any]
 
@@ -379,22 +378,11 @@ def step_rule_group(owner: str, direction: Any, group: Mapping[str, Any], params
 def _init_states(name: str, group: Mapping[str, Any], params: list[torch.Tensor], states: list[State]) -> None:
     """The base optimizer's state, as its reference path creates it (SGD's buffer: zeros, see the kernel)."""
     for p, st in zip(params, states):
-        if name == "sgd":
-            if group["momentum"] != 0.0 and "momentum_buffer" not in st:
-                st["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                st["_fused_new"] = True
-        elif name == "adam":
-            init_adam_state(p, st, bool(group["amsgrad"]), float(group["betas"][0]))
-        elif name == "rmsprop" and "square_avg" not in st:
-            st["step"] = new_step()
-            st["square_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-            if group["momentum"] > 0:
-                st["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-            if group["centered"]:
-                st["grad_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-        elif name == "adagrad" and "sum" not in st:
-            st["step"] = new_step()
-            st["sum"] = torch.full_like(p, group["initial_accumulator_value"], memory_format=torch.preserve_format)
+        if name != "sgd":
+            DIRECTIONS[name].init_state(p, st, group)
+        elif group["momentum"] != 0.0 and "momentum_buffer" not in st:
+            st["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            st["_fused_new"] = True
 
 
 def _state_tensors(name: str, group: Mapping[str, Any], st: State) -> list[torch.Tensor]:

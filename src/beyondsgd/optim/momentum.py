@@ -136,6 +136,30 @@ class _DisplacementMomentum(Optimizer):
             f"{type(self).__name__} param group {len(self.param_groups) - 1}", group["fused"], group["foreach"]
         )
 
+    def _init_group(self, group: dict[str, Any], params: list[torch.Tensor]) -> bool:
+        """Append the group's parameters that have a gradient to ``params`` and create their state.
+
+        torch.optim's hook of this name: ``torch.compile`` (dynamo) runs it eagerly instead of
+        tracing it and guards on the state it made, so a compiled ``step`` traces one frame even
+        from an empty state, as torch's Adam does.
+
+        Returns:
+            Whether any of the parameters is complex.
+        """
+        has_complex = False
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            if p.grad.is_sparse:
+                raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
+            params.append(p)
+            has_complex |= p.is_complex()
+            state = self.state[p]
+            if not state:
+                state["step"] = new_step()
+                state["displacement"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        return has_complex
+
     def _gather(
         self, group: dict[str, Any], raw: bool = False
     ) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor], Any]:
@@ -144,21 +168,19 @@ class _DisplacementMomentum(Optimizer):
         Complex tensors are handled as ``torch.view_as_real`` pairs, as torch.optim does.
         ``raw``: the gradients as they are (the fused kernel applies ``maximize`` and weight decay).
         """
-        params, grads, disps = [], [], []
+        with_grad: list[torch.Tensor] = []
+        self._init_group(group, with_grad)
+        params: list[torch.Tensor] = []
+        grads: list[torch.Tensor] = []
+        disps: list[torch.Tensor] = []
         k: Any = 0
-        for p in group["params"]:
-            if p.grad is None:
-                continue
-            if p.grad.is_sparse:
-                raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
+        for p in with_grad:
             state = self.state[p]
-            if not state:
-                state["step"] = new_step()
-                state["displacement"] = torch.zeros_like(p, memory_format=torch.preserve_format)
             k = state["step"]
             real = p.is_complex()
+            g = cast(torch.Tensor, p.grad)  # (every one in with_grad has a gradient)
             params.append(torch.view_as_real(p) if real else p)
-            grads.append(torch.view_as_real(p.grad) if real else p.grad)
+            grads.append(torch.view_as_real(g) if real else g)
             disps.append(torch.view_as_real(state["displacement"]) if real else state["displacement"])
         k = value(k)
         if grads and not raw and (group["maximize"] or group["weight_decay"] != 0):

@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Iterable, Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import torch
 from torch.optim import Optimizer
@@ -278,18 +278,16 @@ class RuleOptimizer(Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            params = [p for p in group["params"] if p.grad is not None]
+            params: list[torch.Tensor] = []
+            self._init_group(group, params)
             if not params:
                 continue
-            if any(p.grad.is_sparse for p in params):
-                raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
             states = [self.state[p] for p in params]
             # Complex tensors are optimized as (real, imag) pairs, as torch.optim does.
-            grads = [torch.view_as_real(p.grad) if p.is_complex() else p.grad for p in params]
+            grads = [cast(torch.Tensor, p.grad) for p in params]  # (_init_group kept those with one)
+            grads = [torch.view_as_real(g) if g.is_complex() else g for g in grads]
             reals = [torch.view_as_real(p) if p.is_complex() else p for p in params]
             rule, args = get_rule(group["rule"]), self._rule_args(group)
-            for p, st in zip(reals, states):
-                rule.init_state(p, st, args)
             if group["fused"] and not compiling():
                 owner = type(self).__name__
                 left = _fused.step_rule_group(owner, self.direction, group, reals, grads, states, group["rule"], args)
@@ -305,6 +303,34 @@ class RuleOptimizer(Optimizer):
                     if not self.state[p]:
                         del self.state[p]
         return loss
+
+    def _init_group(self, group: dict[str, Any], params: list[torch.Tensor]) -> bool:
+        """Append the group's parameters that have a gradient to ``params`` and create their state.
+
+        torch.optim's hook of this name: ``torch.compile`` (dynamo) runs it eagerly instead of
+        tracing it and guards on the state it made, so a compiled ``step`` traces one frame even
+        from an empty state, as torch's Adam does. (SGD's momentum buffer is the first gradient,
+        made inside the step, as torch's SGD makes it: there the first step is a frame of its own.)
+
+        Returns:
+            Whether any of the parameters is complex.
+        """
+        rule, args = get_rule(group["rule"]), None
+        has_complex = False
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            if p.grad.is_sparse:
+                raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
+            params.append(p)
+            has_complex |= p.is_complex()
+            real = torch.view_as_real(p) if p.is_complex() else p
+            st = self.state[p]
+            if args is None:
+                args = self._rule_args(group)
+            rule.init_state(real, st, args)  # (the rule's keys first, as before this hook)
+            self.direction.init_state(real, st, group)
+        return has_complex
 
     @staticmethod
     def _use_foreach(group: Mapping[str, Any], params: list[torch.Tensor]) -> bool:
