@@ -557,3 +557,25 @@ def test_fused_refuses_unsupported_configurations(info: OptimInfo):
     opt.param_groups[0]["params"] = [w]
     with pytest.raises(RuntimeError, match="fused=True supports devices cpu, cuda"):
         opt.step()
+
+
+def test_fused_scalars_tensor_is_reused_only_for_the_same_row():
+    """The fused path's per-group scalar tensor: a step whose tensors all share a row seen recently
+    reuses that tensor (SGD at a constant lr), any other row gets its own values, and mixed rows are
+    never cached; the cache stays bounded."""
+    from beyondsgd.optim import fused
+
+    row, other = (0.0, 0.01, 1.0, 0.9), (0.0, 0.02, 1.0, 0.9)
+    first = fused._scalars_tensor([row] * 3, {0: row}, torch.float32, torch.device("cpu"))
+    again = fused._scalars_tensor([row] * 3, {0: row}, torch.float32, torch.device("cpu"))
+    assert again is first and first.shape == (3, 4)
+    changed = fused._scalars_tensor([other] * 3, {0: other}, torch.float32, torch.device("cpu"))
+    assert changed is not first and changed[:, 1].tolist() == pytest.approx([0.02] * 3)
+    assert first[:, 1].tolist() == pytest.approx([0.01] * 3)  # the cached one was not overwritten
+    mixed = fused._scalars_tensor([row, other], {0: row, 1: other}, torch.float32, torch.device("cpu"))
+    assert mixed[:, 1].tolist() == pytest.approx([0.01, 0.02])
+    assert fused._scalars_tensor([row] * 3, {0: row}, torch.float64, torch.device("cpu")).dtype == torch.float64
+    for k in range(3 * fused._ROW_TENSORS_MAX):
+        r = (float(k),)
+        fused._scalars_tensor([r], {0: r}, torch.float32, torch.device("cpu"))
+    assert len(fused._ROW_TENSORS) <= fused._ROW_TENSORS_MAX

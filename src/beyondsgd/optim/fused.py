@@ -60,14 +60,19 @@ def check_fused(owner: str, fused: Any, foreach: Any) -> None:
         raise ValueError(f"{owner}: fused=True and foreach=True cannot be used together: choose one path")
 
 
+def check_device(owner: str, device: torch.device) -> None:
+    """Raise ``RuntimeError`` if ``device`` is one the fused path does not support."""
+    if device.type not in FUSED_DEVICES:
+        raise RuntimeError(
+            f"{owner}: fused=True supports devices {', '.join(FUSED_DEVICES)}; got a parameter on "
+            f"{device}. Use fused=False."
+        )
+
+
 def check_tensors(owner: str, tensors: list[torch.Tensor]) -> None:
-    """Raise ``RuntimeError`` if a tensor is on a device the fused path does not support."""
+    """:func:`check_device` of every tensor."""
     for t in tensors:
-        if t.device.type not in FUSED_DEVICES:
-            raise RuntimeError(
-                f"{owner}: fused=True supports devices {', '.join(FUSED_DEVICES)}; got a parameter on "
-                f"{t.device}. Use fused=False."
-            )
+        check_device(owner, t.device)
 
 
 def _many(ps, gs, ss, sc, bounds, *, body, statics):
@@ -330,22 +335,30 @@ def step_rule_group(owner: str, direction: Any, group: Mapping[str, Any], params
     Returns:
         The indices of tensors left to the reference path.
     """
-    check_tensors(owner, params)
     rule = rule_key(rule_name, group)
     wd = group["weight_decay"] != 0.0
     base = (float(group["weight_decay"]),)
     name = direction.name
     left: list[int] = []
-    todo: list[int] = []
+    todo_by: dict[tuple[torch.device, torch.dtype], list[int]] = {}
     for i, (p, g, st) in enumerate(zip(params, grads, states)):
-        tensors = [p, g, *(t for t in st.values() if isinstance(t, torch.Tensor) and t.dim() > 0)]
-        (todo if all(t.is_contiguous() for t in tensors) else left).append(i)
+        # (A plain loop: this runs for every tensor at every step, and generators cost more than the test.)
+        ok = p.is_contiguous() and g.is_contiguous()
+        if ok:
+            for t in st.values():
+                if isinstance(t, torch.Tensor) and t.dim() > 0 and not t.is_contiguous():
+                    ok = False
+                    break
+        device = p.device
+        check_device(owner, device)
+        if ok:
+            todo_by.setdefault((device, p.dtype), []).append(i)
+        else:
+            left.append(i)
+    todo = [i for idx in todo_by.values() for i in idx]
     _init_states(name, group, [params[i] for i in todo], [states[i] for i in todo])
     if name != "sgd" and todo:
         torch._foreach_add_([states[i]["step"] for i in todo], 1.0)
-    todo_by: dict[tuple[torch.device, torch.dtype], list[int]] = {}
-    for i in todo:
-        todo_by.setdefault((params[i].device, params[i].dtype), []).append(i)
     statics = _statics(name, group, rule, wd)
     for (device, dtype), idx in todo_by.items():
         rows, bounds = [], []
@@ -361,7 +374,7 @@ def step_rule_group(owner: str, direction: Any, group: Mapping[str, Any], params
             rows.append(row)
             if rule[0] == "exp" and rule[3]:
                 bounds.append(st["max_abs"])
-        sc = torch.tensor(rows, dtype=_scalar_dtype(dtype), device=device)
+        sc = _scalars_tensor(rows, memo, dtype, device)
         # The exp rule's kernel: the short-range exp2 when every exponent provably stays in its range.
         group_rule = (
             (*rule, short_exp2_degree(rule, [row[2] for row in memo.values()], dtype)) if rule[0] == "exp" else rule
@@ -373,6 +386,29 @@ def step_rule_group(owner: str, direction: Any, group: Mapping[str, Any], params
         key = (name, *sorted(group_statics.items()), dtype, device.type, tuple(p.dim() for p in ps))
         run(owner, key, _many, {"body": _BODIES[name], "statics": group_statics}, ps, gs, ss, sc, bounds)
     return left
+
+
+#: Scalar tensors of recent steps whose tensors all share one row (the usual case), by (row, count,
+#: dtype, device): a step with the same scalars as a recent one (SGD at a constant lr) reuses the
+#: tensor instead of building it again (~15 us for 20 rows). The kernels only read it.
+_ROW_TENSORS: dict[tuple[Any, ...], torch.Tensor] = {}
+_ROW_TENSORS_MAX = 32
+
+
+def _scalars_tensor(
+    rows: list[tuple[float, ...]], memo: Mapping[Any, tuple[float, ...]], dtype, device
+) -> torch.Tensor:
+    """The ``[tensors, scalars]`` tensor of a group's kernel call (see :data:`_ROW_TENSORS`)."""
+    scalar_dtype = _scalar_dtype(dtype)
+    if len(memo) != 1:
+        return torch.tensor(rows, dtype=scalar_dtype, device=device)
+    key = (rows[0], len(rows), scalar_dtype, device)
+    sc = _ROW_TENSORS.get(key)
+    if sc is None:
+        if len(_ROW_TENSORS) >= _ROW_TENSORS_MAX:
+            _ROW_TENSORS.pop(next(iter(_ROW_TENSORS)))  # the oldest
+        sc = _ROW_TENSORS[key] = torch.tensor(rows, dtype=scalar_dtype, device=device)
+    return sc
 
 
 def _init_states(name: str, group: Mapping[str, Any], params: list[torch.Tensor], states: list[State]) -> None:
@@ -500,7 +536,7 @@ def step_momentum(
                 is_first_step=False,
             )
             continue
-        sc = torch.tensor([values] * len(idx), dtype=_scalar_dtype(dtype), device=device)
+        sc = _scalars_tensor([values] * len(idx), {0: values}, dtype, device)
         key = ("nag" if nesterov else "hb", *sorted(statics.items()), dtype, device.type, tuple(p.dim() for p in ps))
         run(owner, key, _many, {"body": _momentum_body, "statics": statics}, ps, gs, ds, sc, [])
     return left
