@@ -393,6 +393,7 @@ def step_rule_group(owner: str, direction: Any, group: Mapping[str, Any], params
 #: tensor instead of building it again (~15 us for 20 rows). The kernels only read it.
 _ROW_TENSORS: dict[tuple[Any, ...], torch.Tensor] = {}
 _ROW_TENSORS_MAX = 32
+_ROW_LOCK = threading.Lock()
 
 
 def _scalars_tensor(
@@ -403,11 +404,12 @@ def _scalars_tensor(
     if len(memo) != 1:
         return torch.tensor(rows, dtype=scalar_dtype, device=device)
     key = (rows[0], len(rows), scalar_dtype, device)
-    sc = _ROW_TENSORS.get(key)
-    if sc is None:
-        if len(_ROW_TENSORS) >= _ROW_TENSORS_MAX:
-            _ROW_TENSORS.pop(next(iter(_ROW_TENSORS)))  # the oldest
-        sc = _ROW_TENSORS[key] = torch.tensor(rows, dtype=scalar_dtype, device=device)
+    with _ROW_LOCK:  # (optimizers stepped from several threads share the cache)
+        sc = _ROW_TENSORS.get(key)
+        if sc is None:
+            if len(_ROW_TENSORS) >= _ROW_TENSORS_MAX:
+                _ROW_TENSORS.pop(next(iter(_ROW_TENSORS)))  # the oldest
+            sc = _ROW_TENSORS[key] = torch.tensor(rows, dtype=scalar_dtype, device=device)
     return sc
 
 
