@@ -43,6 +43,7 @@ import torch
 from torch.optim import Optimizer
 
 from beyondsgd.optim import fused as _fused
+from beyondsgd.optim._groups import collect_with_grad
 from beyondsgd.optim._scalars import as_step, axpy_, checkable, compiling, new_step, value
 from beyondsgd.optim.registry import OptimizerSpec, register
 from beyondsgd.validation import BOOL, NONNEGATIVE, OPTIONAL_BOOL, UNIT_HALF_OPEN, OneOf, check_hyperparams
@@ -146,14 +147,9 @@ class _DisplacementMomentum(Optimizer):
         Returns:
             Whether any of the parameters is complex.
         """
-        has_complex = False
-        for p in group["params"]:
-            if p.grad is None:
-                continue
-            if p.grad.is_sparse:
-                raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
-            params.append(p)
-            has_complex |= p.is_complex()
+        first = len(params)
+        has_complex = collect_with_grad(type(self).__name__, group, params)
+        for p in params[first:]:
             state = self.state[p]
             if not state:
                 state["step"] = new_step()

@@ -30,6 +30,7 @@ import torch
 from torch.optim import Optimizer
 
 from beyondsgd.optim import fused as _fused
+from beyondsgd.optim._groups import collect_with_grad
 from beyondsgd.optim._scalars import as_step, checkable, compiling, value
 from beyondsgd.optim.directions import (
     AdagradDirection,
@@ -316,14 +317,9 @@ class RuleOptimizer(Optimizer):
             Whether any of the parameters is complex.
         """
         rule, args = get_rule(group["rule"]), None
-        has_complex = False
-        for p in group["params"]:
-            if p.grad is None:
-                continue
-            if p.grad.is_sparse:
-                raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
-            params.append(p)
-            has_complex |= p.is_complex()
+        first = len(params)
+        has_complex = collect_with_grad(type(self).__name__, group, params)
+        for p in params[first:]:
             real = torch.view_as_real(p) if p.is_complex() else p
             st = self.state[p]
             if args is None:
