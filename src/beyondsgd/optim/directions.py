@@ -40,7 +40,8 @@ class Direction:
     def init_state(self, p: torch.Tensor, state: State, group: Mapping[str, Any]) -> None:
         """Create the state the first step needs, where it can exist before that step (idempotent).
 
-        Called by the optimizer's ``_init_group``. SGD's momentum buffer is not created here: as in
+        The optimizer's ``_init_group`` calls it for every tensor before each step; :meth:`one`
+        and :meth:`many` expect it done. SGD's momentum buffer is not created here: as in
         torch.optim.SGD it starts as the first gradient, inside the step."""
 
     def owns(self, group: Mapping[str, Any]) -> bool:
@@ -126,18 +127,6 @@ class SGDDirection(Direction):
         return dirs, [1.0] * len(gs)
 
 
-def init_adam_state(p: torch.Tensor, state: State, amsgrad: bool, beta1: float) -> None:
-    """Adam's state as torch.optim.Adam creates it, except that ``beta1 = 0`` keeps no ``exp_avg``
-    (see :class:`AdamDirection`); the one place both paths (reference and fused) create it."""
-    if "exp_avg_sq" not in state:
-        state["step"] = new_step()
-        state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-        if amsgrad:
-            state["max_exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-    if beta1 != 0.0 and "exp_avg" not in state:
-        state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-
-
 class AdamDirection(Direction):
     """Adam (torch.optim.Adam, L2 weight decay): ``m <- lerp(m, g, 1 - beta1)``,
     ``v <- beta2 v + (1 - beta2) g^2``, ``d = m / (sqrt(v / bc2) + eps)`` and
@@ -164,15 +153,19 @@ class AdamDirection(Direction):
     }
     defaults = {"betas": (0.9, 0.999), "eps": 1e-8, "amsgrad": False, "bias_correction": "outside"}
 
-    def _init(self, p: torch.Tensor, state: State, amsgrad: bool, beta1: float) -> None:
-        init_adam_state(p, state, amsgrad, beta1)
-
     def init_state(self, p, state, group):
-        self._init(p, state, group["amsgrad"], group["betas"][0])
+        # As torch.optim.Adam creates it, except that beta1 = 0 keeps no exp_avg (see the class);
+        # the one place every path (reference, foreach, fused) creates it.
+        if "exp_avg_sq" not in state:
+            state["step"] = new_step()
+            state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            if group["amsgrad"]:
+                state["max_exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        if group["betas"][0] != 0.0 and "exp_avg" not in state:
+            state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
 
     def one(self, p, g, state, group, scratch=None):
         beta1, beta2 = group["betas"]
-        self._init(p, state, group["amsgrad"], beta1)
         t = _bump_step(state)
         v = state["exp_avg_sq"]
         m = state["exp_avg"].lerp_(g, 1.0 - beta1) if beta1 != 0.0 else g
@@ -188,8 +181,6 @@ class AdamDirection(Direction):
 
     def many(self, ps, gs, states, group):
         beta1, beta2 = group["betas"]
-        for p, st in zip(ps, states):
-            self._init(p, st, group["amsgrad"], beta1)
         steps = _bump_steps(states)
         vs = [st["exp_avg_sq"] for st in states]
         if beta1 != 0.0:
@@ -231,7 +222,7 @@ class RMSpropDirection(Direction):
     def owns(self, group):
         return group["momentum"] == 0.0
 
-    def _init(self, p: torch.Tensor, state: State, group: Mapping[str, Any]) -> None:
+    def init_state(self, p, state, group):
         if "square_avg" not in state:
             state["step"] = new_step()
             state["square_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
@@ -240,11 +231,7 @@ class RMSpropDirection(Direction):
             if group["centered"]:
                 state["grad_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
 
-    def init_state(self, p, state, group):
-        self._init(p, state, group)
-
     def one(self, p, g, state, group, scratch=None):
-        self._init(p, state, group)
         _bump_step(state)
         alpha = group["alpha"]
         sq = state["square_avg"]
@@ -263,8 +250,6 @@ class RMSpropDirection(Direction):
         return torch.div(g, avg, **reuse(scratch, avg)), 1.0
 
     def many(self, ps, gs, states, group):
-        for p, st in zip(ps, states):
-            self._init(p, st, group)
         _bump_steps(states)
         alpha = group["alpha"]
         sqs = [st["square_avg"] for st in states]
@@ -296,19 +281,15 @@ class AdagradDirection(Direction):
     hyperparams = {"lr_decay": NONNEGATIVE, "eps": POSITIVE, "initial_accumulator_value": NONNEGATIVE}
     defaults = {"lr_decay": 0.0, "eps": 1e-10, "initial_accumulator_value": 0.0}
 
-    def _init(self, p: torch.Tensor, state: State, group: Mapping[str, Any]) -> None:
+    def init_state(self, p, state, group):
         if "sum" not in state:
             state["step"] = new_step()
             state["sum"] = torch.full_like(p, group["initial_accumulator_value"], memory_format=torch.preserve_format)
-
-    def init_state(self, p, state, group):
-        self._init(p, state, group)
 
     def _scale(self, t: Any, group: Mapping[str, Any]) -> float:
         return 1.0 / (1.0 + (t - 1) * group["lr_decay"])
 
     def one(self, p, g, state, group, scratch=None):
-        self._init(p, state, group)
         t = _bump_step(state)
         s = state["sum"]
         s.addcmul_(g, g, value=1.0)
@@ -316,8 +297,6 @@ class AdagradDirection(Direction):
         return torch.div(g, std, **reuse(scratch, std)), self._scale(t, group)
 
     def many(self, ps, gs, states, group):
-        for p, st in zip(ps, states):
-            self._init(p, st, group)
         steps = _bump_steps(states)
         sums = [st["sum"] for st in states]
         torch._foreach_addcmul_(sums, gs, gs, value=1.0)

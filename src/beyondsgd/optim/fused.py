@@ -43,8 +43,6 @@ from typing import Any
 
 import torch
 
-from beyondsgd.optim.directions import DIRECTIONS
-
 State = dict[str, Any]
 
 #: Device types the fused path runs on (inductor's C++ and Triton backends).
@@ -356,8 +354,9 @@ def step_rule_group(owner: str, direction: Any, group: Mapping[str, Any], params
         else:
             left.append(i)
     todo = [i for idx in todo_by.values() for i in idx]
-    _init_states(name, group, [params[i] for i in todo], [states[i] for i in todo])
-    if name != "sgd" and todo:
+    if name == "sgd":
+        _new_sgd_buffers(group, [params[i] for i in todo], [states[i] for i in todo])
+    elif todo:
         torch._foreach_add_([states[i]["step"] for i in todo], 1.0)
     statics = _statics(name, group, rule, wd)
     for (device, dtype), idx in todo_by.items():
@@ -413,12 +412,13 @@ def _scalars_tensor(
     return sc
 
 
-def _init_states(name: str, group: Mapping[str, Any], params: list[torch.Tensor], states: list[State]) -> None:
-    """The base optimizer's state, as its reference path creates it (SGD's buffer: zeros, see the kernel)."""
+def _new_sgd_buffers(group: Mapping[str, Any], params: list[torch.Tensor], states: list[State]) -> None:
+    """SGD's momentum buffer for the fused kernel: zeros, flagged new (the kernel's first step sets it to
+    the gradient). The other bases' state is made by ``Direction.init_state`` in ``_init_group``."""
+    if group["momentum"] == 0.0:
+        return
     for p, st in zip(params, states):
-        if name != "sgd":
-            DIRECTIONS[name].init_state(p, st, group)
-        elif group["momentum"] != 0.0 and "momentum_buffer" not in st:
+        if "momentum_buffer" not in st:
             st["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
             st["_fused_new"] = True
 
