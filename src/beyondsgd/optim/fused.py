@@ -67,12 +67,6 @@ def check_device(owner: str, device: torch.device) -> None:
         )
 
 
-def check_tensors(owner: str, tensors: list[torch.Tensor]) -> None:
-    """:func:`check_device` of every tensor."""
-    for t in tensors:
-        check_device(owner, t.device)
-
-
 def _many(ps, gs, ss, sc, bounds, *, body, statics):
     """``body`` on every tensor of a group: one compiled call per group (per-call overhead of a
     compiled function, tens of microseconds, is paid once), one generated loop per tensor."""
@@ -499,7 +493,6 @@ def step_momentum(
     Those are the tensors that are not contiguous, and hb's at a step with ``beta = 0``. hb in float32 and
     float64 (lr >= 1e-6) runs on torch's own fused SGD kernel; nag and other dtypes on the generated kernel.
     """
-    check_tensors(owner, params)
     wd = group["weight_decay"] != 0.0
     values = (
         float(group["weight_decay"]),
@@ -510,10 +503,12 @@ def step_momentum(
     left: list[int] = []
     by: dict[tuple[torch.device, torch.dtype], list[int]] = {}
     for i, (p, g, d) in enumerate(zip(params, grads, disps)):
+        device = p.device
+        check_device(owner, device)
         if not (p.is_contiguous() and g.is_contiguous() and d.is_contiguous()):
             left.append(i)
         else:
-            by.setdefault((p.device, p.dtype), []).append(i)
+            by.setdefault((device, p.dtype), []).append(i)
     statics = {"wd": wd, "neg": bool(group["maximize"]), "nesterov": nesterov}
     for (device, dtype), idx in by.items():
         ps, gs, ds = ([ts[i] for i in idx] for ts in (params, grads, disps))
