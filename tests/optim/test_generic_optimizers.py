@@ -566,16 +566,16 @@ def test_fused_scalars_tensor_is_reused_only_for_the_same_row():
     from beyondsgd.optim import fused
 
     row, other = (0.0, 0.01, 1.0, 0.9), (0.0, 0.02, 1.0, 0.9)
-    first = fused._scalars_tensor([row] * 3, {0: row}, torch.float32, torch.device("cpu"))
-    again = fused._scalars_tensor([row] * 3, {0: row}, torch.float32, torch.device("cpu"))
+    first = fused._scalars_tensor([row] * 3, torch.float32, torch.device("cpu"), one_row=True)
+    again = fused._scalars_tensor([row] * 3, torch.float32, torch.device("cpu"), one_row=True)
     assert again is first and first.shape == (3, 4)
-    changed = fused._scalars_tensor([other] * 3, {0: other}, torch.float32, torch.device("cpu"))
+    changed = fused._scalars_tensor([other] * 3, torch.float32, torch.device("cpu"), one_row=True)
     assert changed is not first and changed[:, 1].tolist() == pytest.approx([0.02] * 3)
     assert first[:, 1].tolist() == pytest.approx([0.01] * 3)  # the cached one was not overwritten
-    mixed = fused._scalars_tensor([row, other], {0: row, 1: other}, torch.float32, torch.device("cpu"))
+    mixed = fused._scalars_tensor([row, other], torch.float32, torch.device("cpu"), one_row=False)
     assert mixed[:, 1].tolist() == pytest.approx([0.01, 0.02])
-    assert fused._scalars_tensor([row] * 3, {0: row}, torch.float64, torch.device("cpu")).dtype == torch.float64
+    assert fused._scalars_tensor([row] * 3, torch.float64, torch.device("cpu"), one_row=True).dtype == torch.float64
     for k in range(3 * fused._ROW_TENSORS_MAX):
         r = (float(k),)
-        fused._scalars_tensor([r], {0: r}, torch.float32, torch.device("cpu"))
+        fused._scalars_tensor([r], torch.float32, torch.device("cpu"), one_row=True)
     assert len(fused._ROW_TENSORS) <= fused._ROW_TENSORS_MAX

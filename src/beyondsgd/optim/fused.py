@@ -367,7 +367,7 @@ def step_rule_group(owner: str, direction: Any, group: Mapping[str, Any], params
             rows.append(row)
             if rule[0] == "exp" and rule[3]:
                 bounds.append(st["max_abs"])
-        sc = _scalars_tensor(rows, memo, dtype, device)
+        sc = _scalars_tensor(rows, dtype, device, one_row=len(memo) == 1)
         # The exp rule's kernel: the short-range exp2 when every exponent provably stays in its range.
         group_rule = (
             (*rule, short_exp2_degree(rule, [row[2] for row in memo.values()], dtype)) if rule[0] == "exp" else rule
@@ -389,12 +389,11 @@ _ROW_TENSORS_MAX = 32
 _ROW_LOCK = threading.Lock()
 
 
-def _scalars_tensor(
-    rows: list[tuple[float, ...]], memo: Mapping[Any, tuple[float, ...]], dtype, device
-) -> torch.Tensor:
-    """The ``[tensors, scalars]`` tensor of a group's kernel call (see :data:`_ROW_TENSORS`)."""
+def _scalars_tensor(rows: list[tuple[float, ...]], dtype, device, *, one_row: bool) -> torch.Tensor:
+    """The ``[tensors, scalars]`` tensor of a group's kernel call; ``one_row``: every row is ``rows[0]``
+    (then it may come from :data:`_ROW_TENSORS`)."""
     scalar_dtype = _scalar_dtype(dtype)
-    if len(memo) != 1:
+    if not one_row:
         return torch.tensor(rows, dtype=scalar_dtype, device=device)
     key = (rows[0], len(rows), scalar_dtype, device)
     with _ROW_LOCK:  # (optimizers stepped from several threads share the cache)
@@ -533,7 +532,7 @@ def step_momentum(
                 is_first_step=False,
             )
             continue
-        sc = _scalars_tensor([values] * len(idx), {0: values}, dtype, device)
+        sc = _scalars_tensor([values] * len(idx), dtype, device, one_row=True)
         key = ("nag" if nesterov else "hb", *sorted(statics.items()), dtype, device.type, tuple(p.dim() for p in ps))
         run(owner, key, _many, {"body": _momentum_body, "statics": statics}, ps, gs, ds, sc, [])
     return left
