@@ -5,6 +5,7 @@ import pytest
 from beyondsgd.validation import (
     BOOL,
     NONNEGATIVE,
+    POSITIVE,
     POSITIVE_INT,
     UNIT_HALF_OPEN,
     AnyOf,
@@ -17,10 +18,26 @@ from beyondsgd.validation import (
 
 @pytest.mark.parametrize(
     "value,ok",
-    [(0.0, True), (1, True), (-1e-9, False), (math.nan, False), (math.inf, True), ("0.1", False), (True, False)],
+    [
+        (0.0, True),
+        (1, True),
+        (-1e-9, False),
+        (math.nan, False),
+        (math.inf, False),
+        (-math.inf, False),
+        ("0.1", False),
+        (True, False),
+    ],
 )
 def test_nonnegative(value, ok):
     assert NONNEGATIVE.allows(value) is ok
+
+
+def test_infinite_bound_is_open():
+    # describe() prints "[0, inf)": inf itself is refused (rho=inf used to pass and give NaN weights)
+    assert NONNEGATIVE.describe() == "a number in [0, inf)"
+    with pytest.raises(ValueError, match=r"invalid rho=inf: expected a number in \(0, inf\)"):
+        POSITIVE.check("rho", math.inf)
 
 
 def test_half_open_and_integer():

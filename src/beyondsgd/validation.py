@@ -38,7 +38,7 @@ def _is_real(value: Any) -> bool:
 
 @dataclass(frozen=True)
 class Interval(Constraint):
-    """A real (or integer) number in an interval; NaN is never allowed."""
+    """A real (or integer) number in an interval; NaN and +-inf are never allowed (an infinite bound is open)."""
 
     low: float = -math.inf
     high: float = math.inf
@@ -53,7 +53,7 @@ class Interval(Constraint):
         elif not _is_real(value):
             return False
         v = float(value)
-        if math.isnan(v):
+        if not math.isfinite(v):  # (describe() prints an infinite bound as open)
             return False
         above = v > self.low if self.low_open else v >= self.low
         below = v < self.high if self.high_open else v <= self.high

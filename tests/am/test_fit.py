@@ -80,3 +80,61 @@ def test_fit_refuses_bad_options_early(small_problem):
         fit(net, (X, y), hyperparams={"rho": -1}, progress=False)
     with pytest.raises(ValueError, match="module '1'.*Conv2d"):
         fit(nn.Sequential(nn.Flatten(), nn.Conv2d(1, 1, 1)), (X, y), progress=False)
+
+
+def test_fit_refuses_bad_data_and_arguments_early(small_problem):
+    net, X, y = small_problem()
+    with pytest.raises(ValueError, match=r"model must be a torch.nn.Module; got NoneType"):
+        fit(None, (X, y), progress=False)
+    with pytest.raises(ValueError, match=r"has no parameters"):
+        fit(nn.Sequential(nn.ReLU()), (X, y), progress=False)
+    with pytest.raises(ValueError, match=r"invalid algorithm=Linear.*Trainer subclass"):
+        fit(net, (X, y), algorithm=nn.Linear, progress=False)
+    with pytest.raises(ValueError, match=r"TIAM has no option 'lr'; its options: box, .*rho"):
+        fit(net, (X, y), hyperparams={"lr": 0.1}, progress=False)
+    with pytest.raises(ValueError, match=r"invalid val_fraction='0.2'"):
+        fit(net, (X, y), val_fraction="0.2", progress=False)
+    with pytest.raises(ValueError, match=r"leaves no training samples"):
+        fit(net, (X, y), val_fraction=0.9999, progress=False)
+    with pytest.raises(ValueError, match=r"data: no samples"):
+        fit(net, (X[:0], y[:0]), progress=False)
+    with pytest.raises(ValueError, match=r"the dataset is empty"):
+        fit(net, TensorDataset(X[:0], y[:0]), progress=False)
+    with pytest.raises(ValueError, match=r"val: no samples"):
+        fit(net, (X, y), val=(X[:0], y[:0]), progress=False)
+    indexed = IndexedDataset(TensorDataset(X, y))
+    with pytest.raises(ValueError, match=r"yields no batches \(drop_last=True with batch_size 500"):
+        fit(net, DataLoader(indexed, batch_size=500, drop_last=True), progress=False)
+    with pytest.raises(ValueError, match=r"batch_size=None"):
+        fit(net, DataLoader(indexed, batch_size=None), progress=False)
+
+
+def test_validation_uses_the_models_dtype_and_the_trainers_target_shape(small_problem):
+    # Before: a float64 model with float32 data trained, then crashed in the validation pass; and
+    # (N,) MSE targets for one output were broadcast against (N, 1) outputs in the validation loss.
+    net, X, y = small_problem()
+    res = fit(net.double(), (X, y), epochs=2, val_fraction=0.25, progress=False)
+    assert 0.0 <= res.history[-1]["val_accuracy"] <= 1.0
+    torch.manual_seed(0)
+    Xr, yr = torch.randn(80, 64), torch.randn(80)
+    reg = nn.Sequential(nn.Linear(64, 8), nn.ReLU(), nn.Linear(8, 1))
+    Xv, yv = torch.randn(20, 64), torch.randn(20)
+    res = fit(reg, (Xr, yr), loss_fn=F.mse_loss, epochs=2, val=(Xv, yv), progress=False)
+    with torch.no_grad():
+        expected = F.mse_loss(reg.eval()(Xv), yv[:, None]).item()
+    assert res.history[res.best_epoch - 1]["val_loss"] == pytest.approx(expected, rel=1e-6)  # (best restored)
+
+
+def test_ctrl_c_leaves_the_best_weights(small_problem):
+    net, X, y = small_problem()
+    seen = []
+
+    def log(record):
+        seen.append((record["val_loss"], {k: v.clone() for k, v in net.state_dict().items()}))
+        if len(seen) == 6:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(net, (X, y), epochs=30, val_fraction=0.25, log=log, progress=False, seed=1)
+    best = min(seen[:-1], key=lambda s: s[0])[1]  # (the interrupted epoch was not compared)
+    assert all(torch.equal(v, best[k]) for k, v in net.state_dict().items())

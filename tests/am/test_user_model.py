@@ -202,3 +202,169 @@ def test_optim_create_points_to_the_trainer_api():
 
     with pytest.raises(ValueError, match=r"'tiam' is a trainer.*beyondsgd\.am\.TIAM.*fit"):
         optim.create("tiam", [torch.zeros(1, requires_grad=True)])
+
+
+class SharedLinear(nn.Module):
+    """One Linear module called at two places of the chain: shared weights."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc, self.out = nn.Linear(64, 16), nn.Linear(16, 16), nn.Linear(16, 10)
+
+    def forward(self, x):
+        x = F.relu(self.fc1(x))
+        x = F.relu(self.fc(x))
+        x = F.relu(self.fc(x))
+        return self.out(x)
+
+
+class FunctionalDropout(nn.Module):
+    def __init__(self, follow_mode: bool):
+        super().__init__()
+        self.fc1, self.fc2, self.follow_mode = nn.Linear(64, 16), nn.Linear(16, 10), follow_mode
+
+    def forward(self, x):
+        x = F.relu(self.fc1(x))
+        x = F.dropout(x, 0.5, self.training) if self.follow_mode else F.dropout(x, 0.5)
+        return self.fc2(x)
+
+
+class ViewFlatten(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(64, 16), nn.Linear(16, 10)
+
+    def forward(self, x):
+        return self.fc2(F.relu(self.fc1(x.view(x.size(0), -1))))
+
+
+class TupleOutput(ViewFlatten):
+    def forward(self, x):
+        return (self.fc2(F.relu(self.fc1(x))),)
+
+
+def test_shared_linear_is_refused():
+    # Before: accepted as two layers with their own W, b, but only the last copy reached the one module.
+    with pytest.raises(ValueError, match=r"module 'fc' is a Linear layer used twice in the chain: shared weights"):
+        parse_mlp(SharedLinear())
+    lin = nn.Linear(16, 16)
+    seq = nn.Sequential(nn.Linear(64, 16), nn.ReLU(), lin, nn.ReLU(), lin, nn.ReLU(), nn.Linear(16, 10))
+    with pytest.raises(ValueError, match=r"module '4' is a Linear layer used twice.*\(also as '2'\)"):
+        parse_mlp(seq)
+
+
+def test_functional_dropout_must_follow_the_mode():
+    # F.dropout's default training=True drops units in eval mode too: the user's net would not be the trained one.
+    with pytest.raises(ValueError, match=r"F.dropout with training=True.*training=self.training"):
+        parse_mlp(FunctionalDropout(follow_mode=False))
+    net = FunctionalDropout(follow_mode=True)
+    assert net.training and len(parse_mlp(net).linears) == 2
+    assert net.training and all(m.training for m in net.modules())  # traced in eval mode, modes restored
+
+
+def test_flatten_hint_tuple_output_and_single_linear():
+    with pytest.raises(ValueError, match=r"used by 2 nodes \('size', 'view'\).*torch.flatten\(x, 1\)"):
+        parse_mlp(ViewFlatten())
+    with pytest.raises(ValueError, match=r"TupleOutput.forward is a tuple holding the last tensor"):
+        parse_mlp(TupleOutput())
+    lin = nn.Linear(64, 10)
+    s = parse_mlp(lin)
+    assert s.linears == [lin] and s.activations == []
+
+
+def test_leaky_relu_slope_zero_is_relu_and_steep_slopes_need_the_output_box(small_problem):
+    _, X, y = small_problem()
+    X = X.flatten(1)
+    s = parse_mlp(nn.Sequential(nn.Linear(64, 8), nn.LeakyReLU(0.0), nn.Linear(8, 10)))
+    assert s.activations[0].name == "relu"
+    steep = nn.Sequential(nn.Linear(64, 8), nn.LeakyReLU(2.0), nn.Linear(8, 10))
+    with pytest.raises(ValueError, match=r"hidden layer 1: the input box.*Lipschitz constant 2.*box='output'"):
+        TIAM(steep, X, y)
+    TIAM(steep, X, y, box="output").train_step(None)  # the output box bounds |h(z) - a| directly
+
+
+def test_eps_min_above_eps_is_refused(small_problem):
+    with pytest.raises(ValueError, match=r"invalid eps_min=0.5 for TIAM: above eps=0.1"):
+        TIAM(*small_problem(), eps=0.1, eps_min=0.5)
+
+
+@pytest.mark.parametrize("dtype", [torch.int32, torch.int16, torch.uint8])
+def test_integer_labels_of_any_dtype_give_the_int64_iterates(small_problem, dtype):
+    model, X, y = small_problem()
+    ref = TIAM(model, X, y)
+    model2, _, _ = small_problem()
+    other = TIAM(model2, X, y.to(dtype))
+    for _ in range(2):
+        ref.train_step(None)
+        other.train_step(None)
+    assert all(torch.equal(a, b) for a, b in zip(ref.W, other.W))
+
+
+@pytest.mark.parametrize(
+    "targets,match",
+    [
+        (lambda y: y.float(), r"integer class indices of shape \(N,\); got dtype torch.float32.*y.long\(\)"),
+        (lambda y: F.one_hot(y, 10).float(), r"class-probability targets are not supported"),
+        (lambda y: torch.where(y == 3, 10, y), r"class indices in \[0, 10\).*found values from 0 to 10"),
+        (lambda y: torch.where(y == 3, -1, y), r"found values from -1 to 9"),
+        (lambda y: y[:, None], r"class indices of shape \(N,\); got shape \(400, 1\)"),
+    ],
+)
+def test_bad_classification_targets_are_refused_early(small_problem, targets, match):
+    from beyondsgd.am import DLADMM
+
+    model, X, y = small_problem()
+    for cls in (TIAM, DLADMM):
+        with pytest.raises(ValueError, match=match):
+            cls(model, X, targets(y))
+
+
+def test_mse_targets_are_checked_and_shaped(small_problem):
+    torch.manual_seed(0)
+    X = torch.randn(50, 64)
+    one = nn.Sequential(nn.Linear(64, 8), nn.ReLU(), nn.Linear(8, 1))
+    tr = TIAM(one, X, torch.randn(50), F.mse_loss)
+    assert tr.y.shape == (50, 1)
+    ten = nn.Sequential(nn.Linear(64, 8), nn.ReLU(), nn.Linear(8, 10))
+    with pytest.raises(
+        ValueError, match=r"MSE targets must have shape \(N, 10\) for the model's 10 outputs; got \(50,\)"
+    ):
+        TIAM(ten, X, torch.randn(50), F.mse_loss)
+    with pytest.raises(ValueError, match=r"MSE targets contain 1 NaN or inf"):
+        TIAM(one, X, torch.randn(50).index_fill_(0, torch.tensor([3]), float("nan")), F.mse_loss)
+
+
+def test_empty_and_non_finite_inputs_are_refused(small_problem):
+    from beyondsgd.am import DLADMM
+
+    model, X, y = small_problem()
+    for cls in (TIAM, DLADMM):
+        with pytest.raises(ValueError, match=r"X has no samples"):
+            cls(model, X[:0], y[:0])
+        with pytest.raises(ValueError, match=r"X contains 1 NaN or inf values"):
+            bad = X.clone()
+            bad.view(bad.shape[0], -1)[0, 5] = float("inf")
+            cls(model, bad, y)
+    tr = TIAM(model, X, y)
+    with pytest.raises(ValueError, match=r"empty batch"):
+        tr.train_step(torch.tensor([], dtype=torch.long))
+    with pytest.raises(ValueError, match=r"integer sample indices"):
+        tr.train_step(torch.tensor([0.0, 1.0]))
+    dl = DLADMM(model, X, y)
+    dl.train_step([0, 1, 2, 3])  # a list of indices, as TIAM takes
+
+
+def test_a_refused_state_leaves_the_trainer_unchanged(small_problem):
+    from beyondsgd.am import DLADMM
+
+    model, X, y = small_problem()
+    tr = TIAM(model, X, y)
+    tr.train_step(None)
+    before = [t.clone() for t in tr.W + tr.z]
+    wide, _, _ = small_problem(widths=(48, 32))
+    other = TIAM(wide, X, y)
+    with pytest.raises(ValueError, match=r"state's W\[0\] has shape \(48, 64\), this trainer's \(32, 64\)"):
+        tr.load_state_dict(other.state_dict())
+    with pytest.raises(ValueError, match=r"not a DLADMM state: it lacks 'u'"):
+        DLADMM(*small_problem(), F.cross_entropy).load_state_dict(tr.state_dict())
+    assert all(torch.equal(a, b) for a, b in zip(before, tr.W + tr.z))

@@ -56,8 +56,8 @@ from beyondsgd.am.blocks import backtracking_step
 from beyondsgd.am.losses import CrossEntropy, output_loss_for
 from beyondsgd.am.network import parse_mlp
 from beyondsgd.am.objective import penalty_sum
-from beyondsgd.am.trainer import AM_DEFAULTS, check_memory, forward_pass, start_variables
-from beyondsgd.training import LossFn, Trainer
+from beyondsgd.am.trainer import AM_DEFAULTS, check_memory, checked_state_lists, forward_pass, start_variables
+from beyondsgd.training import LossFn, Trainer, batch_indices
 from beyondsgd.validation import (
     NONNEGATIVE,
     NONNEGATIVE_INT,
@@ -182,6 +182,7 @@ class DLADMM(Trainer):
         self.rho_schedule, self.rho_factor, self.rho_patience = rho_schedule, float(rho_factor), int(rho_patience)
         lin = self.structure.linears
         Xf = self.structure.flat_inputs(X, y)
+        self.y = y = self.out_loss.check_targets(y, lin[-1].out_features)
         self.n = Xf.shape[0]
         dtype, device = lin[0].weight.dtype, lin[0].weight.device
         # z, a and the dual u (no previous iterates: half of am's stored variables, plus u).
@@ -340,6 +341,7 @@ class DLADMM(Trainer):
         Returns:
             ``L_rho`` after the iteration, on the batch (0-d tensor).
         """
+        indices = batch_indices(indices, self.Xf.device)
         full = indices is None
         self.k += 1
         L = self.num_layers
@@ -426,19 +428,18 @@ class DLADMM(Trainer):
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict`'s output."""
-        for name in self._STATE:
-            if len(state[name]) != len(getattr(self, name)):
-                raise ValueError(
-                    f"state has {len(state[name])} entries of {name!r}, this trainer {len(getattr(self, name))}"
-                )
-            setattr(self, name, [t.clone() if torch.is_tensor(t) else t for t in state[name]])
-        if state["z"][0].shape[0] != self.n:
-            raise ValueError(f"state holds variables for {state['z'][0].shape[0]} samples; this trainer has {self.n}")
-        self.u, self.k, self.cap_count = state["u"].clone(), state["k"], state["cap_count"]
+        """Restore :meth:`state_dict`'s output (checked first: a refused state changes nothing)."""
+        staged = checked_state_lists(self, state, self._STATE, ("u", "k", "cap_count", "module"), ("z", "a"))
+        if tuple(state["u"].shape) != tuple(self.u.shape):
+            raise ValueError(
+                f"state's dual u has shape {tuple(state['u'].shape)}, this trainer's {tuple(self.u.shape)}"
+            )
         missing = [name for name in self._SCHEDULE if name not in state]
         if missing and self.rho_schedule == "authors":
             raise ValueError(f"state lacks the penalty schedule's entries {missing} (saved by an older version?)")
+        for name, new in staged.items():
+            setattr(self, name, new)
+        self.u, self.k, self.cap_count = state["u"].clone().to(self.u.device), state["k"], state["cap_count"]
         for name in self._SCHEDULE:  # a constant-schedule state of an older version: the constructor's values
             if name in state:
                 setattr(self, name, state[name])

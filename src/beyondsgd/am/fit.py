@@ -19,6 +19,7 @@ Example::
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -77,14 +78,14 @@ class FitResult:
 
 def _materialize(dataset: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
     """All ``(x, y)`` items of a map-style dataset as two stacked tensors."""
-    if isinstance(dataset, TensorDataset) and len(dataset.tensors) == 2:
-        return dataset.tensors[0], dataset.tensors[1]
     try:
         n = len(dataset)  # type: ignore[arg-type]
     except TypeError:
         raise ValueError("fit needs a map-style dataset with a length (AM keeps variables for every sample)") from None
     if n == 0:
-        raise ValueError("the training set is empty")
+        raise ValueError("the dataset is empty")
+    if isinstance(dataset, TensorDataset) and len(dataset.tensors) == 2:
+        return dataset.tensors[0], dataset.tensors[1]
     xs, ys = [], []
     for i in range(n):
         item = dataset[i]
@@ -105,11 +106,28 @@ def _as_tensors(data: DataLike, name: str) -> tuple[tuple[torch.Tensor, torch.Te
                 f"{name}: a DataLoader for alternating minimization must yield sample indices (AM keeps per-sample "
                 "auxiliary variables): build it as DataLoader(IndexedDataset(dataset), batch_size=..., shuffle=True)"
             )
+        if data.batch_size is None and data.batch_sampler is None:
+            raise ValueError(
+                f"{name}: the DataLoader has batch_size=None (single samples, no batch dimension); give it a batch_size"
+            )
+        try:
+            empty = len(data) == 0
+        except TypeError:  # a sampler without a length: checked when the epoch runs
+            empty = False
+        if empty:
+            raise ValueError(
+                f"{name}: the DataLoader yields no batches (drop_last=True with batch_size {data.batch_size} above "
+                f"the {len(data.dataset)} samples?)"
+            )
         return _materialize(data.dataset.dataset), data
     if isinstance(data, (tuple, list)) and len(data) == 2 and all(torch.is_tensor(t) for t in data):
         X, y = data
+        if X.dim() == 0 or y.dim() == 0:
+            raise ValueError(f"{name}: X and y need a samples dimension; got shapes {tuple(X.shape)}, {tuple(y.shape)}")
         if X.shape[0] != y.shape[0]:
             raise ValueError(f"{name}: X has {X.shape[0]} samples but y has {y.shape[0]}")
+        if X.shape[0] == 0:
+            raise ValueError(f"{name}: no samples (X has shape {tuple(X.shape)})")
         return (X, y), None
     if isinstance(data, IndexedDataset):
         return _materialize(data.dataset), None
@@ -124,6 +142,11 @@ def _trainer_class(algorithm: str | type) -> type:
     from beyondsgd import am
 
     if isinstance(algorithm, type):
+        if not issubclass(algorithm, Trainer):
+            raise ValueError(
+                f"invalid algorithm={algorithm.__name__}: expected 'tiam', 'am', 'dladmm' or a "
+                "beyondsgd.training.Trainer subclass (TIAM, PlainAM, DLADMM)"
+            )
         return algorithm
     classes = {"tiam": am.TIAM, "am": am.PlainAM, "dladmm": am.DLADMM}
     key = str(algorithm).lower()
@@ -132,8 +155,18 @@ def _trainer_class(algorithm: str | type) -> type:
     return classes[key]
 
 
+def _keyword_options(trainer_class: type) -> set[str]:
+    """The keyword-only options of a trainer's constructor (what ``hyperparams`` may set)."""
+    params = inspect.signature(trainer_class).parameters.values()
+    return {p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY}
+
+
 @torch.no_grad()
 def _evaluate(model: nn.Module, X: torch.Tensor, y: torch.Tensor, loss_fn: Callable, chunk: int = 8192):
+    """Mean loss and accuracy (NaN for regression targets) of ``model`` in eval mode.
+
+    ``X`` is in the model's dtype and ``y`` in the form the trainer uses (``check_targets``).
+    """
     was_training = model.training
     model.eval()
     total, correct = 0.0, 0
@@ -189,19 +222,40 @@ def fit(
         log: called with each epoch's record.
         hyperparams: the trainer's hyperparameters (overrides of its class defaults).
 
+    Each call builds a new trainer from the model's current weights: the auxiliary
+    variables, the ``eps`` schedule and the inertia start again, so two calls of 5
+    epochs are not one of 10 (to continue a run, keep calling
+    ``result.trainer.train_step``). On Ctrl-C (``KeyboardInterrupt``) the model is left
+    with the best validation epoch's weights (with ``restore_best``) and the
+    interrupt propagates.
+
     Returns:
         A :class:`FitResult`.
 
     Raises:
         ValueError: bad data, options or hyperparameters (before any training).
     """
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module; got {type(model).__name__}")
+    first_param = next(model.parameters(), None)
+    if first_param is None:
+        raise ValueError(f"model {type(model).__name__} has no parameters to train")
+    trainer_class = _trainer_class(algorithm)
+    hyperparams = dict(hyperparams or {})
+    allowed = _keyword_options(trainer_class)
+    unknown = sorted(set(hyperparams) - allowed)
+    if unknown:
+        raise ValueError(
+            f"hyperparams: {trainer_class.__name__} has no option {', '.join(map(repr, unknown))}; "
+            f"its options: {', '.join(sorted(allowed))}"
+        )
     (X, y), loader = _as_tensors(data, "data")
     if not (isinstance(epochs, int) and epochs >= 1):
         raise ValueError(f"invalid epochs={epochs!r}: expected an integer >= 1")
     if batch_size is not None and not (isinstance(batch_size, int) and batch_size >= 1):
         raise ValueError(f"invalid batch_size={batch_size!r}: expected None (full batch) or an integer >= 1")
-    if not 0.0 <= val_fraction < 1.0:
-        raise ValueError(f"invalid val_fraction={val_fraction!r}: expected a value in [0, 1)")
+    if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)) or not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"invalid val_fraction={val_fraction!r}: expected a number in [0, 1)")
     if val is not None and val_fraction > 0:
         raise ValueError("give either val or val_fraction, not both")
     if loader is not None and val_fraction > 0:
@@ -212,6 +266,10 @@ def fit(
     if val_fraction > 0:
         perm = torch.randperm(X.shape[0], generator=gen)
         n_val = max(1, int(round(val_fraction * X.shape[0])))
+        if n_val >= X.shape[0]:
+            raise ValueError(
+                f"val_fraction={val_fraction} of {X.shape[0]} samples leaves no training samples ({n_val} held out)"
+            )
         (Xv, yv), (X, y) = (X[perm[:n_val]], y[perm[:n_val]]), (X[perm[n_val:]], y[perm[n_val:]])
     elif val is not None:
         (Xv, yv), _ = _as_tensors(val, "val")
@@ -219,11 +277,16 @@ def fit(
         Xv = yv = None  # type: ignore[assignment]
     if patience is not None and Xv is None:
         raise ValueError("early stopping (patience) needs validation data: pass val or val_fraction")
-    device = next(model.parameters()).device
+    device = first_param.device
     X, y = X.to(device), y.to(device)
+    trainer = trainer_class(model, X, y, loss_fn, **hyperparams)
     if Xv is not None:
-        Xv, yv = Xv.to(device), yv.to(device)  # type: ignore[union-attr]
-    trainer = _trainer_class(algorithm)(model, X, y, loss_fn, **dict(hyperparams or {}))
+        # The validation data in the forms the trainer uses: inputs in the model's dtype, targets
+        # checked and shaped by the output loss (e.g. (N,) MSE targets as (N, 1)).
+        Xv, yv = Xv.to(device=device, dtype=first_param.dtype), yv.to(device)  # type: ignore[union-attr]
+        out_loss, structure = getattr(trainer, "out_loss", None), getattr(trainer, "structure", None)
+        if out_loss is not None and structure is not None:
+            yv = out_loss.check_targets(yv, structure.linears[-1].out_features)
     n = X.shape[0]
 
     def batches():
@@ -274,6 +337,11 @@ def fit(
                 if patience is not None and since >= patience:
                     result.stopped_early = True
                     break
+    except KeyboardInterrupt:
+        # Ctrl-C: leave the model as a finished run would (the best epoch's weights), then stop.
+        if restore_best and best_state is not None:
+            model.load_state_dict(best_state)
+        raise
     finally:
         if bar is not None:
             bar.close()

@@ -43,6 +43,14 @@ class OutputLoss(abc.ABC):
         """Initial ``z_L`` when started at the labels (mDLAM: +1 at the label, -1 elsewhere)."""
         raise NotImplementedError
 
+    @abc.abstractmethod
+    def check_targets(self, y: torch.Tensor, num_outputs: int) -> torch.Tensor:
+        """``y`` checked against the model's ``num_outputs`` and put in the form the loss uses.
+
+        Raises:
+            ValueError: targets this loss cannot take, naming what was found and what is allowed.
+        """
+
 
 class CrossEntropy(OutputLoss):
     """Softmax cross-entropy; prox by Nesterov's method for strongly convex functions.
@@ -113,6 +121,30 @@ class CrossEntropy(OutputLoss):
 
     def sum(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(z, y, reduction="sum", label_smoothing=self.label_smoothing)
+
+    def check_targets(self, y: torch.Tensor, num_outputs: int) -> torch.Tensor:
+        """Class indices of shape ``(N,)`` in ``[0, num_outputs)``, any integer dtype (returned as int64).
+
+        Float targets are refused: for ``F.cross_entropy`` they mean class probabilities,
+        which the prox does not implement.
+        """
+        if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
+            raise ValueError(
+                f"cross-entropy targets must be integer class indices of shape (N,); got dtype {y.dtype} with shape "
+                f"{tuple(y.shape)} (class-probability targets are not supported by the cross-entropy prox; "
+                "integer-valued float labels: pass y.long())"
+            )
+        if y.dim() != 1:
+            raise ValueError(f"cross-entropy targets must be class indices of shape (N,); got shape {tuple(y.shape)}")
+        y = y.long()
+        if y.numel():
+            lo, hi = (int(v) for v in torch.aminmax(y))
+            if lo < 0 or hi >= num_outputs:
+                raise ValueError(
+                    f"cross-entropy targets must be class indices in [0, {num_outputs}) for the model's "
+                    f"{num_outputs} outputs; found values from {lo} to {hi}"
+                )
+        return y
 
     def _grad(self, z: torch.Tensor, onehot: torch.Tensor, v: torch.Tensor, rho: float, dim: int = 1) -> torch.Tensor:
         d = z - v
@@ -222,6 +254,24 @@ class Squared(OutputLoss):
 
     def target(self, y: torch.Tensor, num_outputs: int, dtype: torch.dtype) -> torch.Tensor:
         return y.reshape(-1, num_outputs).to(dtype)
+
+    def check_targets(self, y: torch.Tensor, num_outputs: int) -> torch.Tensor:
+        """Targets of shape ``(N, num_outputs)`` (or ``(N,)`` for one output), finite; returned as ``(N, C)``.
+
+        Integer targets are returned in the default float dtype (``F.mse_loss`` needs floats).
+        """
+        n = y.shape[0] if y.dim() else 0
+        shapes = f"(N, {num_outputs})" + (" or (N,)" if num_outputs == 1 else "")
+        if y.dim() == 0 or not (tuple(y.shape) == (n, num_outputs) or (num_outputs == 1 and y.dim() == 1)):
+            raise ValueError(
+                f"MSE targets must have shape {shapes} for the model's {num_outputs} outputs; got {tuple(y.shape)}"
+            )
+        if not y.is_floating_point():
+            y = y.to(torch.get_default_dtype())
+        bad = int((~torch.isfinite(y)).sum())
+        if bad:
+            raise ValueError(f"MSE targets contain {bad} NaN or inf values")
+        return y.reshape(n, num_outputs)
 
 
 def _loss_kind(loss_fn: Any) -> tuple[str, dict[str, Any], str]:

@@ -14,7 +14,10 @@ Allowed steps: ``nn.Linear`` (with bias); ``nn.ReLU``, ``nn.LeakyReLU``,
 ``F.leaky_relu``, ``F.elu``, ``x.relu()``); a flatten before the first Linear
 (``nn.Flatten()``, ``torch.flatten(x, 1)``, ``x.flatten(1)``); and steps that
 are the identity in eval mode (``nn.Identity``, ``nn.Dropout``,
-``F.dropout``): AM trains the eval-mode network, so dropout is ignored.
+``F.dropout(x, p, training=self.training)``): AM trains the eval-mode network
+(the model is traced in eval mode), so dropout is ignored; ``F.dropout`` with
+its default ``training=True`` drops units in eval mode too and is refused.
+A Linear module used at two places of the chain (shared weights) is refused.
 Anything else (convolutions, normalization layers, residual adds, bias-free
 Linear layers, tanh...) is a ``ValueError`` that names the offending module or
 graph node and says what is supported.
@@ -62,11 +65,13 @@ class LayerStructure:
         """``X`` as ``(N, features)`` after checking it against the first Linear layer and ``y``.
 
         Raises:
-            ValueError: image-like inputs without a Flatten in the model, a feature count
-                that is not the first Linear's ``in_features`` (naming both shapes), or
-                ``X``, ``y`` of different lengths.
+            ValueError: no samples, image-like inputs without a Flatten in the model, a
+                feature count that is not the first Linear's ``in_features`` (naming both
+                shapes), ``X``, ``y`` of different lengths, or NaN/inf in ``X``.
         """
         first, lin = (self.names or ["0"])[0], self.linears[0]
+        if X.dim() == 0 or X.shape[0] == 0:
+            raise ValueError(f"X has no samples (shape {tuple(X.shape)}): the training set is empty")
         if X.dim() > 2 and not self.flatten:
             raise ValueError(
                 f"inputs have shape {tuple(X.shape[1:])} per sample but the model has no Flatten before its first "
@@ -81,6 +86,10 @@ class LayerStructure:
                 f"inputs have shape {tuple(X.shape[1:])} per sample ({Xf.shape[1]} features); the first Linear "
                 f"layer {first!r} expects in_features={lin.in_features}"
             )
+        if Xf.is_floating_point():
+            bad = int((~torch.isfinite(Xf)).sum())
+            if bad:
+                raise ValueError(f"X contains {bad} NaN or inf values (of {Xf.numel()}); clean or impute them first")
         return Xf
 
     @torch.no_grad()
@@ -125,7 +134,11 @@ def _module_step(name: str, module: nn.Module) -> _Step:
 
 def _sequential_steps(seq: nn.Sequential, prefix: str = "") -> list[_Step]:
     steps: list[_Step] = []
-    for child_name, child in seq.named_children():
+    # _modules, not named_children(): the latter lists a module used twice only once, and a
+    # repeated Linear must be seen to be refused (parse_mlp: weight sharing).
+    for child_name, child in seq._modules.items():
+        if child is None:
+            continue
         name = f"{prefix}{child_name}"
         if type(child) is nn.Sequential:
             steps.extend(_sequential_steps(child, f"{name}."))
@@ -148,7 +161,8 @@ def _function_step(node: fx.Node) -> _Step:
     if fn in (F.relu, torch.relu, torch.relu_) or meth in ("relu", "relu_"):
         return ("act", name, ReLU())
     if fn is F.leaky_relu:
-        return ("act", name, LeakyReLU(float(_arg(node, 1, "negative_slope", 0.01))))  # type: ignore[arg-type]
+        slope = float(_arg(node, 1, "negative_slope", 0.01))  # type: ignore[arg-type]
+        return ("act", name, ReLU() if slope == 0.0 else LeakyReLU(slope))
     if fn is F.elu:
         return ("act", name, ELU(float(_arg(node, 1, "alpha", 1.0))))  # type: ignore[arg-type]
     if fn is torch.flatten or meth == "flatten":
@@ -157,13 +171,32 @@ def _function_step(node: fx.Node) -> _Step:
             raise _refuse(name, f"a flatten with start_dim={start}, end_dim={end} (only start_dim=1, end_dim=-1)")
         return ("flatten", name, None)
     if fn is F.dropout:
+        # Traced in eval mode (see _traced_steps), so training=self.training reads False here; a
+        # literal training=True (F.dropout's default) drops units in eval mode too.
+        if _arg(node, 2, "training", True) is not False and _arg(node, 1, "p", 0.5) != 0:
+            raise _refuse(
+                name,
+                "F.dropout with training=True (its default), which drops units even in eval mode, while "
+                "alternating minimization trains the eval-mode network; pass training=self.training or use nn.Dropout",
+            )
         return ("identity", name, None)
     raise _refuse(name, "an operation that is not a Linear layer or a supported activation")
 
 
+def _eval_trace(model: nn.Module) -> fx.Graph:
+    """``torch.fx`` graph of ``model`` traced in eval mode (the network AM trains); modes restored after."""
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        return fx.symbolic_trace(model).graph
+    finally:
+        for m, training in modes:
+            m.training = training
+
+
 def _traced_steps(model: nn.Module) -> list[_Step]:
     try:
-        graph = fx.symbolic_trace(model).graph
+        graph = _eval_trace(model)
     except Exception as err:  # fx raises many types (TraceError, TypeError, NotImplementedError...)
         raise ValueError(
             f"alternating minimization could not trace {type(model).__name__}.forward with torch.fx "
@@ -185,21 +218,29 @@ def _traced_steps(model: nn.Module) -> list[_Step]:
         if node.op == "output":
             if tensor_inputs != [prev]:
                 raise _refuse(f"the output of {type(model).__name__}.forward", "not the end of a single chain")
+            if node.args[0] is not prev:  # e.g. return (x,) or {"logits": x}
+                raise _refuse(
+                    f"the output of {type(model).__name__}.forward",
+                    f"a {type(node.args[0]).__name__} holding the last tensor; forward must return the tensor itself",
+                )
             break
+        if node.op == "get_attr":  # a parameter used outside a Linear module
+            raise _refuse(f"graph node {node.name!r} ({node.op} {node.target})", "a tensor used outside nn.Linear")
         if len(prev.users) != 1:
             users = ", ".join(repr(u.name) for u in prev.users)
+            hint = ""
+            if any(u.target in ("size", "view", "reshape", getattr) for u in prev.users):  # x.view(x.size(0), -1)
+                hint = "; to flatten the input, write torch.flatten(x, 1) or use nn.Flatten()"
             raise _refuse(
                 f"the output of graph node {prev.name!r}",
-                f"used by {len(prev.users)} nodes ({users}): a branch of the chain, e.g. a residual add",
+                f"used by {len(prev.users)} nodes ({users}): a branch of the chain, e.g. a residual add{hint}",
             )
         if tensor_inputs != [prev]:
             raise _refuse(f"graph node {node.name!r} ({node.op} {node.target})", "a merge of several tensors")
         if node.op == "call_module":
             steps.append(_module_step(str(node.target), model.get_submodule(str(node.target))))
-        elif node.op in ("call_function", "call_method"):
+        else:  # call_function, call_method
             steps.append(_function_step(node))
-        else:  # get_attr: a parameter used outside a Linear module
-            raise _refuse(f"graph node {node.name!r} ({node.op} {node.target})", "a tensor used outside nn.Linear")
         prev = node
     return steps
 
@@ -220,7 +261,12 @@ def parse_mlp(model: nn.Module) -> LayerStructure:
     """
     if not isinstance(model, nn.Module):
         raise ValueError(f"model must be a torch.nn.Module; got {type(model).__name__}")
-    steps = _sequential_steps(model) if type(model) is nn.Sequential else _traced_steps(model)
+    if type(model) is nn.Sequential:
+        steps = _sequential_steps(model)
+    elif type(model) is nn.Linear:  # a one-layer model (fx would trace into F.linear's parameters)
+        steps = [_module_step(type(model).__name__, model)]
+    else:
+        steps = _traced_steps(model)
     steps = [s for s in steps if s[0] != "identity"]
     flatten = bool(steps) and steps[0][0] == "flatten"
     if flatten:
@@ -238,6 +284,16 @@ def parse_mlp(model: nn.Module) -> LayerStructure:
         )
     linears: list[nn.Linear] = [m for k, _, m in steps if k == "linear"]  # type: ignore[misc]
     linear_names = [n for k, n, _ in steps if k == "linear"]
+    seen: dict[int, str] = {}
+    for name, lin in zip(linear_names, linears):
+        if id(lin) in seen:
+            also = "" if seen[id(lin)] == name else f" (also as {seen[id(lin)]!r})"
+            raise _refuse(
+                f"module {name!r}",
+                f"a Linear layer used twice in the chain{also}: shared weights, while alternating "
+                "minimization gives every layer its own W, b",
+            )
+        seen[id(lin)] = name
     for name, lin in zip(linear_names, linears):
         if lin.bias is None:
             raise _refuse(f"module {name!r}", "a Linear layer without bias (bias=False)")

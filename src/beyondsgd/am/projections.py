@@ -50,6 +50,9 @@ class Activation(abc.ABC):
 
     name: str = ""
 
+    #: Lipschitz constant of ``h``: the input box implies ``|h(z) - a| <= eps`` only when it is <= 1.
+    lipschitz: float = 1.0
+
     @abc.abstractmethod
     def __call__(self, z: torch.Tensor) -> torch.Tensor:
         """``h(z)`` elementwise."""
@@ -181,6 +184,7 @@ class LeakyReLU(Activation):
                 "(slope 0 is ReLU, a negative slope is not monotone)"
             )
         self.slope = float(slope)
+        self.lipschitz = max(1.0, self.slope)
 
     def __call__(self, z: torch.Tensor) -> torch.Tensor:
         return F.leaky_relu(z, self.slope)
@@ -203,6 +207,7 @@ class ELU(Activation):
         if not alpha > 0:
             raise ValueError(f"invalid alpha={alpha!r} for ELU in alternating minimization: expected > 0")
         self.alpha = float(alpha)
+        self.lipschitz = max(1.0, self.alpha)
 
     # Each piece is written as (positive part) + (map of the non-positive part): the other
     # part is exactly 0 there (expm1(0) = log1p(0) = 0), so this equals the select
@@ -230,7 +235,7 @@ def activation_from_module(module: nn.Module) -> Activation:
     if type(module) is nn.ReLU:
         return ReLU()
     if type(module) is nn.LeakyReLU:
-        return LeakyReLU(module.negative_slope)
+        return ReLU() if module.negative_slope == 0.0 else LeakyReLU(module.negative_slope)
     if type(module) is nn.ELU:
         return ELU(module.alpha)
     raise ValueError(

@@ -42,7 +42,7 @@ from beyondsgd.am.losses import CrossEntropy, output_loss_for
 from beyondsgd.am.network import parse_mlp
 from beyondsgd.am.objective import ObjectiveTerms, Workspace, penalty_sum
 from beyondsgd.am.reduction import Reducer, abs_max, max_abs
-from beyondsgd.training import LossFn, Trainer
+from beyondsgd.training import LossFn, Trainer, batch_indices
 from beyondsgd.validation import (
     BOOL,
     NONNEGATIVE,
@@ -199,6 +199,61 @@ def check_memory(
         )
 
 
+def checked_state_lists(
+    trainer: Any,
+    state: Mapping[str, Any],
+    lists: tuple[str, ...],
+    others: tuple[str, ...],
+    per_sample: tuple[str, ...],
+    rows: slice | None = None,
+) -> dict[str, list[Any]]:
+    """The list entries ``lists`` of a saved trainer state, copied and checked against the trainer's.
+
+    Checking everything before a trainer assigns anything keeps a refused state from
+    leaving it half-loaded.
+
+    Args:
+        trainer: the trainer loading the state (its attributes ``lists`` are the current values).
+        state: the saved state.
+        lists: names of the per-layer lists of tensors (or numbers) to copy.
+        others: further names the state must hold.
+        per_sample: those of ``lists`` whose rows are the ``trainer.n`` samples.
+        rows: this rank's rows of the per-sample tensors (``None``: all).
+
+    Returns:
+        ``{name: list}`` on the trainer's devices.
+
+    Raises:
+        ValueError: a missing entry (a state of another algorithm), another number of
+            layers or samples, or a tensor of another shape (another network).
+    """
+    missing = [k for k in (*lists, *others) if k not in state]
+    if missing:
+        raise ValueError(
+            f"not a {type(trainer).__name__} state: it lacks {', '.join(map(repr, missing))} "
+            "(a state of another algorithm?)"
+        )
+    staged: dict[str, list[Any]] = {}
+    for name in lists:
+        cur = getattr(trainer, name)
+        if len(state[name]) != len(cur):
+            raise ValueError(f"state has {len(state[name])} entries of {name!r}, this trainer {len(cur)}")
+        new = [t.clone().to(cur[0].device) if torch.is_tensor(t) else t for t in state[name]]
+        if name in per_sample:
+            if any(t.shape[0] != trainer.n for t in new):
+                raise ValueError(f"state holds {name!r} for {new[0].shape[0]} samples; this trainer has {trainer.n}")
+            if rows is not None:
+                new = [t[rows].clone() for t in new]
+        for j, (t, c) in enumerate(zip(new, cur)):
+            if torch.is_tensor(t) and torch.is_tensor(c) and t.shape != c.shape:
+                raise ValueError(
+                    f"state's {name}[{j}] has shape {tuple(t.shape)}, this trainer's {tuple(c.shape)} "
+                    "(a state of a different network?)"
+                )
+        staged[name] = new
+    return staged
+
+
 class AMTrainer(Trainer):
     """Alternating minimization of the relaxed objective, with TIAM's three inertias.
 
@@ -310,6 +365,11 @@ class AMTrainer(Trainer):
         elif any(inertial[k] != v for k, v in _NO_INERTIA.items()):
             raise ValueError(f"{type(self).__name__} has no inertia; use TIAM for p1, p2, p3, schedule")
         check_hyperparams(type(self).__name__, hp, self.HYPERPARAMS)
+        if eps_min > eps:
+            raise ValueError(
+                f"invalid eps_min={eps_min!r} for {type(self).__name__}: above eps={eps!r}, so the eps in force "
+                "would be eps_min from the start; give eps_min <= eps"
+            )
         super().__init__(X, y, loss_fn)
         self.model = model
         self.structure = parse_mlp(model)
@@ -325,11 +385,19 @@ class AMTrainer(Trainer):
         self.safeguard, self.max_doublings = bool(safeguard), int(max_doublings)
         #: The box of each hidden layer ("auto": output box for ReLU, input box for the others).
         self.boxes = [("output" if act.name == "relu" else "input") if box == "auto" else box for act in self.acts]
+        for layer, (act, kind) in enumerate(zip(self.acts, self.boxes), start=1):
+            if kind == "input" and act.lipschitz > 1.0:
+                raise ValueError(
+                    f"hidden layer {layer}: the input box (box={box!r}) keeps |h(z) - a| <= eps only for a "
+                    f"1-Lipschitz activation; {act.name} here has Lipschitz constant {act.lipschitz:g} "
+                    "(negative_slope or alpha above 1): use box='output' or a slope/alpha <= 1"
+                )
         self.hyperparams = hp
 
         lin = self.structure.linears
         self.n = X.shape[0]  # global: batch sizes, the eps schedule and the means count every rank's samples
         Xf = self.structure.flat_inputs(X, y)
+        self.y = y = self.out_loss.check_targets(y, lin[-1].out_features)
         # The samples whose z, a this process holds: all of them, or the rank's block.
         self.start, self.stop = dist.owned_range(self.n) if self.distributed else (0, self.n)
         if self.distributed:
@@ -442,6 +510,7 @@ class AMTrainer(Trainer):
         Returns:
             ``F_eps`` on the batch after the iteration (0-d tensor).
         """
+        indices = batch_indices(indices, self.Xf.device)
         self.k += 1
         self._ex_memo.clear()
         self._aw_before_a.clear()
@@ -867,17 +936,16 @@ class AMTrainer(Trainer):
         return dist.all_reduce_sum(full)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict`'s output (from any number of ranks); each rank keeps its own rows."""
-        for name in self._STATE_LISTS:
-            cur = getattr(self, name)
-            if len(state[name]) != len(cur):
-                raise ValueError(f"state has {len(state[name])} entries of {name!r}, this trainer {len(cur)}")
-            new = [t.clone().to(cur[0].device) if torch.is_tensor(t) else t for t in state[name]]
-            if name in self._PER_SAMPLE:
-                if any(t.shape[0] != self.n for t in new):
-                    raise ValueError(f"state holds {name!r} for {new[0].shape[0]} samples; this trainer has {self.n}")
-                if self.distributed:
-                    new = [t[self.start : self.stop].clone() for t in new]
+        """Restore :meth:`state_dict`'s output (from any number of ranks); each rank keeps its own rows.
+
+        Everything is checked before anything is assigned: a state of another trainer or
+        network is a ``ValueError`` and leaves this trainer as it was.
+        """
+        rows = slice(self.start, self.stop) if self.distributed else None
+        staged = checked_state_lists(
+            self, state, self._STATE_LISTS, (*self._STATE_SCALARS, "module"), self._PER_SAMPLE, rows
+        )
+        for name, new in staged.items():
             setattr(self, name, new)
         for name in self._STATE_SCALARS:
             setattr(self, name, state[name])

@@ -7,6 +7,6 @@ optimizers (:mod:`beyondsgd.am`) implement :class:`Trainer` directly. This
 package sits below the algorithms and knows nothing of the runner.
 """
 
-from beyondsgd.training.trainer import GradientTrainer, LossFn, Trainer, step_with_closure
+from beyondsgd.training.trainer import GradientTrainer, LossFn, Trainer, batch_indices, step_with_closure
 
-__all__ = ["GradientTrainer", "LossFn", "Trainer", "step_with_closure"]
+__all__ = ["GradientTrainer", "LossFn", "Trainer", "batch_indices", "step_with_closure"]

@@ -42,6 +42,29 @@ def step_with_closure(
     return cast(torch.Tensor, optimizer.step(closure, **kwargs))  # type: ignore[arg-type]
 
 
+def batch_indices(indices: Any, device: torch.device) -> torch.Tensor | None:
+    """A batch's sample indices as a 1-d int64 tensor on ``device`` (``None``: the full batch).
+
+    Accepts a tensor, a list or a range of integers.
+
+    Raises:
+        ValueError: an empty batch or non-integer indices.
+    """
+    if indices is None:
+        return None
+    idx = torch.as_tensor(indices, device=device)
+    if idx.is_floating_point() or idx.is_complex() or idx.dtype == torch.bool or idx.dim() != 1:
+        raise ValueError(
+            f"batch indices must be a 1-d sequence of integer sample indices; got {idx.dtype} with shape "
+            f"{tuple(idx.shape)}"
+        )
+    if idx.numel() == 0:
+        raise ValueError("empty batch: train_step needs at least one sample index (None: the full batch)")
+    # (No range check here: it would cost a host sync per step on an accelerator; indexing
+    # the per-sample variables refuses an index outside [0, n) anyway.)
+    return idx.long()
+
+
 class Trainer(abc.ABC):
     """One algorithm training one model on one training set.
 
