@@ -488,6 +488,42 @@ def test_cached_operator_norms_follow_external_changes(digits):
     assert torch.allclose(opt._kappas(), fresh, rtol=1e-12)
 
 
+def test_cached_operator_norms_see_writes_through_data(digits):
+    # .data writes (and nn.utils.vector_to_parameters, which assigns .data) leave the version
+    # counters alone: the cache compares the tensors themselves.
+    X, y = digits
+    net = _net("tanh")
+    B = input_bound(X)
+    opt = DSGD(layer_groups(net), mode="bound", input_bound=B)
+    opt.step(_closure(opt, net, X, y))
+    opt._kappas()
+    vec = nn.utils.parameters_to_vector(net.parameters())
+    nn.utils.vector_to_parameters(vec * 3.0, net.parameters())
+    net[-1].weight.data.mul_(0.5)
+    fresh = layer_curvature_bounds([g["params"] for g in opt.param_groups], ["tanh", "tanh"], B)
+    assert torch.allclose(opt._kappas(), fresh, rtol=1e-12)
+
+
+@pytest.mark.parametrize("selection", ["greedy", "cyclic", "random"])
+def test_a_layer_added_after_construction_is_scored_and_stepped(digits, selection):
+    # Before: the per-layer constants were made once, so zip() cut the scores to the first layers
+    # and an added layer was never chosen.
+    X, y = digits
+    net = _net("tanh")
+    groups = layer_groups(net)
+    opt = DSGD(groups[:1], selection=selection, seed=0, score_batch="previous" if selection == "greedy" else "same")
+    opt.step(_closure(opt, net, X, y))
+    for g in groups[1:]:
+        opt.add_param_group(g)
+    assert len(opt.state["dsgd"]["kappa"]) == len(groups)
+    chosen = set()
+    for _ in range(12):
+        opt.step(_closure(opt, net, X, y))
+        chosen.add(opt.last_step["layer"])
+        assert len(opt.layer_scores()) == len(groups)
+    assert chosen - {0}, f"only layer 0 was chosen ({selection})"
+
+
 def test_random_choice_follows_seed_or_global_generator(digits):
     X, y = digits
 
@@ -634,3 +670,11 @@ def test_loss_closure_makes_the_decrease_check_a_forward_pass_with_the_same_iter
     checks = 12 + sum(b for _, _, b in log0)  # one check per try
     assert calls[0] == {"closure": 12 + checks, "backward_free": 0}
     assert calls[1] == {"closure": 12, "backward_free": checks}
+
+
+def test_sparse_gradient_is_refused_by_name():
+    emb = nn.Embedding(5, 3, sparse=True)
+    opt = DSGD([{"params": [emb.weight]}])
+    emb(torch.tensor([1, 2])).sum().backward()
+    with pytest.raises(RuntimeError, match="DSGD does not support sparse gradients"):
+        opt.step(lambda: emb(torch.tensor([1, 2])).sum())

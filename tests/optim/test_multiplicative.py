@@ -427,3 +427,67 @@ def test_adam_direction_with_beta1_zero_keeps_no_first_moment_and_moves_as_with_
         p.grad = g.clone()
     oa.step()
     assert all(torch.allclose(oa.state[p]["exp_avg"], 0.1 * g) for p, g in zip(a, grads[0]))
+
+
+@pytest.mark.parametrize("name", ["m_adam", "m_sgd", "madam", "h_sgd", "h_adam"])
+def test_a_group_added_frozen_moves_once_unfrozen(name):
+    """lr = 0 at construction, then a non-zero lr: the group moves as one frozen later would.
+
+    Before, rules M and exp stayed frozen for good (``eta_out``, lr's alias, was stored as 0, and
+    ``lr / lr_ref`` had no reference): the first non-zero lr is now the reference.
+    """
+    torch.manual_seed(0)
+    p = torch.nn.Parameter(torch.randn(5))
+    q = torch.nn.Parameter(p.detach().clone())
+    a = optim.create(name, [p], lr=0.0)
+    extra = {"eta_out": a.param_groups[0]["eta_out"]} if name.startswith("h_") else {}
+    b = optim.create(name, [q], lr=0.01, **extra)
+    b.param_groups[0]["lr"] = 0.0
+    for k in range(6):
+        if k == 3:
+            a.param_groups[0]["lr"] = b.param_groups[0]["lr"] = 0.01
+        if k == 2:
+            frozen = p.detach().clone()
+        for t, o in ((p, a), (q, b)):
+            t.grad = torch.sin(t.detach() * (k + 1))
+            o.step()
+        if k < 3:
+            assert torch.equal(p, q)
+    assert torch.equal(p, q) and not torch.equal(p, frozen)
+
+
+@pytest.mark.parametrize("name", ["h_sgd", "h_adam", "m_adam"])
+def test_a_tensor_lr_zero_group_stays_frozen_under_compile(name):
+    # Before: under torch.compile the lr = 0 test was skipped for a Tensor lr, and a group added with
+    # lr = 0 had no lr_ref to scale eta_out by, so the multiplicative step moved it.
+    torch.manual_seed(0)
+    p0, p1 = torch.nn.Parameter(torch.randn(4)), torch.nn.Parameter(torch.randn(4))
+    start = p0.detach().clone()
+    opt = optim.create(name, [{"params": [p0], "lr": torch.tensor(0.0)}, {"params": [p1]}], lr=torch.tensor(0.01))
+    step = torch.compile(opt.step, backend="aot_eager")
+    for k in range(3):
+        p0.grad, p1.grad = torch.sin(p0.detach() + k), torch.cos(p1.detach() + k)
+        step()
+    torch._dynamo.reset()
+    assert torch.equal(p0.detach(), start)
+
+
+def test_hybrid_with_gamma_one_takes_lr_as_eta_out_in_create():
+    # gamma = 1 is rule M: lr and eta_out are one knob (before, H's two defaults clashed).
+    lin = torch.nn.Linear(4, 3)
+    g = optim.create("h_adam", lin, gamma=1.0).param_groups[0]
+    assert g["lr"] == g["eta_out"] == optim.create("m_adam", lin).param_groups[0]["eta_out"]
+    g = optim.create("h_adam", lin, gamma=1.0, lr=0.05).param_groups[0]
+    assert g["lr"] == g["eta_out"] == 0.05
+    g = optim.create("h_adam", lin).param_groups[0]
+    assert (g["lr"], g["eta_out"]) != (g["eta_out"], g["eta_out"])  # gamma < 1: two knobs
+
+
+def test_additive_rule_needs_no_eta_out_and_meta_parameters_build():
+    from beyondsgd.optim import RuleSGD
+
+    p = torch.nn.Parameter(torch.randn(3))
+    RuleSGD([p], rule="additive", lr=0.1)
+    with pytest.raises(ValueError, match=r"RuleAdam: rule 'hybrid' needs lr and eta_out \(no class default"):
+        RuleAdam([p])
+    optim.create("m_adam", [torch.nn.Parameter(torch.ones(3, device="meta"))])

@@ -311,6 +311,10 @@ class DSGD(torch.optim.Optimizer):
                     f"invalid param group {index}: DSGD does not support complex parameters (its layer norms, "
                     "duality maps and bounds are defined for real matrices); optimize torch.view_as_real(p) instead"
                 )
+        own = self.state.get(_OWN)
+        if own is not None:  # a layer added after construction: its own constant, scored from the next step
+            own["kappa"].append(float(self.defaults["lipschitz_init"]))
+            own["prev_scores"] = None  # (one entry per layer: the old list no longer lines up)
 
     @property
     def violations(self) -> int:
@@ -365,6 +369,8 @@ class DSGD(torch.optim.Optimizer):
         out = []
         for g in self.param_groups:
             grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in g["params"]]
+            if any(gr.is_sparse for gr in grads):  # (as torch.optim's dense optimizers say)
+                raise RuntimeError("DSGD does not support sparse gradients")
             out.append([gr.neg() for gr in grads] if sign < 0 else grads)
         return out
 
@@ -391,19 +397,22 @@ class DSGD(torch.optim.Optimizer):
     def _op_norms(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Operator norms of every layer, recomputed only for layers whose tensors changed.
 
-        A step changes one layer, so caching keyed on the tensors' version counters
-        (bumped by every in-place write, ``load_state_dict`` included) saves all but one
-        SVD pair per step.
+        A step changes one layer, so the cache saves all but one SVD pair per step. It holds
+        a copy of each layer's tensors and reuses the norms only when the tensors equal it:
+        version counters alone miss writes through ``.data`` (``p.data.mul_()``,
+        ``nn.utils.vector_to_parameters``), which leave them unchanged. The comparison is
+        one read of the parameters, far cheaper than the SVDs it saves.
         """
         cache = self.__dict__.setdefault("_op_cache", {})
         out = []
         for i, g in enumerate(self.param_groups):
-            key = tuple((id(p), p._version) for p in g["params"])
+            params = g["params"]
+            key = tuple((id(p), p._version, p.shape, p.dtype, p.device) for p in params)
             hit = cache.get(i)
-            if hit is None or hit[0] != key:
-                hit = (key, layer_op_norms(g["params"]))
+            if hit is None or hit[0] != key or not all(torch.equal(p, c) for p, c in zip(params, hit[1])):
+                hit = (key, [p.detach().clone() for p in params], layer_op_norms(params))
                 cache[i] = hit
-            out.append(hit[1])
+            out.append(hit[2])
         return out
 
     def _kappas(self) -> torch.Tensor:

@@ -158,8 +158,8 @@ class _DisplacementMomentum(Optimizer):
 
     def _gather(
         self, group: dict[str, Any], raw: bool = False
-    ) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor], Any]:
-        """Parameters with a gradient, their (sign-corrected, decayed) gradients, displacements, and k.
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
+        """Parameters with a gradient, their (sign-corrected, decayed) gradients, displacements, and steps.
 
         Complex tensors are handled as ``torch.view_as_real`` pairs, as torch.optim does.
         ``raw``: the gradients as they are (the fused kernel applies ``maximize`` and weight decay).
@@ -169,16 +169,15 @@ class _DisplacementMomentum(Optimizer):
         params: list[torch.Tensor] = []
         grads: list[torch.Tensor] = []
         disps: list[torch.Tensor] = []
-        k: Any = 0
+        steps: list[torch.Tensor] = []
         for p in with_grad:
             state = self.state[p]
-            k = state["step"]
+            steps.append(state["step"])
             real = p.is_complex()
             g = cast(torch.Tensor, p.grad)  # (every one in with_grad has a gradient)
             params.append(torch.view_as_real(p) if real else p)
             grads.append(torch.view_as_real(g) if real else g)
             disps.append(torch.view_as_real(state["displacement"]) if real else state["displacement"])
-        k = value(k)
         if grads and not raw and (group["maximize"] or group["weight_decay"] != 0):
             # New tensors: the .grad fields the user sees are left untouched, as torch does.
             if self._use_foreach(group, params):
@@ -189,7 +188,24 @@ class _DisplacementMomentum(Optimizer):
                 grads = [(-g if group["maximize"] else g) for g in grads]
                 if group["weight_decay"] != 0:
                     grads = [g.add(p, alpha=group["weight_decay"]) for g, p in zip(grads, params)]
-        return params, grads, disps, k
+        return params, grads, disps, steps
+
+    @staticmethod
+    def _by_step(group: dict[str, Any], steps: list[torch.Tensor]) -> list[tuple[Any, list[int]]]:
+        """The tensors of one step count together: ``[(k, indices)]``.
+
+        ``beta_k`` depends on each parameter's own count (as torch's ``step`` is per parameter):
+        under the ``"convex"`` schedule a parameter that had no gradient in some steps is behind
+        the others. With a constant momentum ``k`` does not matter: one bucket.
+        """
+        if group["momentum_schedule"] == "constant":
+            return [(value(steps[-1]), list(range(len(steps))))]
+        if compiling():  # the counts are traced tensors: one bucket per tensor, beta_k computed on the device
+            return [(k, [i]) for i, k in enumerate(steps)]
+        buckets: dict[float, list[int]] = {}
+        for i, k in enumerate(steps):
+            buckets.setdefault(value(k), []).append(i)
+        return list(buckets.items())
 
     @staticmethod
     def _use_foreach(group: dict[str, Any], params: list[torch.Tensor]) -> bool:
@@ -214,43 +230,59 @@ class _DisplacementMomentum(Optimizer):
                 loss = closure()
         for group in self.param_groups:
             fused = bool(group["fused"]) and not compiling()
-            params, grads, disps, k = self._gather(group, raw=fused)
+            params, grads, disps, steps = self._gather(group, raw=fused)
             if not params:
                 continue
-            beta, beta_next = momentum_at(group, k), momentum_at(group, k + 1)
             lr = value(group["lr"])
-            if fused:
-                nesterov = isinstance(self, Nesterov)
-                left = _fused.step_momentum(
-                    type(self).__name__, group, params, grads, disps, lr, beta, beta_next, nesterov
-                )
-                for i in left:  # not contiguous: the reference path (maximize and decay applied here)
-                    g = -grads[i] if group["maximize"] else grads[i]
-                    if group["weight_decay"] != 0:
-                        g = g.add(params[i], alpha=group["weight_decay"])
-                    self._update_single(params[i], g, disps[i], lr, beta, beta_next)
-            elif not compiling() and self._use_foreach(group, params):
-                lists: list[list[torch.Tensor | None]] = [list(params), list(grads), list(disps)]
-                grouped = Optimizer._group_tensors_by_device_and_dtype(lists)
-                for (dev_params, dev_grads, dev_disps), _ in grouped.values():
-                    self._update_foreach(
-                        cast(list[torch.Tensor], dev_params),
-                        cast(list[torch.Tensor], dev_grads),
-                        cast(list[torch.Tensor], dev_disps),
-                        lr,
-                        beta,
-                        beta_next,
-                    )
-            else:
-                for p, g, d in zip(params, grads, disps):
-                    self._update_single(p, g, d, lr, beta, beta_next)
-            steps = [self.state[p]["step"] for p in group["params"] if p.grad is not None]
+            for k, idx in self._by_step(group, steps):
+                if len(idx) == len(params):
+                    self._update(group, fused, params, grads, disps, lr, k)
+                else:
+                    ps, gs, ds = ([t[i] for i in idx] for t in (params, grads, disps))
+                    self._update(group, fused, ps, gs, ds, lr, k)
+            with_grad = [self.state[p]["step"] for p in group["params"] if p.grad is not None]
             if compiling():
-                for t in steps:
+                for t in with_grad:
                     t += 1
             else:
-                torch._foreach_add_(steps, 1.0)  # one call, not one per tensor
+                torch._foreach_add_(with_grad, 1.0)  # one call, not one per tensor
         return loss
+
+    def _update(
+        self,
+        group: dict[str, Any],
+        fused: bool,
+        params: list[torch.Tensor],
+        grads: list[torch.Tensor],
+        disps: list[torch.Tensor],
+        lr: Any,
+        k: Any,
+    ) -> None:
+        """The step of tensors that share the step count ``k`` (on the fused, foreach or for-loop path)."""
+        beta, beta_next = momentum_at(group, k), momentum_at(group, k + 1)
+        if fused:
+            nesterov = isinstance(self, Nesterov)
+            left = _fused.step_momentum(type(self).__name__, group, params, grads, disps, lr, beta, beta_next, nesterov)
+            for i in left:  # not contiguous: the reference path (maximize and decay applied here)
+                g = -grads[i] if group["maximize"] else grads[i]
+                if group["weight_decay"] != 0:
+                    g = g.add(params[i], alpha=group["weight_decay"])
+                self._update_single(params[i], g, disps[i], lr, beta, beta_next)
+        elif not compiling() and self._use_foreach(group, params):
+            lists: list[list[torch.Tensor | None]] = [list(params), list(grads), list(disps)]
+            grouped = Optimizer._group_tensors_by_device_and_dtype(lists)
+            for (dev_params, dev_grads, dev_disps), _ in grouped.values():
+                self._update_foreach(
+                    cast(list[torch.Tensor], dev_params),
+                    cast(list[torch.Tensor], dev_grads),
+                    cast(list[torch.Tensor], dev_disps),
+                    lr,
+                    beta,
+                    beta_next,
+                )
+        else:
+            for p, g, d in zip(params, grads, disps):
+                self._update_single(p, g, d, lr, beta, beta_next)
 
     def _update_single(
         self, p: torch.Tensor, g: torch.Tensor, d: torch.Tensor, lr: float, beta: float, beta_next: float

@@ -21,6 +21,8 @@ Registered as ``m_sgd``, ``h_sgd``, ``m_adam``, ``h_adam``, ``m_rmsprop``,
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
 import warnings
 from collections.abc import Iterable, Mapping
@@ -192,8 +194,14 @@ class RuleOptimizer(Optimizer):
         defaults = {**merged, **options}
         if _multiplicative_only(rule, gamma) and "lr" not in options and "eta_out" in defaults:
             defaults["lr"] = defaults["eta_out"]
-        if "lr" not in defaults or "eta_out" not in defaults:
-            raise ValueError(f"{name} needs lr and eta_out")
+        if rule == "additive":
+            defaults.setdefault("eta_out", 0.0)  # (the additive rule has no multiplicative step)
+        missing = [k for k in ("lr", "eta_out") if k not in defaults]
+        if missing:
+            raise ValueError(
+                f"{name}: rule {rule!r} needs {' and '.join(missing)} (no class default; "
+                "beyondsgd.optim.create supplies the registry's)"
+            )
         check_hyperparams(name, checkable(name, defaults), self.hyperparams())
         _fused.check_fused(name, defaults["fused"], defaults["foreach"])
         super().__init__(params, defaults)
@@ -232,7 +240,8 @@ class RuleOptimizer(Optimizer):
         rule = get_rule(group["rule"])
         if rule.freezes_zeros(self._rule_args(group)):
             with torch.no_grad():
-                zeros = [i for i, p in enumerate(group["params"]) if bool((p == 0).any())]
+                # (meta tensors hold no values: nothing to check)
+                zeros = [i for i, p in enumerate(group["params"]) if not p.is_meta and bool((p == 0).any())]
             if zeros:
                 warnings.warn(
                     f"{name}: param group {len(self.param_groups) - 1} uses rule "
@@ -244,15 +253,22 @@ class RuleOptimizer(Optimizer):
                 )
 
     @staticmethod
-    def _rule_args(group: Mapping[str, Any]) -> RuleArgs:
-        lr = value(group["lr"])
+    def _rule_args(group: dict[str, Any]) -> RuleArgs:
+        lr = value(group["lr"])  # a number, or a traced tensor under torch.compile
         eta_out = value(group["eta_out"])
         ref = group.get("lr_ref", 0.0)
-        if isinstance(lr, torch.Tensor) or lr != 0.0:
-            if group["scheduler_scales_eta_out"] and ref:
-                eta_out = eta_out * (lr / ref)
-        else:
+        if not isinstance(lr, torch.Tensor) and lr == 0.0:
             eta_out = 0.0  # lr = 0 freezes the group under every rule
+        elif not ref:
+            # The group was added frozen (lr = 0): lr / lr_ref is undefined until it is unfrozen.
+            if isinstance(lr, torch.Tensor):  # compiled: no host decision, frozen while lr is 0
+                eta_out = eta_out * (lr != 0)
+            else:  # the first non-zero lr becomes the reference (and M's step, lr being its alias)
+                group["lr_ref"] = lr
+                if _multiplicative_only(group["rule"], group["gamma"]) and eta_out == 0.0:
+                    group["eta_out"] = eta_out = lr
+        elif group["scheduler_scales_eta_out"]:
+            eta_out = eta_out * (lr / ref)
         return RuleArgs(
             lr=lr,
             eta_in=group["eta_in"],
@@ -461,6 +477,10 @@ def _factory(cls: type[RuleOptimizer], rule: str):
     return make
 
 
+def _when_gamma_is_one(spec: OptimizerSpec, hyperparams: Mapping[str, Any]) -> OptimizerSpec | None:
+    return spec if hyperparams.get("gamma") == 1.0 else None
+
+
 def _register_all() -> None:
     for base, (cls, label, m_defaults, h_defaults) in _DEFAULTS.items():
         table = {
@@ -482,17 +502,21 @@ def _register_all() -> None:
                 description=f"{label} with the multiplicative rule M (Kirtas et al. 2023)",
             )
         )
-        register(
-            OptimizerSpec(
-                name=f"h_{base}",
-                factory=_factory(cls, "hybrid"),
-                hyperparams=table,
-                defaults={**h_defaults, "gamma": _HYBRID_GAMMA},
-                family=_FAMILY,
-                shardable=True,
-                description=f"{label} with the hybrid rule H, gamma-mix of M and additive (Kirtas et al. 2023)",
-            )
+        hybrid = OptimizerSpec(
+            name=f"h_{base}",
+            factory=_factory(cls, "hybrid"),
+            hyperparams=table,
+            defaults={**h_defaults, "gamma": _HYBRID_GAMMA},
+            family=_FAMILY,
+            shardable=True,
+            description=f"{label} with the hybrid rule H, gamma-mix of M and additive (Kirtas et al. 2023)",
         )
+        # gamma = 1 leaves no additive step: then lr is eta_out's alias, as for m_*, and the
+        # registered lr default (H's additive step) is not passed next to eta_out's.
+        as_m = dataclasses.replace(
+            hybrid, defaults={k: v for k, v in hybrid.defaults.items() if k != "lr"}, aliases=_LR_ALIASES
+        )
+        register(dataclasses.replace(hybrid, variant=functools.partial(_when_gamma_is_one, as_m)))
     madam_table = {k: v for k, v in Madam.hyperparams().items() if k != "rule"}
     register(
         OptimizerSpec(

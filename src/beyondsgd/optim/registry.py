@@ -48,6 +48,9 @@ class OptimizerSpec:
         aliases: hyperparameters that name the same quantity (``{"lr": "eta_out"}``
             for the multiplicative rules): when the caller gives one, the registered
             default of the other is not passed.
+        variant: ``variant(hyperparams)``: the spec :func:`create` uses instead for these
+            hyperparameters, or ``None`` (e.g. a hybrid rule with ``gamma = 1`` is rule M,
+            with M's defaults and aliases).
     """
 
     name: str
@@ -60,6 +63,7 @@ class OptimizerSpec:
     batch_size: int | str | None = None
     shardable: bool = False
     aliases: Mapping[str, str] = field(default_factory=dict)
+    variant: Callable[[Mapping[str, Any]], OptimizerSpec | None] | None = None
 
 
 _REGISTRY: dict[str, OptimizerSpec] = {}
@@ -153,6 +157,7 @@ def create(
     """
     spec = get_spec(name)
     check_hyperparams(f"optimizer {spec.name!r}", checkable(f"optimizer {spec.name!r}", hyperparams), spec.hyperparams)
+    spec = (spec.variant(hyperparams) if spec.variant is not None else None) or spec
     if isinstance(params, torch.Tensor):
         raise TypeError(
             f"optimizer {spec.name!r}: params must be an iterable of Tensors or param-group dicts "
