@@ -138,3 +138,12 @@ def test_ctrl_c_leaves_the_best_weights(small_problem):
         fit(net, (X, y), epochs=30, val_fraction=0.25, log=log, progress=False, seed=1)
     best = min(seen[:-1], key=lambda s: s[0])[1]  # (the interrupted epoch was not compared)
     assert all(torch.equal(v, best[k]) for k, v in net.state_dict().items())
+
+
+def test_logged_eps_is_the_last_steps_in_full_and_mini_batch(small_problem):
+    # Before: a mini-batch run logged the next pass's eps (one decay ahead of a full-batch run's).
+    logs = {}
+    for batch in (None, 100):
+        net, X, y = small_problem()
+        logs[batch] = fit(net, (X, y), epochs=3, batch_size=batch, progress=False).history[-1]["am_eps"]
+    assert logs[None] == logs[100] == pytest.approx(0.8**2)

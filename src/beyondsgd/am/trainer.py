@@ -418,6 +418,7 @@ class AMTrainer(Trainer):
         self.theta_a = [float(theta_init)] * (len(lin) - 1)
         self.safeguard_count = 0
         self.cap_count = 0
+        self._eps_of_last_step: float | None = None
         # Full batch: the logged terms of the last step, as tensors (fetched by end_epoch, one sync).
         self._last_terms: tuple | None = None
         self._cache: tuple | None = None  # full batch: products, penalties, loss at the current state
@@ -515,7 +516,7 @@ class AMTrainer(Trainer):
         self._ex_memo.clear()
         self._aw_before_a.clear()
         p = self.inertia.at(self.k)
-        eps = self.eps
+        eps = self._eps_of_last_step = self.eps
         full = indices is None
         rows, m = indices, None  # rows of this process's per-sample arrays; m: the global batch size
         if self.distributed:
@@ -884,7 +885,9 @@ class AMTrainer(Trainer):
         loss = float(loss_sum) / n
         reg = float(0.5 * self.mu * sum(w.pow(2).sum() for w in self.W))
         gap = self._red.max(max((max_abs(self.a[j + 1] - self.acts[j](self.z[j])) for j in range(L - 1)), default=0.0))
-        return ObjectiveTerms(loss, pen / n, reg, gap, self.eps)
+        # The eps the last step used (as a full-batch step logs), not the next pass's.
+        eps = self.eps if self._eps_of_last_step is None else self._eps_of_last_step
+        return ObjectiveTerms(loss, pen / n, reg, gap, eps)
 
     def end_epoch(self, epoch: int) -> dict[str, float]:
         """Objective terms, activation gap, eps, safeguard and backtracking-cap counts."""
