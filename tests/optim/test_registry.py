@@ -51,3 +51,11 @@ def test_register_checks_defaults():
     with pytest.raises(ValueError, match="lr=-1.0"):
         optim.register(spec)
     assert "bad" not in optim.available()
+
+
+def test_a_model_without_parameters_and_madams_gamma_are_refused():
+    for kw in ({}, {"weight_decay": 0.1}):
+        with pytest.raises(ValueError, match=r"optimizer 'm_adam': the model ReLU has no parameters"):
+            optim.create("m_adam", nn.ReLU(), **kw)
+    with pytest.raises(ValueError, match=r"gamma"):
+        optim.create("madam", [nn.Parameter(torch.ones(2))], gamma=0.5)

@@ -517,7 +517,8 @@ def _register_all() -> None:
             hybrid, defaults={k: v for k, v in hybrid.defaults.items() if k != "lr"}, aliases=_LR_ALIASES
         )
         register(dataclasses.replace(hybrid, variant=functools.partial(_when_gamma_is_one, as_m)))
-    madam_table = {k: v for k, v in Madam.hyperparams().items() if k != "rule"}
+    # (gamma mixes H's two parts; the exp rule has one, so madam refuses it rather than ignore it)
+    madam_table = {k: v for k, v in Madam.hyperparams().items() if k not in ("rule", "gamma")}
     register(
         OptimizerSpec(
             name="madam",

@@ -199,6 +199,8 @@ def _model_groups(
     from beyondsgd.optim.grouping import additive_zero_groups, decay_groups, no_decay_names
 
     no_decay_names(nn.Module(), no_decay)  # checks no_decay even where it is not used
+    if next(model.parameters(), None) is None:  # as torch.optim says for an empty list (not one empty group)
+        raise ValueError(f"optimizer {spec.name!r}: the model {type(model).__name__} has no parameters")
     if spec.param_groups is not None:
         return list(spec.param_groups(model))
     decay = options.get("weight_decay", 0.0)
