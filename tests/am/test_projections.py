@@ -118,3 +118,22 @@ def test_select_free_maps_and_projections_equal_the_where_forms_bit_for_bit(act,
         assert torch.equal(act.project(z, a, eps), torch.minimum(torch.maximum(z, lo), hi))
         lo, hi = _select_reference(act, "lo", a) - eps, _select_reference(act, "hi", a) + eps
         assert torch.equal(act.project_input_box(z, a, eps), torch.minimum(torch.maximum(z, lo), hi))
+
+
+@pytest.mark.parametrize("act", [ReLU(), LeakyReLU(0.01), ELU(1.0)], ids=lambda a: f"{a.name}")
+def test_bounds_are_the_projections_clamp_with_and_without_scratch(act):
+    # The z-block clamps with bounds computed once per block (the safeguard's redo reuses them).
+    from beyondsgd.am.objective import Workspace
+
+    gen = torch.Generator().manual_seed(4)
+    z = 3 * torch.randn(300, generator=gen)
+    a = act(3 * torch.randn(300, generator=gen))
+    ws = Workspace()
+
+    def scratch(name, shape):
+        return ws.get(name, shape, z)
+
+    for eps in (0.5, 0.1):
+        for sc in (None, scratch):
+            assert torch.equal(torch.clamp(z, *act.bounds(a, eps, sc)), act.project(z, a, eps))
+            assert torch.equal(torch.clamp(z, *act.input_box_bounds(a, eps, sc)), act.project_input_box(z, a, eps))

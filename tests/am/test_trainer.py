@@ -357,3 +357,18 @@ def test_prox_stopping_rules_give_the_same_training_to_the_tolerance(small_probl
         runs.append((float(f), torch.cat([w.flatten() for w in tr.W])))
     assert runs[0][0] == pytest.approx(runs[1][0], rel=1e-5)
     assert (runs[0][1] - runs[1][1]).abs().max() < 1e-5
+
+
+def test_z_block_computes_its_box_once_even_when_the_safeguard_redoes_it(small_problem, monkeypatch):
+    from beyondsgd.am.projections import ReLU
+
+    model, X, y = small_problem()
+    tr = TIAM(model, X, y)
+    calls = []
+    original = ReLU.bounds
+    monkeypatch.setattr(ReLU, "bounds", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    redos = tr.safeguard_count
+    for _ in range(8):
+        tr.train_step(None)
+    assert len(calls) == 8 * 2  # two hidden layers per iteration, redo or not
+    assert tr.safeguard_count > redos  # (redos did happen)

@@ -77,7 +77,15 @@ class Activation(abc.ABC):
         Returns:
             The projection, same shape as ``z``.
         """
-        return torch.clamp(z, self.lower_preimage(a - eps), self.upper_preimage(a + eps))
+        return torch.clamp(z, *self.bounds(a, eps, scratch))
+
+    def bounds(self, a: torch.Tensor, eps: float, scratch: Scratch | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The interval ``[h_lo(a - eps), h_hi(a + eps)]`` that :meth:`project` clamps to.
+
+        It does not depend on the point projected, so a caller projecting several points
+        for the same ``a`` (the safeguard's redo) computes it once.
+        """
+        return self.lower_preimage(a - eps), self.upper_preimage(a + eps)
 
     def box(self, z: torch.Tensor, eps: float, scratch: Scratch | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Bounds ``h(z) - eps, h(z) + eps`` of the ``a``-update (``scratch``: where to put the lower one)."""
@@ -94,7 +102,13 @@ class Activation(abc.ABC):
         ``a <= h(z + eps)`` iff ``z + eps >= h_lo(a)``, so the set is the interval
         ``[h_lo(a) - eps, h_hi(a) + eps]``: an elementwise clamp, exact.
         """
-        return torch.clamp(z, self.lower_preimage(a) - eps, self.upper_preimage(a) + eps)
+        return torch.clamp(z, *self.input_box_bounds(a, eps, scratch))
+
+    def input_box_bounds(
+        self, a: torch.Tensor, eps: float, scratch: Scratch | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The interval ``[h_lo(a) - eps, h_hi(a) + eps]`` that :meth:`project_input_box` clamps to."""
+        return self.lower_preimage(a) - eps, self.upper_preimage(a) + eps
 
     def input_box(self, z: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
         """Bounds ``h(z - eps), h(z + eps)`` of the ``a``-update under the input-variable box."""
@@ -158,17 +172,17 @@ class ReLU(Activation):
         # y < 0 is infeasible (h >= 0); the closest points are z <= 0, the sup is 0.
         return y.clamp_min(0.0)
 
-    def project(self, z: torch.Tensor, a: torch.Tensor, eps: float, scratch: Scratch | None = None) -> torch.Tensor:
-        # The same clamp as Activation.project, with -inf replaced by the lowest finite number.
+    def bounds(self, a: torch.Tensor, eps: float, scratch: Scratch | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        # Activation.bounds with -inf replaced by the lowest finite number (the same clamp).
         if scratch is None:
-            return torch.clamp(z, _lower_bound_or_none(a - eps, own=True), (a + eps).clamp_min_(0.0))
+            return _lower_bound_or_none(a - eps, own=True), (a + eps).clamp_min_(0.0)
         lo = _lower_bound_or_none(torch.sub(a, eps, out=scratch("proj.y", a.shape)), scratch, own=True)
-        return torch.clamp(z, lo, torch.add(a, eps, out=scratch("proj.hi", a.shape)).clamp_min_(0.0))
+        return lo, torch.add(a, eps, out=scratch("proj.hi", a.shape)).clamp_min_(0.0)
 
-    def project_input_box(
-        self, z: torch.Tensor, a: torch.Tensor, eps: float, scratch: Scratch | None = None
-    ) -> torch.Tensor:
-        return torch.clamp(z, _lower_bound_or_none(a, scratch).sub_(eps), a.clamp_min(0.0).add_(eps))
+    def input_box_bounds(
+        self, a: torch.Tensor, eps: float, scratch: Scratch | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return _lower_bound_or_none(a, scratch).sub_(eps), a.clamp_min(0.0).add_(eps)
 
     def relaxed_argmin(self, c: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
         return _two_piece_argmin(c, a, 0.0)

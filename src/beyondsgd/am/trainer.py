@@ -762,16 +762,17 @@ class AMTrainer(Trainer):
     def _update_z(self, j, A, Ap, Z, Zp, AW, pen, m, p, eps, memo) -> None:
         act, a_next = self.acts[j], A[j + 1]
         before = pen[j] / m  # 0-d tensor: synced only if the safeguard checks
+        box: list[tuple[torch.Tensor, torch.Tensor]] = []  # the clamp's bounds: shared by the safeguard's redo
 
         def attempt(q):
             p1, p2, p3 = q
             v = self._coupling_centre(j, A, Ap, AW, p3, memo)  # a fresh tensor: updated in place
             if p1 != p2:
                 v.add_(torch.sub(Z[j], Zp[j], out=self._scratch("z.diff", v.shape)).mul_(p1 - p2))
-            if self.boxes[j] == "output":
-                z_new = act.project(v, a_next, eps, self._scratch)
-            else:
-                z_new = act.project_input_box(v, a_next, eps, self._scratch)
+            if not box:  # (depend on a_{l+1} and eps only; in scratch, untouched until the block ends)
+                bounds = act.bounds if self.boxes[j] == "output" else act.input_box_bounds
+                box.append(bounds(a_next, eps, self._scratch))
+            z_new = torch.clamp(v, *box[0])
             pen_new = self._red.sum(self._pen(A[j], self.W[j], self.b[j], z_new, aw=AW[j]))
             return z_new, pen_new / m, pen_new
 
