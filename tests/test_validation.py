@@ -61,3 +61,8 @@ def test_check_hyperparams_messages():
     with pytest.raises(ValueError, match="unknown hyperparameter 'lrr' for opt; allowed: lr, momentum"):
         check_hyperparams("opt", {"lrr": 0.1}, table)
     check_hyperparams("opt", {"lr": 0.1, "momentum": 0.9}, table)
+
+
+def test_clip_keeps_a_range_inside_the_interval():
+    assert Interval(0.0, 2.0, low_open=True, high_open=True).clip(0.1, 10.0) == (0.1, math.nextafter(2.0, 0.0))
+    assert POSITIVE.clip(-1.0, 1.0) == (math.nextafter(0.0, 1.0), 1.0)

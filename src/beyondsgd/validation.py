@@ -59,6 +59,15 @@ class Interval(Constraint):
         below = v < self.high if self.high_open else v <= self.high
         return above and below
 
+    def clip(self, lo: float, hi: float) -> tuple[float, float]:
+        """The part of ``[lo, hi]`` this interval allows (an open bound moved in by one float step).
+
+        E.g. a search range around a default kept inside the hyperparameter's range.
+        """
+        low = math.nextafter(self.low, math.inf) if self.low_open else self.low
+        high = math.nextafter(self.high, -math.inf) if self.high_open else self.high
+        return max(lo, low), min(hi, high)
+
     def describe(self) -> str:
         kind = "an integer" if self.integer else "a number"
         lo = "(" if self.low_open or self.low == -math.inf else "["

@@ -112,3 +112,12 @@ def test_progress_bar_shows_trials_pruned_and_best(capsys):
     bar.close()
     err = capsys.readouterr().err
     assert "tuning: 7 trials, 3 pruned, best val acc hb 0.9312" in err
+
+
+def test_search_ranges_stay_inside_the_hyperparameters_range():
+    # DSGD's lr lives on (0, 2): its x/10 range around 1 stops below 2 (a trial at lr > 2 is refused).
+    from beyondsgd.advise.core import _candidates
+
+    (dsgd,) = [c for c in _candidates(["dsgd"], None) if c.algorithm == "dsgd"]
+    lo, hi = dsgd.space["lr"]
+    assert lo == 0.1 and 1.9 < hi < 2.0

@@ -423,8 +423,10 @@ def test_previous_scores_choose_the_layer(digits):
 
 def test_bad_hyperparameters_are_rejected_early():
     net = _net()
-    with pytest.raises(ValueError, match=r"invalid lr=-1 for DSGD: expected a number in \(0, inf\)"):
+    with pytest.raises(ValueError, match=r"invalid lr=-1 for DSGD: expected a number in \(0, 2\)"):
         DSGD(layer_groups(net), lr=-1)
+    with pytest.raises(ValueError, match=r"invalid lr=2.0 for DSGD: expected a number in \(0, 2\)"):
+        DSGD(layer_groups(net), lr=2.0)  # the guaranteed decrease eta (1 - eta/2) ... is 0 there
     with pytest.raises(ValueError, match="invalid mode='exact'"):
         DSGD(layer_groups(net), mode="exact")
     with pytest.raises(ValueError, match="invalid norm="):
@@ -566,7 +568,8 @@ def test_spectral_dual_map_of_a_rank_deficient_gradient_stays_in_its_range():
 @pytest.mark.parametrize("norm", ["spectral", "frobenius"])
 def test_nonfinite_gradient_is_reported_as_divergence_not_an_svd_error(norm):
     # Found by the benchmark suite: at 3x-10x the default step the SVD raised LinAlgError
-    # instead of the runner recording a divergence.
+    # instead of the runner recording a divergence. Such steps are now refused up front (the
+    # guarantee needs lr in (0, 2)); a non-finite gradient still ends the step cleanly (below).
     from beyondsgd.bench import Experiment, run_experiment
 
     exp = Experiment(
@@ -576,8 +579,8 @@ def test_nonfinite_gradient_is_reported_as_divergence_not_an_svd_error(norm):
         dataset_options={"n_train": 300},
         device="cpu",
     )
-    res = run_experiment(exp, progress=False)
-    assert res.status == "diverged" and res.diverged_step is not None
+    with pytest.raises(ValueError, match=r"invalid lr=100.0.*\(0, 2\)"):
+        run_experiment(exp, progress=False)
 
     layer = torch.nn.Linear(3, 2)
     opt = DSGD([{"params": list(layer.parameters())}], mode="adaptive", norm=norm)

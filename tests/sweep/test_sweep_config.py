@@ -174,3 +174,10 @@ def test_a_data_file_as_dataset_relative_to_the_config(tmp_path):
     bad.write_text("a,label\nx,1\ny,0\n")
     with pytest.raises(ValueError, match="feature column 'a' is not numeric"):
         _probe(parse_config(cfg(problems=[{"dataset": str(bad), "epochs": 1}])))
+
+
+def test_auto_space_keeps_to_the_hyperparameters_range():
+    # DSGD's lr lives on (0, 2) (its guaranteed decrease): the multiples 3 and 10 are left out.
+    from beyondsgd.sweep.config import auto_space
+
+    assert auto_space("dsgd")["lr"].values == pytest.approx((0.1, 0.3, 1.0))

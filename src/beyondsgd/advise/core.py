@@ -40,6 +40,7 @@ from beyondsgd.bench.runner import Experiment, run_experiment
 from beyondsgd.data import Dataset, load_dataset
 from beyondsgd.sweep.config import AUTO_STEP_NAMES
 from beyondsgd.sweep.executor import validation_split
+from beyondsgd.validation import Interval
 
 #: Share of the budget spent tuning; the finals get the rest (minus the report's reserve).
 TUNE_SHARE = 0.6
@@ -151,9 +152,14 @@ def _candidates(algorithms: Sequence[str] | None, families: Sequence[str] | None
         info = algorithm_info(a)
         # Every step size it has (a multiplicative rule has lr and eta_out): x/÷10 around the default.
         steps = [n for n in AUTO_STEP_NAMES if _is_step(info.defaults.get(n))]
-        space = {n: (info.defaults[n] / 10, info.defaults[n] * 10) for n in steps}
+        space = {n: _inside(info.hyperparams.get(n), info.defaults[n] / 10, info.defaults[n] * 10) for n in steps}
         out.append(Candidate(a, info.family, space, dict(info.defaults)))
     return out
+
+
+def _inside(allowed: Any, lo: float, hi: float) -> tuple[float, float]:
+    """``(lo, hi)`` kept inside the hyperparameter's allowed range (DSGD's lr: below 2)."""
+    return allowed.clip(lo, hi) if isinstance(allowed, Interval) else (lo, hi)
 
 
 def _load(data: str | Dataset, dataset_options: Mapping[str, Any]) -> Dataset:

@@ -61,7 +61,8 @@ _LAYER_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 #: Every DSGD hyperparameter and its allowed values (used by the class and the registry).
 HYPERPARAMS = {
-    "lr": POSITIVE,
+    # The guaranteed decrease eta (1 - eta/2) |||g|||_*^2 / kappa is positive only on (0, 2).
+    "lr": Interval(0.0, 2.0, low_open=True, high_open=True),
     "mode": OneOf(("bound", "adaptive")),
     "norm": OneOf(tuple(BASE_NORMS)),
     "selection": OneOf(("greedy", "cyclic", "random")),

@@ -109,6 +109,10 @@ def _alias_lr(owner: str, options: dict[str, Any], rule: str, gamma: Any) -> Non
         return
     has_lr, has_eta = "lr" in options, "eta_out" in options
     if has_lr and has_eta:
+        if rule == "hybrid":
+            # gamma = 1 now, but a schedule may move gamma (schedules.HoldThenDecay): two values
+            # given are two knobs, lr stepping the additive part once gamma < 1.
+            return
         lr, eta = (float(options[k]) if isinstance(options[k], torch.Tensor) else options[k] for k in ("lr", "eta_out"))
         if lr != eta:
             raise ValueError(
@@ -134,7 +138,8 @@ class RuleOptimizer(Optimizer):
     scale it; ``scheduler_scales_eta_out=False`` keeps ``eta_out`` fixed).  ``lr = 0``
     freezes a group under every rule.  For rules without an additive part (M, ``exp``,
     hybrid with ``gamma = 1``) ``lr`` and ``eta_out`` are one knob: give either (giving
-    both with different values is an error).
+    both with different values is an error for M and ``exp``; for hybrid with ``gamma = 1``
+    they stay two knobs, since a schedule may move ``gamma`` below 1).
 
     Args:
         params: parameters or param groups; any option below can be set per group

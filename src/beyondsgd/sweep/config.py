@@ -215,6 +215,9 @@ AUTO_STEP_NAMES = ("lr", "eta_out", "eta", "step_size")
 def auto_space(algorithm: str, hyperparam: str | None = None) -> dict[str, Dim]:
     """The ``auto`` space: the registered default step size times 0.1 ... 10 (project choice).
 
+    Multiples outside the hyperparameter's allowed range are left out (DSGD's ``lr``,
+    whose guarantee needs ``(0, 2)``, scans 0.1, 0.3, 1).
+
     Args:
         algorithm: registry name.
         hyperparam: the hyperparameter to scan (``auto:NAME`` in a config); default:
@@ -224,7 +227,15 @@ def auto_space(algorithm: str, hyperparam: str | None = None) -> dict[str, Dim]:
     Raises:
         ConfigError: ``hyperparam`` has no positive numeric registered default.
     """
-    defaults = algorithm_info(algorithm).defaults
+    info = algorithm_info(algorithm)
+    defaults = info.defaults
+
+    def grid(name: str, v: float) -> dict[str, Dim]:
+        # Only the multiples the hyperparameter's range allows (e.g. DSGD's lr lives on (0, 2)).
+        allowed = info.hyperparams.get(name)
+        values = [float(f"{v * f:.6g}") for f in AUTO_LR_FACTORS]
+        return {name: Dim("grid", tuple(x for x in values if allowed is None or allowed.allows(x)))}
+
     if hyperparam is not None:
         v = defaults.get(hyperparam)
         if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
@@ -232,11 +243,11 @@ def auto_space(algorithm: str, hyperparam: str | None = None) -> dict[str, Dim]:
                 f"algorithms.{algorithm}: auto:{hyperparam} needs a positive numeric registered "
                 f"default for {hyperparam!r}; the defaults are {dict(defaults)}"
             )
-        return {hyperparam: Dim("grid", tuple(float(f"{v * f:.6g}") for f in AUTO_LR_FACTORS))}
+        return grid(hyperparam, v)
     for name in AUTO_STEP_NAMES:
         v = defaults.get(name)
         if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0:
-            return {name: Dim("grid", tuple(float(f"{v * f:.6g}") for f in AUTO_LR_FACTORS))}
+            return grid(name, v)
     return {}
 
 
