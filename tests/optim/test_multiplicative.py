@@ -491,3 +491,22 @@ def test_additive_rule_needs_no_eta_out_and_meta_parameters_build():
     with pytest.raises(ValueError, match=r"RuleAdam: rule 'hybrid' needs lr and eta_out \(no class default"):
         RuleAdam([p])
     optim.create("m_adam", [torch.nn.Parameter(torch.ones(3, device="meta"))])
+
+
+def test_the_python_examples_of_docs_multiplicative_run():
+    # Both raised a ValueError once (the lr/eta_out alias applied to hybrid rules given both values).
+    import pathlib
+    import re
+
+    import beyondsgd.optim as bo
+
+    text = (pathlib.Path(__file__).parents[2] / "docs" / "multiplicative.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    assert len(blocks) >= 2
+    for block in blocks:
+        model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+        namespace = {"torch": torch, "nn": nn, "model": model, "schedules": schedules, **vars(bo)}
+        exec(block, namespace)
+        opt = namespace["opt"]
+        model(torch.randn(5, 4)).sum().backward()
+        opt.step()
