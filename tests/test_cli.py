@@ -41,6 +41,8 @@ def test_compare_end_to_end(tmp_path, capsys):
         (["compare", "--algorithms", "sgd", "--set", "adam.lr=1"], "not compared: adam"),
         (["compare", "--dataset", "imagenet"], "unknown dataset"),
         (["compare", "--seeds", "0"], "seeds=0"),
+        (["compare", "--algorithms", "hb,sgd,hb"], "'hb' listed more than once"),
+        (["compare", "--algorithms", ""], "the list is empty"),
         (["compare", "--algorithms", "sgd", "--model-option", "depth=3"], "bad option for model"),
         (["reproduce", "nope"], "unknown reproduction 'nope'"),
         (["reproduce", "momentum", "--dataset", "imagenet", "--out", "OUT"], "invalid dataset='imagenet'"),

@@ -96,6 +96,19 @@ def algorithm_info(name: str) -> AlgorithmInfo:
     raise ValueError(f"unknown algorithm {name!r}; available: {', '.join(available_algorithms())}")
 
 
+def effective_hyperparams(name: str, hyperparams: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The hyperparameters algorithm ``name`` runs with: its defaults under ``hyperparams``.
+
+    For optimizers, as :func:`beyondsgd.optim.create` resolves them (an alias given, e.g. a
+    multiplicative rule's ``lr`` for ``eta_out``, replaces the other's default): what a
+    run's record should say.
+    """
+    info = algorithm_info(name)
+    if info.kind == "optimizer":
+        return optim.resolved_options(info.name, dict(hyperparams or {}))
+    return {**info.defaults, **dict(hyperparams or {})}
+
+
 def _check_model_fits_data(model: nn.Module, X: torch.Tensor, y: torch.Tensor, loss_fn: LossFn) -> None:
     """One tiny forward pass and loss, so a mismatch is a clear error before training, not deep inside it."""
     if X.shape[0] == 0:
@@ -158,4 +171,12 @@ for _name, _cls, _hyperparams, _defaults, _description in (
 ):  # fmt: skip
     register_trainer(TrainerSpec(_name, _cls, _hyperparams, _defaults, _description, _AM_FAMILY, "full"))
 
-__all__ = ["AlgorithmInfo", "TrainerSpec", "algorithm_info", "available_algorithms", "make_trainer", "register_trainer"]
+__all__ = [
+    "AlgorithmInfo",
+    "TrainerSpec",
+    "algorithm_info",
+    "available_algorithms",
+    "effective_hyperparams",
+    "make_trainer",
+    "register_trainer",
+]

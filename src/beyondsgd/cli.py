@@ -383,7 +383,9 @@ def _cmd_compare(args: argparse.Namespace) -> None:
     cfg = CompareConfig(
         dataset=args.dataset,
         model=args.model,
-        algorithms=[a.strip() for a in args.algorithms.split(",") if a.strip()] if args.algorithms else None,
+        algorithms=[a.strip() for a in args.algorithms.split(",") if a.strip()]
+        if args.algorithms is not None
+        else None,
         seeds=args.seeds,
         epochs=args.epochs,
         batch_size=args.batch_size,

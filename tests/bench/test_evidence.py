@@ -77,7 +77,7 @@ def test_verdict_opposite_significant_does_not_hold():
 
 def test_verdict_too_few_seeds_is_inconclusive_even_for_a_huge_effect():
     a = [0.90, 0.91, 0.92]
-    b = [0.10, 0.11, 0.12]
+    b = [0.10, 0.12, 0.11]  # (differences 0.80, 0.79, 0.81: a real spread, so the t-test applies)
     v = ev.verdict(ev.paired_difference(a, b), delta=0.01)
     assert v.word == "inconclusive" and "3 paired seeds" in v.reason
     assert ev.verdict(ev.paired_difference(a, b), delta=0.01, min_seeds=3).word == "holds"
@@ -170,3 +170,19 @@ def test_identical_differences_use_the_exact_sign_test_not_p_zero():
     assert v.word == "inconclusive"
     v = ev.verdict(ev.paired_difference([0.52] * 7, [0.50] * 7), delta=0.01)
     assert v.word == "holds"
+
+
+def test_equal_differences_up_to_rounding_are_no_spread():
+    # Found by a user trial: both seeds differ by 2/360 but the differences are not bit-equal, so the
+    # spread was 7.9e-17 and the t-test gave p = 6e-15 ("better" from 2 seeds). The sign test applies.
+    a, b = [0.9694444444444444, 0.9583333333333334], [0.9638888888888889, 0.9527777777777777]
+    d = ev.paired_difference(a, b)
+    assert d.std == 0.0 and d.p_value == 0.5 and d.ci_low == d.ci_high == d.mean
+
+
+def test_welch_without_spread_on_either_side_is_the_exact_permutation_test():
+    # Before: p = 0 for (0.9722, 0.9722) against (1, 1), so two seeds made a "significantly worse".
+    assert ev.welch_p([0.9722, 0.9722], [1.0, 1.0]) == pytest.approx(1 / 3)  # 2 / C(4, 2)
+    assert ev.welch_p([0.5] * 5, [0.6] * 5) == pytest.approx(2 / 252)
+    assert ev.welch_p([0.5, 0.5], [0.5, 0.5 + 1e-17]) == 1.0
+    assert 0.0 < ev.welch_p([0.5, 0.51], [0.6, 0.6]) < 0.1  # spread on one side: Welch's t

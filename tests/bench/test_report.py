@@ -37,3 +37,34 @@ def test_summary_statistics_by_hand():
     assert b["diverged"] == 1 and b["runs"] == 1
     assert math.isnan(b["final_test_accuracy_mean"]) and math.isnan(b["time_to_target_s_mean"])
     assert "| b | undecided | — | — |" in markdown_table(rows, 0.75)
+
+
+def test_time_panels_of_a_family_that_diverged_at_its_start(tmp_path):
+    # Before: every point of the panel was at t = 0, and the log time axis raised
+    # "Data cannot be log-scaled", so no report was written for the whole comparison.
+    from beyondsgd.bench.plots import plot_family_panels
+
+    rows = [  # (as `compare --algorithms hb,madam --set hb.lr=1000` wrote them; no baseline in the panels)
+        {"algorithm": "hb", "seed": 0, "step": 0, "epoch": 0, "time_s": 0.0, "train_loss": 2.3, "test_accuracy": 0.1},
+        {
+            "algorithm": "madam",
+            "seed": 0,
+            "step": 0,
+            "epoch": 0,
+            "time_s": 0.0,
+            "train_loss": 2.3,
+            "test_accuracy": 0.1,
+        },
+        {
+            "algorithm": "madam",
+            "seed": 0,
+            "step": 1,
+            "epoch": 1,
+            "time_s": 0.5,
+            "train_loss": 0.05,
+            "test_accuracy": 0.9,
+        },
+    ]
+    families = {"hb": "momentum", "madam": "multiplicative"}
+    out = plot_family_panels(rows, tmp_path / "t.png", "time_s", families)
+    assert out.stat().st_size > 0

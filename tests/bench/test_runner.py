@@ -147,3 +147,23 @@ def test_empty_dataset_is_refused():
     empty = dataclasses.replace(data, X_train=data.X_train[:0], y_train=data.y_train[:0])
     with pytest.raises(ValueError, match="the train set of dataset 'digits' is empty"):
         run_experiment(small(algorithm="sgd"), data=empty, progress=False)
+
+
+@pytest.mark.parametrize(
+    "name,given,expected",
+    [
+        ("madam", {"lr": 0.1}, {"lr": 0.1, "eta_out": 0.1}),
+        ("m_sgd", {"lr": 0.1}, {"lr": 0.1, "eta_out": 0.1}),
+        ("h_sgd", {"gamma": 1.0, "eta_out": 0.1}, {"lr": 0.1, "eta_out": 0.1}),
+        ("h_sgd", {"lr": 0.02}, {"lr": 0.02, "eta_out": 0.3}),
+    ],
+)
+def test_recorded_hyperparameters_are_the_ones_used(name, given, expected):
+    # Before: the record merged the registered defaults under the given values, so `madam lr=0.1`
+    # was recorded with the unused default eta_out=0.01 next to it.
+    exp = Experiment(algorithm=name, hyperparams=given, epochs=1, dataset_options={"n_train": 100}, device="cpu")
+    res = run_experiment(exp, progress=False)
+    assert {k: res.hyperparams[k] for k in expected} == pytest.approx(expected)
+    # The optimizer itself agrees (built the same way as the run).
+    opt_group = optim.create(name, [torch.nn.Parameter(torch.ones(2))], **given).param_groups[0]
+    assert {k: opt_group[k] for k in expected} == pytest.approx(expected)

@@ -148,10 +148,13 @@ def _experiments(cfg: CompareConfig, dataset_name: str, model_name: str) -> list
         if not isinstance(getattr(cfg, flag), bool):
             raise ValueError(f"invalid {flag}={getattr(cfg, flag)!r}: expected True or False")
     choose_threads(cfg.threads, 0)  # validates "auto" / positive int
-    names = list(cfg.algorithms) if cfg.algorithms else available_algorithms()
+    names = list(cfg.algorithms) if cfg.algorithms is not None else available_algorithms()
     if not names:
         raise ValueError("invalid algorithms: the list is empty")
     infos = [algorithm_info(n) for n in names]  # unknown names fail here
+    twice = sorted({i.name for i in infos if [j.name for j in infos].count(i.name) > 1})
+    if twice:  # (the same runs would be counted twice: a CI from one seed, a fake n in the tests)
+        raise ValueError(f"invalid algorithms: {', '.join(map(repr, twice))} listed more than once")
     unknown = set(cfg.hyperparams) - {i.name for i in infos}
     if unknown:
         raise ValueError(f"hyperparameters given for algorithms that are not compared: {', '.join(sorted(unknown))}")

@@ -27,8 +27,9 @@ References:
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from beyondsgd.bench.stats import Summary, summarize_values
 
@@ -132,19 +133,30 @@ def _finite(values: Iterable[float | None]) -> list[float]:
     return [float(v) for v in values if v is not None and math.isfinite(float(v))]
 
 
+#: Relative size of float rounding below which a spread counts as none (a few ulps of the values).
+_ROUNDING = 64 * sys.float_info.epsilon
+
+
 def welch_p(a: Sequence[float], b: Sequence[float]) -> float:
     """Two-sided p-value of Welch's t-test of equal means (NaN with fewer than 2 values on a side).
 
-    Two samples without any spread give 1.0 when their means are equal and 0.0 otherwise
-    (the t statistic is 0/0 or x/0 there).
+    Two samples without any spread (up to float rounding) give 1.0 when their means are
+    equal and otherwise the exact permutation p-value ``2 / C(na + nb, na)`` (the t
+    statistic is 0/0 or x/0 there; with 2 + 2 seeds that is 1/3, not 0).
     """
     a, b = _finite(a), _finite(b)
     if len(a) < 2 or len(b) < 2:
         return math.nan
     sa, sb = summarize_values(a), summarize_values(b)
     se2 = sa.std**2 / sa.n + sb.std**2 / sb.n
-    if se2 == 0.0:
-        return 1.0 if sa.mean == sb.mean else 0.0
+    scale = max(abs(v) for v in (*a, *b))
+    if max(a) - min(a) <= _ROUNDING * scale and max(b) - min(b) <= _ROUNDING * scale:
+        # No spread on either side (up to rounding): the t statistic is 0/0 or x/0. The exact
+        # permutation test is not: all of a on one side of all of b has probability
+        # 2 / C(na + nb, na) under no effect (2 + 2 seeds: 1/3, not the p = 0 a t-test would claim).
+        if abs(sa.mean - sb.mean) <= _ROUNDING * scale:
+            return 1.0
+        return min(1.0, 2.0 / math.comb(sa.n + sb.n, sa.n))
     from scipy import stats as _st
 
     va, vb = sa.std**2 / sa.n, sb.std**2 / sb.n
@@ -303,21 +315,27 @@ def paired_difference(a: Sequence[float | None], b: Sequence[float | None], leve
     if not 0 < level < 1:
         raise ValueError(f"invalid level={level!r}: expected a number in (0, 1)")
     d = []
+    scale = 0.0  # the largest value compared: the rounding of every difference is below scale * eps
     for x, y in zip(a, b, strict=True):
         if x is None or y is None:
             continue
         x, y = float(x), float(y)
         if math.isfinite(x) and math.isfinite(y):
             d.append(x - y)
+            scale = max(scale, abs(x), abs(y))
     s = summarize_values(d, level)
     if s.n < 2:
         return PairedDifference(s.mean, s.std, s.n, math.nan, math.nan, math.nan, math.nan, level)
-    if s.std == 0.0:
+    if max(d) - min(d) <= _ROUNDING * scale:
+        # (Equal differences up to float rounding: 0.9722 - 0.9667 is not bit-equal in every pair, and a
+        # spread of 1e-17 would give a t statistic of 1e14 and p ~ 1e-15.)
+        s = replace(s, std=0.0, ci_low=s.mean, ci_high=s.mean)
         # Every pair differs by the same amount (common with accuracies on a finite test set). The
         # t statistic is undefined; the exact sign test is not: all n signs agree with probability
         # 2 * 2^-n under no effect (n = 2: 0.5, not the p = 0 a degenerate t-test would claim).
-        p = 1.0 if s.mean == 0.0 else min(1.0, 2.0 * 0.5**s.n)
-        dz = 0.0 if s.mean == 0.0 else math.copysign(math.inf, s.mean)
+        none = abs(s.mean) <= _ROUNDING * scale
+        p = 1.0 if none else min(1.0, 2.0 * 0.5**s.n)
+        dz = 0.0 if none else math.copysign(math.inf, s.mean)
     else:
         from scipy import stats as _st
 

@@ -193,6 +193,7 @@ def plot_family_panels(
         styles = line_styles(members, baselines)
         for col, metric in enumerate(metrics):
             ax = axes[row][col]
+            plotted = 0
             for alg in members + baselines:
                 if alg not in curves[metric]:
                     continue
@@ -200,14 +201,26 @@ def plot_family_panels(
                 if x == "time_s":
                     keep = xs > 0
                     xs, mean, low, high = xs[keep], mean[keep], low[keep], high[keep]
+                plotted += len(xs)
                 color, dash = styles[alg]
                 width = 1.4 if alg in baselines else 1.9
                 ax.plot(xs, mean, label=alg, color=color, linestyle=dash, lw=width)
                 if np.any(high > low):
                     ax.fill_between(xs, low, high, color=color, alpha=0.12, lw=0)
-            if x == "time_s":
+            if x == "time_s" and plotted:  # (a log axis needs a positive time: none if all diverged at once)
                 ax.set_xscale("log")
-            if "loss" in metric and _spans_decades([float(r[metric]) for r in rows]):
+            elif x == "time_s":
+                ax.text(
+                    0.5,
+                    0.5,
+                    "no point after t = 0\n(every run stopped at its start)",
+                    ha="center",
+                    va="center",
+                    transform=ax.transAxes,
+                    fontsize=9,
+                    color="0.4",
+                )
+            if plotted and "loss" in metric and _spans_decades([float(r[metric]) for r in rows]):
                 ax.set_yscale("log")
             ax.set_title(f"{family}" + (" vs baselines" if members and baselines else ""), fontsize=10)
             ax.set_xlabel(LABELS.get(x, x) + (" (log)" if x == "time_s" else ""), fontsize=9)

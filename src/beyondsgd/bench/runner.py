@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from beyondsgd import distributed as dist
-from beyondsgd.algorithms import algorithm_info, make_trainer
+from beyondsgd.algorithms import algorithm_info, effective_hyperparams, make_trainer
 from beyondsgd.bench.checkpoint import load_checkpoint, save_checkpoint
 from beyondsgd.bench.metrics import evaluate
 from beyondsgd.data import Dataset, load_dataset
@@ -263,7 +263,7 @@ def run_experiment(
         return _train(
             exp,
             info.name,
-            {**info.defaults, **exp.hyperparams},
+            effective_hyperparams(info.name, exp.hyperparams),
             trainer,
             data,
             loss_fn,

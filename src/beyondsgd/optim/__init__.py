@@ -18,7 +18,7 @@ from beyondsgd.optim.multiplicative import (  # registers m_*/h_* and madam
     RuleRMSprop,
     RuleSGD,
 )
-from beyondsgd.optim.registry import OptimizerSpec, available, create, get_spec, register
+from beyondsgd.optim.registry import OptimizerSpec, available, create, get_spec, register, resolved_options
 
 __all__ = [
     "DSGD",
@@ -39,4 +39,5 @@ __all__ = [
     "layer_groups",
     "no_decay_names",
     "register",
+    "resolved_options",
 ]

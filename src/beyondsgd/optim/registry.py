@@ -157,7 +157,7 @@ def create(
     """
     spec = get_spec(name)
     check_hyperparams(f"optimizer {spec.name!r}", checkable(f"optimizer {spec.name!r}", hyperparams), spec.hyperparams)
-    spec = (spec.variant(hyperparams) if spec.variant is not None else None) or spec
+    spec = _resolved_spec(spec, hyperparams)
     if isinstance(params, torch.Tensor):
         raise TypeError(
             f"optimizer {spec.name!r}: params must be an iterable of Tensors or param-group dicts "
@@ -165,8 +165,7 @@ def create(
         )
     if not isinstance(additive_zeros, bool):
         raise TypeError(f"optimizer {spec.name!r}: additive_zeros must be True or False, got {additive_zeros!r}")
-    defaults = {k: v for k, v in spec.defaults.items() if not any(spec.aliases.get(h) == k for h in hyperparams)}
-    options = {**defaults, **hyperparams}
+    options = _options(spec, hyperparams)
     if isinstance(params, nn.Module):
         params = _model_groups(spec, params, options, no_decay, additive_zeros)
     params = [_materialized(item) for item in params]
@@ -190,6 +189,34 @@ def _with_grouping_hint(message: Warning | str) -> Warning | str:
         f"{message} beyondsgd.optim.create(name, model) does this by default: it puts tensors that are all "
         "zero at construction in a group with rule='additive' (additive_zeros=True; docs/optimizers.md)."
     )
+
+
+def _resolved_spec(spec: OptimizerSpec, hyperparams: Mapping[str, Any]) -> OptimizerSpec:
+    return (spec.variant(hyperparams) if spec.variant is not None else None) or spec
+
+
+def _options(spec: OptimizerSpec, hyperparams: Mapping[str, Any]) -> dict[str, Any]:
+    """The registered defaults under the caller's values; a default whose alias was given is dropped."""
+    defaults = {k: v for k, v in spec.defaults.items() if not any(spec.aliases.get(h) == k for h in hyperparams)}
+    return {**defaults, **hyperparams}
+
+
+def resolved_options(name: str, hyperparams: Mapping[str, Any]) -> dict[str, Any]:
+    """The options :func:`create` builds ``name`` with, aliases written out (for records and reports).
+
+    ``create("madam", lr=0.1)`` steps with ``eta_out = 0.1``: the result says
+    ``{"lr": 0.1, "eta_out": 0.1}``, not the registered ``eta_out`` default next to the
+    given ``lr``. Tensors are given as numbers.
+    """
+    spec = _resolved_spec(get_spec(name), hyperparams)
+    options = {
+        k: (float(v) if isinstance(v, torch.Tensor) and v.numel() == 1 else v)
+        for k, v in _options(spec, hyperparams).items()
+    }
+    for given, other in spec.aliases.items():
+        if given in options and other not in options:
+            options[other] = options[given]
+    return options
 
 
 def _model_groups(
