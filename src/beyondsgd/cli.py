@@ -39,7 +39,10 @@ def _key_values(items: Sequence[str], flag: str) -> dict[str, Any]:
         if "=" not in item:
             raise ValueError(f"invalid {flag} {item!r}: expected KEY=VALUE")
         key, value = item.split("=", 1)
-        out[key.strip()] = _literal(value)
+        key = key.strip()
+        if key in out:  # (silently keeping the last one hid typos in long command lines)
+            raise ValueError(f"invalid {flag} {key}={value}: {key} is already set to {out[key]!r}; give it once")
+        out[key] = _literal(value)
     return out
 
 

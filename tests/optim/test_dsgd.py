@@ -679,3 +679,14 @@ def test_sparse_gradient_is_refused_by_name():
     emb(torch.tensor([1, 2])).sum().backward()
     with pytest.raises(RuntimeError, match="DSGD does not support sparse gradients"):
         opt.step(lambda: emb(torch.tensor([1, 2])).sum())
+
+
+def test_an_lr_moved_out_of_the_guarantees_range_is_refused_at_step(digits):
+    X, y = digits
+    net = _net("tanh")
+    opt = DSGD(layer_groups(net), lr=1.0)
+    opt.step(_closure(opt, net, X, y))
+    for g in opt.param_groups:
+        g["lr"] = 2.5  # (as a scheduler might)
+    with pytest.raises(ValueError, match=r"lr=2.5 is outside \(0, 2\).*LR scheduler"):
+        opt.step(_closure(opt, net, X, y))

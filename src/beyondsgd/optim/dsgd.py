@@ -547,6 +547,11 @@ class DSGD(torch.optim.Optimizer):
         group = self.param_groups[i]
         norm = BASE_NORMS[group["norm"]]
         params, eta = group["params"], float(group["lr"])
+        if not 0.0 < eta < 2.0:  # (checked at construction too; an LR scheduler may have moved it since)
+            raise ValueError(
+                f"DSGD param group {i}: lr={eta!r} is outside (0, 2), where the guaranteed decrease "
+                "eta (1 - eta/2) |||g|||^2 / kappa is positive (set by an LR scheduler?)"
+            )
         if group["norm"] == "frobenius":  # the duality map is the identity: no [W | b] to form and cut
             # The .grad tensors themselves, unless a closure runs again below (it may zero them in place).
             rerun = check and loss_closure is None
