@@ -324,3 +324,15 @@ def test_a_hand_made_regression_dataset_with_1d_targets_does_not_broadcast(tmp_p
         warnings.simplefilter("error", UserWarning)
         out = run_compare(CompareConfig(algorithms=["adam"], seeds=1, epochs=3, out=tmp_path / "o"), data=data)
     assert out.results[0].history[-1]["test_loss"] < out.results[0].history[0]["test_loss"]
+
+
+def test_a_finished_run_removes_the_checkpoint_an_interrupted_call_left(tmp_path):
+    # Before: resuming without --checkpoint-every left the earlier call's checkpoints/ALG-seedN.pt behind.
+    out = tmp_path / "o"
+    stale = out / "checkpoints" / "sgd-seed0.pt"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"from an interrupted call")
+    run_compare(
+        CompareConfig(out=out, dataset_options={"n_train": 150}, **{**SMALL, "algorithms": ["sgd"], "seeds": 1})
+    )
+    assert not stale.exists()

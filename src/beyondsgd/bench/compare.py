@@ -519,8 +519,9 @@ def _run(
                 if writes:
                     write_json(_run_file(out, exp), res.to_dict())
                     write_csv(out / "results.csv", [row for r in results for row in r.history], HISTORY_COLUMNS)
-                    if ckpt is not None and not cfg.keep_checkpoints:
-                        ckpt.unlink(missing_ok=True)
+                    if not cfg.keep_checkpoints:
+                        # (also the checkpoint an interrupted earlier call left, when this one has none)
+                        (out / "checkpoints" / f"{exp.algorithm}-seed{exp.seed}.pt").unlink(missing_ok=True)
             finished = True
         except KeyboardInterrupt:
             interrupted = True
