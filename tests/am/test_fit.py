@@ -147,3 +147,19 @@ def test_logged_eps_is_the_last_steps_in_full_and_mini_batch(small_problem):
         net, X, y = small_problem()
         logs[batch] = fit(net, (X, y), epochs=3, batch_size=batch, progress=False).history[-1]["am_eps"]
     assert logs[None] == logs[100] == pytest.approx(0.8**2)
+
+
+def test_a_trainer_class_taking_any_option_gets_them_all(small_problem):
+    # fit checks hyperparams against the constructor's keywords, unless it takes **options itself.
+    from beyondsgd.am import TIAM
+
+    seen = {}
+
+    class Tagged(TIAM):
+        def __init__(self, model, X, y, loss_fn, **options):
+            seen.update(options)
+            super().__init__(model, X, y, loss_fn, **{k: v for k, v in options.items() if k != "tag"})
+
+    net, X, y = small_problem()
+    fit(net, (X, y), algorithm=Tagged, epochs=1, hyperparams={"tag": 1, "rho": 2.0}, progress=False)
+    assert seen == {"tag": 1, "rho": 2.0}

@@ -155,9 +155,11 @@ def _trainer_class(algorithm: str | type) -> type:
     return classes[key]
 
 
-def _keyword_options(trainer_class: type) -> set[str]:
-    """The keyword-only options of a trainer's constructor (what ``hyperparams`` may set)."""
+def _keyword_options(trainer_class: type) -> set[str] | None:
+    """The keyword-only options of a trainer's constructor (what ``hyperparams`` may set; ``None``: any)."""
     params = inspect.signature(trainer_class).parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None  # (a trainer taking **options checks them itself)
     return {p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY}
 
 
@@ -243,11 +245,11 @@ def fit(
     trainer_class = _trainer_class(algorithm)
     hyperparams = dict(hyperparams or {})
     allowed = _keyword_options(trainer_class)
-    unknown = sorted(set(hyperparams) - allowed)
+    unknown = sorted(set(hyperparams) - allowed) if allowed is not None else []
     if unknown:
         raise ValueError(
             f"hyperparams: {trainer_class.__name__} has no option {', '.join(map(repr, unknown))}; "
-            f"its options: {', '.join(sorted(allowed))}"
+            f"its options: {', '.join(sorted(allowed or ()))}"
         )
     (X, y), loader = _as_tensors(data, "data")
     if not (isinstance(epochs, int) and epochs >= 1):
