@@ -44,6 +44,7 @@ def test_compare_end_to_end(tmp_path, capsys):
         (["compare", "--algorithms", "hb,sgd,hb"], "'hb' listed more than once"),
         (["compare", "--algorithms", ""], "the list is empty"),
         (["compare", "--algorithms", "sgd", "--set", "sgd.lr=0.1", "--set", "sgd.lr=0.2"], "already set to 0.1"),
+        (["compare", "--algorithms", "sgd", "--set", "SGD.lr=0.1", "--set", "sgd.lr=0.2"], "already set"),
         (["compare", "--algorithms", "sgd", "--model-option", "depth=3"], "bad option for model"),
         (["reproduce", "nope"], "unknown reproduction 'nope'"),
         (["reproduce", "momentum", "--dataset", "imagenet", "--out", "OUT"], "invalid dataset='imagenet'"),

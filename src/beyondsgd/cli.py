@@ -53,7 +53,9 @@ def _hyperparams(items: Sequence[str]) -> dict[str, dict[str, Any]]:
         if "." not in key:
             raise ValueError(f"invalid --set {key!r}: expected ALGORITHM.HYPERPARAMETER=VALUE, e.g. sgd.lr=0.1")
         alg, name = key.split(".", 1)
-        out.setdefault(alg.lower(), {})[name] = value
+        if name in out.setdefault(alg.lower(), {}):  # (SGD.lr and sgd.lr are the same key)
+            raise ValueError(f"invalid --set {key}: {alg.lower()}.{name} is already set; give it once")
+        out[alg.lower()][name] = value
     return out
 
 

@@ -163,3 +163,17 @@ def test_a_trainer_class_taking_any_option_gets_them_all(small_problem):
     net, X, y = small_problem()
     fit(net, (X, y), algorithm=Tagged, epochs=1, hyperparams={"tag": 1, "rho": 2.0}, progress=False)
     assert seen == {"tag": 1, "rho": 2.0}
+
+
+def test_positional_options_of_a_trainer_class_are_accepted(small_problem):
+    from beyondsgd.am import PlainAM
+
+    class MyAM(PlainAM):
+        def __init__(self, model, X, y, loss_fn=F.cross_entropy, rho=1.0):
+            super().__init__(model, X, y, loss_fn, rho=rho)
+
+    net, X, y = small_problem()
+    res = fit(net, (X, y), algorithm=MyAM, epochs=1, hyperparams={"rho": 2.0}, progress=False)
+    assert res.trainer.rho == 2.0
+    with pytest.raises(ValueError, match=r"MyAM has no option 'mu'; its options: rho"):
+        fit(net, (X, y), algorithm=MyAM, hyperparams={"mu": 0.1}, progress=False)

@@ -368,3 +368,18 @@ def test_a_refused_state_leaves_the_trainer_unchanged(small_problem):
     with pytest.raises(ValueError, match=r"not a DLADMM state: it lacks 'u'"):
         DLADMM(*small_problem(), F.cross_entropy).load_state_dict(tr.state_dict())
     assert all(torch.equal(a, b) for a, b in zip(before, tr.W + tr.z))
+
+
+def test_a_state_of_another_module_layout_is_refused_before_anything_changes(small_problem):
+    # Same shapes, other parameter names: the module's state did not fit, and the trainer was half-loaded.
+    model, X, y = small_problem()
+    donor = TIAM(model, X, y)
+    donor.train_step(None)
+    donor.train_step(None)
+    state = donor.state_dict()
+    other = ChainNet(width=32)
+    tr = TIAM(other, X, y)
+    before = [t.clone() for t in tr.W]
+    with pytest.raises(ValueError, match=r"state's module does not fit"):
+        tr.load_state_dict(state)
+    assert tr.k == 0 and all(torch.equal(a, b) for a, b in zip(before, tr.W))

@@ -184,5 +184,6 @@ def test_welch_without_spread_on_either_side_is_the_exact_permutation_test():
     # Before: p = 0 for (0.9722, 0.9722) against (1, 1), so two seeds made a "significantly worse".
     assert ev.welch_p([0.9722, 0.9722], [1.0, 1.0]) == pytest.approx(1 / 3)  # 2 / C(4, 2)
     assert ev.welch_p([0.5] * 5, [0.6] * 5) == pytest.approx(2 / 252)
+    assert ev.welch_p([0.5] * 2, [0.6] * 3) == pytest.approx(1 / 10)  # unequal counts: no mirror arrangement
     assert ev.welch_p([0.5, 0.5], [0.5, 0.5 + 1e-17]) == 1.0
     assert 0.0 < ev.welch_p([0.5, 0.51], [0.6, 0.6]) < 0.1  # spread on one side: Welch's t

@@ -688,5 +688,32 @@ def test_an_lr_moved_out_of_the_guarantees_range_is_refused_at_step(digits):
     opt.step(_closure(opt, net, X, y))
     for g in opt.param_groups:
         g["lr"] = 2.5  # (as a scheduler might)
-    with pytest.raises(ValueError, match=r"lr=2.5 is outside \(0, 2\).*LR scheduler"):
+    with pytest.raises(ValueError, match=r"param group 0: lr=2.5 is outside \[0, 2\).*LR scheduler"):
         opt.step(_closure(opt, net, X, y))
+    # A warm-up from 0 (LambdaLR) takes its first step at lr = 0: a step of size 0, no error.
+    net = _net("tanh")
+    opt = DSGD(layer_groups(net), lr=1.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: min(1.0, e / 5))
+    before = [p.detach().clone() for p in net.parameters()]
+    opt.step(_closure(opt, net, X, y))
+    assert all(torch.equal(a, b) for a, b in zip(before, net.parameters()))
+    sched.step()
+    opt.step(_closure(opt, net, X, y))
+    assert not all(torch.equal(a, b) for a, b in zip(before, net.parameters()))
+
+
+def test_a_group_added_later_is_checked_like_the_constructors(digits):
+    # Before: add_param_group skipped the layer checks, so a 3-tensor group was accepted and a bound-mode
+    # group without an activation failed with a KeyError at the next step.
+    net = _net("tanh")
+    groups = layer_groups(net)
+    opt = DSGD(groups[:1])
+    extra = nn.Linear(3, 2)
+    with pytest.raises(ValueError, match="param group 1"):
+        opt.add_param_group({"params": [extra.weight, extra.bias, nn.Parameter(torch.ones(2))]})
+    assert len(opt.param_groups) == 1 and len(opt.state["dsgd"]["kappa"]) == 1
+    bound = DSGD(layer_groups(net), mode="bound")
+    head = nn.Linear(10, 10)
+    with pytest.raises(ValueError, match="mode='bound' needs"):
+        bound.add_param_group({"params": list(head.parameters())})  # no activation recorded for the chain
+    assert len(bound.param_groups) == len(groups)

@@ -510,3 +510,21 @@ def test_the_python_examples_of_docs_multiplicative_run():
         opt = namespace["opt"]
         model(torch.randn(5, 4)).sum().backward()
         opt.step()
+
+
+def test_an_m_group_added_frozen_unfreezes_under_compile():
+    # M's eta_out is lr's alias (0 for a group added frozen); a compiled step keeps no new reference,
+    # so the step takes lr itself: before, the group never moved under torch.compile.
+    torch.manual_seed(0)
+    p0, p1 = torch.nn.Parameter(torch.randn(4)), torch.nn.Parameter(torch.randn(4))
+    opt = optim.create("m_sgd", [p0], lr=torch.tensor(0.1))
+    opt.add_param_group({"params": [p1], "lr": torch.tensor(0.0)})
+    step = torch.compile(opt.step, backend="aot_eager")
+    start = p1.detach().clone()
+    for k in range(2):
+        if k == 1:
+            opt.param_groups[1]["lr"].fill_(0.1)
+        p0.grad, p1.grad = torch.sin(p0.detach()), torch.cos(p1.detach())
+        step()
+        assert torch.equal(p1.detach(), start) == (k == 0)
+    torch._dynamo.reset()

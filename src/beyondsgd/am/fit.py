@@ -156,11 +156,18 @@ def _trainer_class(algorithm: str | type) -> type:
 
 
 def _keyword_options(trainer_class: type) -> set[str] | None:
-    """The keyword-only options of a trainer's constructor (what ``hyperparams`` may set; ``None``: any)."""
-    params = inspect.signature(trainer_class).parameters.values()
+    """The options of a trainer's constructor after ``(model, X, y, loss_fn)`` (``None``: any).
+
+    What ``hyperparams`` may set: its keyword-only parameters and any named parameter after
+    the first four; a constructor taking ``**options`` checks them itself.
+    """
+    params = list(inspect.signature(trainer_class).parameters.values())
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
-        return None  # (a trainer taking **options checks them itself)
-    return {p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY}
+        return None
+    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return {p.name for p in params[4:] if p.kind in named} | {
+        p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY
+    }
 
 
 @torch.no_grad()

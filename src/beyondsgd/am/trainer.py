@@ -251,6 +251,16 @@ def checked_state_lists(
                     "(a state of a different network?)"
                 )
         staged[name] = new
+    own = trainer.model.state_dict()
+    saved = state["module"] if "module" in others else own
+    wrong = sorted(set(saved) ^ set(own)) or [
+        k for k in own if tuple(getattr(saved[k], "shape", ())) != tuple(own[k].shape)
+    ]
+    if wrong:
+        raise ValueError(
+            f"state's module does not fit this trainer's model ({', '.join(map(repr, wrong[:4]))}"
+            f"{'...' if len(wrong) > 4 else ''} differ): a state of a different network?"
+        )
     return staged
 
 
@@ -949,6 +959,14 @@ class AMTrainer(Trainer):
         staged = checked_state_lists(
             self, state, self._STATE_LISTS, (*self._STATE_SCALARS, "module"), self._PER_SAMPLE, rows
         )
+        products = state.get("input_products")  # absent in states of mini-batch runs and older versions
+        if products is not None and (
+            len(products) != 2 or any(t.shape != (self.n, self.W[0].shape[0]) for t in products)
+        ):
+            raise ValueError(
+                f"state's input_products must be 2 tensors of shape {(self.n, self.W[0].shape[0])}; "
+                f"got {[tuple(t.shape) for t in products]}"
+            )
         for name, new in staged.items():
             setattr(self, name, new)
         for name in self._STATE_SCALARS:
@@ -956,13 +974,8 @@ class AMTrainer(Trainer):
         self.a[0] = self.ap[0] = self.Xf
         self._cache = None
         self._restored_products = None
-        products = state.get("input_products")  # absent in states of mini-batch runs and older versions
+        self._eps_of_last_step = None  # (the loaded state's own eps is self.eps)
         if products is not None:
-            if len(products) != 2 or any(t.shape != (self.n, self.W[0].shape[0]) for t in products):
-                raise ValueError(
-                    f"state's input_products must be 2 tensors of shape {(self.n, self.W[0].shape[0])}; "
-                    f"got {[tuple(t.shape) for t in products]}"
-                )
             products = [t.clone().to(self.Xf.device, self.Xf.dtype) for t in products]
             if self.distributed:
                 products = [t[self.start : self.stop].clone() for t in products]

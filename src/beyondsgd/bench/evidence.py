@@ -141,8 +141,9 @@ def welch_p(a: Sequence[float], b: Sequence[float]) -> float:
     """Two-sided p-value of Welch's t-test of equal means (NaN with fewer than 2 values on a side).
 
     Two samples without any spread (up to float rounding) give 1.0 when their means are
-    equal and otherwise the exact permutation p-value ``2 / C(na + nb, na)`` (the t
-    statistic is 0/0 or x/0 there; with 2 + 2 seeds that is 1/3, not 0).
+    equal and otherwise the exact two-sided permutation p-value, ``2 / C(na + nb, na)`` for
+    ``na = nb`` and ``1 / C(na + nb, na)`` otherwise (the t statistic is 0/0 or x/0 there;
+    with 2 + 2 seeds that is 1/3, not 0).
     """
     a, b = _finite(a), _finite(b)
     if len(a) < 2 or len(b) < 2:
@@ -152,11 +153,12 @@ def welch_p(a: Sequence[float], b: Sequence[float]) -> float:
     scale = max(abs(v) for v in (*a, *b))
     if max(a) - min(a) <= _ROUNDING * scale and max(b) - min(b) <= _ROUNDING * scale:
         # No spread on either side (up to rounding): the t statistic is 0/0 or x/0. The exact
-        # permutation test is not: all of a on one side of all of b has probability
-        # 2 / C(na + nb, na) under no effect (2 + 2 seeds: 1/3, not the p = 0 a t-test would claim).
+        # permutation test is not: of the C(na + nb, na) ways to label the pooled values, one puts all
+        # of a's value on a's side, and with na = nb its mirror image is as extreme, so the two-sided
+        # p is 1 / C (2 / C for na = nb: 2 + 2 seeds give 1/3, not the p = 0 a t-test would claim).
         if abs(sa.mean - sb.mean) <= _ROUNDING * scale:
             return 1.0
-        return min(1.0, 2.0 / math.comb(sa.n + sb.n, sa.n))
+        return min(1.0, (2.0 if sa.n == sb.n else 1.0) / math.comb(sa.n + sb.n, sa.n))
     from scipy import stats as _st
 
     va, vb = sa.std**2 / sa.n, sb.std**2 / sb.n

@@ -267,10 +267,7 @@ class DSGD(torch.optim.Optimizer):
             items = [{"params": [p]} for p in items]  # each tensor (named or not) its own layer
         # Every option lives in ``defaults`` (pickled and deep-copied with the optimizer, and filled
         # into each group as torch.optim does); only lr and norm may differ between groups.
-        super().__init__(items, hp)
-        for index, group in enumerate(self.param_groups):
-            group.setdefault("activation", "unknown")
-            _check_layer_group(index, group)
+        super().__init__(items, hp)  # (each group checked in add_param_group)
         self.last_step: dict[str, Any] = {}
         self._warned = False
         if mode == "bound":
@@ -306,13 +303,22 @@ class DSGD(torch.optim.Optimizer):
             HYPERPARAMS,
         )
         super().add_param_group(param_group)
-        for p in self.param_groups[-1]["params"]:
-            if p.is_complex():
-                raise ValueError(
-                    f"invalid param group {index}: DSGD does not support complex parameters (its layer norms, "
-                    "duality maps and bounds are defined for real matrices); optimize torch.view_as_real(p) instead"
-                )
         own = self.state.get(_OWN)
+        try:  # the checks need the group as torch filled it; a refused group is taken out again
+            self.param_groups[-1].setdefault("activation", "unknown")
+            _check_layer_group(index, self.param_groups[-1])
+            for p in self.param_groups[-1]["params"]:
+                if p.is_complex():
+                    raise ValueError(
+                        f"invalid param group {index}: DSGD does not support complex parameters (its layer "
+                        "norms, duality maps and bounds are defined for real matrices); optimize "
+                        "torch.view_as_real(p) instead"
+                    )
+            if own is not None and self.defaults["mode"] == "bound":
+                self._bound_activations()  # (the chain must still be one the bound covers)
+        except ValueError:
+            self.param_groups.pop()
+            raise
         if own is not None:  # a layer added after construction: its own constant, scored from the next step
             own["kappa"].append(float(self.defaults["lipschitz_init"]))
             own["prev_scores"] = None  # (one entry per layer: the old list no longer lines up)
@@ -537,6 +543,13 @@ class DSGD(torch.optim.Optimizer):
         if score_closure is None:
             score_sq = dual_sq
         # The per-layer numbers are Python floats (one host sync above): no small-tensor ops per step.
+        for index, g in enumerate(self.param_groups):  # (an LR scheduler may have moved lr since construction)
+            lr = float(g["lr"])
+            if not 0.0 <= lr < 2.0:  # (0 is a warm-up's first step: a step of size 0, as before)
+                raise ValueError(
+                    f"DSGD param group {index}: lr={lr!r} is outside [0, 2); the guaranteed decrease "
+                    "eta (1 - eta/2) |||g|||^2 / kappa needs 0 < lr < 2 (set by an LR scheduler?)"
+                )
         st = self.state[_OWN]
         kappa_list = self._kappas().tolist() if opts["mode"] == "bound" else list(st["kappa"])
         prev = [q / (2.0 * k) for q, k in zip(dual_sq, kappa_list)]
@@ -547,11 +560,6 @@ class DSGD(torch.optim.Optimizer):
         group = self.param_groups[i]
         norm = BASE_NORMS[group["norm"]]
         params, eta = group["params"], float(group["lr"])
-        if not 0.0 < eta < 2.0:  # (checked at construction too; an LR scheduler may have moved it since)
-            raise ValueError(
-                f"DSGD param group {i}: lr={eta!r} is outside (0, 2), where the guaranteed decrease "
-                "eta (1 - eta/2) |||g|||^2 / kappa is positive (set by an LR scheduler?)"
-            )
         if group["norm"] == "frobenius":  # the duality map is the identity: no [W | b] to form and cut
             # The .grad tensors themselves, unless a closure runs again below (it may zero them in place).
             rerun = check and loss_closure is None

@@ -258,20 +258,33 @@ class RuleOptimizer(Optimizer):
                 )
 
     @staticmethod
+    def _take_lr_reference(group: dict[str, Any]) -> None:
+        """A group added frozen (``lr = 0``) takes its first non-zero ``lr`` as ``lr_ref``.
+
+        Until then ``lr / lr_ref`` is undefined. For M and ``exp``, whose ``eta_out`` is lr's
+        alias and so was 0, that lr is also ``eta_out``. Called from :meth:`_init_group` in eager
+        steps; a compiled step does not keep the change, so :meth:`_rule_args` covers that case.
+        """
+        if group.get("lr_ref"):
+            return
+        lr = _number(group["lr"])
+        if lr != 0.0:
+            group["lr_ref"] = lr
+            if _multiplicative_only(group["rule"], group["gamma"]) and _number(group["eta_out"]) == 0.0:
+                group["eta_out"] = lr
+
+    @staticmethod
     def _rule_args(group: dict[str, Any]) -> RuleArgs:
         lr = value(group["lr"])  # a number, or a traced tensor under torch.compile
         eta_out = value(group["eta_out"])
         ref = group.get("lr_ref", 0.0)
         if not isinstance(lr, torch.Tensor) and lr == 0.0:
             eta_out = 0.0  # lr = 0 freezes the group under every rule
-        elif not ref:
-            # The group was added frozen (lr = 0): lr / lr_ref is undefined until it is unfrozen.
-            if isinstance(lr, torch.Tensor):  # compiled: no host decision, frozen while lr is 0
+        elif not ref:  # added frozen, stepped compiled (no host decision, no reference kept)
+            if _multiplicative_only(group["rule"], group["gamma"]) and _number(group["eta_out"]) == 0.0:
+                eta_out = lr  # (M's step is lr itself, its alias)
+            else:  # frozen while lr is 0, then eta_out unscaled (lr_ref is set by the next eager step)
                 eta_out = eta_out * (lr != 0)
-            else:  # the first non-zero lr becomes the reference (and M's step, lr being its alias)
-                group["lr_ref"] = lr
-                if _multiplicative_only(group["rule"], group["gamma"]) and eta_out == 0.0:
-                    group["eta_out"] = eta_out = lr
         elif group["scheduler_scales_eta_out"]:
             eta_out = eta_out * (lr / ref)
         return RuleArgs(
@@ -337,6 +350,7 @@ class RuleOptimizer(Optimizer):
         Returns:
             Whether any of the parameters is complex.
         """
+        self._take_lr_reference(group)
         rule, args = get_rule(group["rule"]), None
         first = len(params)
         has_complex = collect_with_grad(type(self).__name__, group, params)
