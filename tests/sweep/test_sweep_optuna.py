@@ -220,7 +220,10 @@ def test_sigkill_then_resume_from_the_study_loses_no_finished_trial(tmp_path, ca
         assert len(counted) == 5 and all(t.state == optuna.trial.TrialState.COMPLETE for t in counted)
         for t in s.trials():  # a stale trial is one the kill interrupted: it has no stored record
             if t.user_attrs.get("stale"):
-                assert t.user_attrs["key"] + ".json" not in stored_before
+                # (a kill between optuna's ask and the trial's "key" attribute leaves no key: nothing
+                # was stored for it either; CI hit that once)
+                key = t.user_attrs.get("key")
+                assert key is None or key + ".json" not in stored_before
     for (name, number), (params, value) in finished_before.items():  # every finished trial kept, unchanged
         t = next(s for s in studies if s.name == name).study.trials[number]
         assert t.state == optuna.trial.TrialState.COMPLETE and (t.params, t.value) == (params, value)
