@@ -154,15 +154,14 @@ def _arg(node: fx.Node, position: int, keyword: str, default: object) -> object:
 
 
 def _function_step(node: fx.Node) -> _Step:
-    from beyondsgd.am.projections import ELU, LeakyReLU, ReLU
+    from beyondsgd.am.projections import ELU, ReLU, leaky_relu
 
     name = f"graph node {node.name!r} ({node.op} {getattr(node.target, '__name__', node.target)})"
     fn, meth = (node.target, None) if node.op == "call_function" else (None, node.target)
     if fn in (F.relu, torch.relu, torch.relu_) or meth in ("relu", "relu_"):
         return ("act", name, ReLU())
     if fn is F.leaky_relu:
-        slope = float(_arg(node, 1, "negative_slope", 0.01))  # type: ignore[arg-type]
-        return ("act", name, ReLU() if slope == 0.0 else LeakyReLU(slope))
+        return ("act", name, leaky_relu(float(_arg(node, 1, "negative_slope", 0.01))))  # type: ignore[arg-type]
     if fn is F.elu:
         return ("act", name, ELU(float(_arg(node, 1, "alpha", 1.0))))  # type: ignore[arg-type]
     if fn is torch.flatten or meth == "flatten":

@@ -240,6 +240,11 @@ class ELU(Activation):
         return y.clamp_min(0.0).add_(inner)
 
 
+def leaky_relu(slope: float) -> Activation:
+    """The :class:`LeakyReLU` of ``slope``; slope 0 is :class:`ReLU` (its exact projection)."""
+    return ReLU() if slope == 0.0 else LeakyReLU(slope)
+
+
 def activation_from_module(module: nn.Module) -> Activation:
     """The :class:`Activation` of a torch activation module.
 
@@ -249,7 +254,7 @@ def activation_from_module(module: nn.Module) -> Activation:
     if type(module) is nn.ReLU:
         return ReLU()
     if type(module) is nn.LeakyReLU:
-        return ReLU() if module.negative_slope == 0.0 else LeakyReLU(module.negative_slope)
+        return leaky_relu(module.negative_slope)
     if type(module) is nn.ELU:
         return ELU(module.alpha)
     raise ValueError(
