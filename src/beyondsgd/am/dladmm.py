@@ -429,7 +429,7 @@ class DLADMM(Trainer):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict`'s output (checked first: a refused state changes nothing)."""
-        staged = checked_state_lists(self, state, self._STATE, ("u", "k", "cap_count", "module"), ("z", "a"))
+        staged = checked_state_lists(self, state, self._STATE, ("u", "k", "cap_count"), ("z", "a"))
         if tuple(state["u"].shape) != tuple(self.u.shape):
             raise ValueError(
                 f"state's dual u has shape {tuple(state['u'].shape)}, this trainer's {tuple(self.u.shape)}"

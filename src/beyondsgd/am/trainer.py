@@ -210,13 +210,14 @@ def checked_state_lists(
     """The list entries ``lists`` of a saved trainer state, copied and checked against the trainer's.
 
     Checking everything before a trainer assigns anything keeps a refused state from
-    leaving it half-loaded.
+    leaving it half-loaded. The state's ``"module"`` is checked against ``trainer.model``
+    (same names and shapes), not copied.
 
     Args:
         trainer: the trainer loading the state (its attributes ``lists`` are the current values).
         state: the saved state.
         lists: names of the per-layer lists of tensors (or numbers) to copy.
-        others: further names the state must hold.
+        others: further names the state must hold (besides ``"module"``).
         per_sample: those of ``lists`` whose rows are the ``trainer.n`` samples.
         rows: this rank's rows of the per-sample tensors (``None``: all).
 
@@ -227,7 +228,7 @@ def checked_state_lists(
         ValueError: a missing entry (a state of another algorithm), another number of
             layers or samples, or a tensor of another shape (another network).
     """
-    missing = [k for k in (*lists, *others) if k not in state]
+    missing = [k for k in (*lists, *others, "module") if k not in state]
     if missing:
         raise ValueError(
             f"not a {type(trainer).__name__} state: it lacks {', '.join(map(repr, missing))} "
@@ -235,15 +236,17 @@ def checked_state_lists(
         )
     staged: dict[str, list[Any]] = {}
     for name in lists:
-        cur = getattr(trainer, name)
-        if len(state[name]) != len(cur):
-            raise ValueError(f"state has {len(state[name])} entries of {name!r}, this trainer {len(cur)}")
-        new = [t.clone().to(cur[0].device) if torch.is_tensor(t) else t for t in state[name]]
+        cur, saved_list = getattr(trainer, name), state[name]
+        if len(saved_list) != len(cur):
+            raise ValueError(f"state has {len(saved_list)} entries of {name!r}, this trainer {len(cur)}")
         if name in per_sample:
-            if any(t.shape[0] != trainer.n for t in new):
-                raise ValueError(f"state holds {name!r} for {new[0].shape[0]} samples; this trainer has {trainer.n}")
+            if any(t.shape[0] != trainer.n for t in saved_list):
+                raise ValueError(
+                    f"state holds {name!r} for {saved_list[0].shape[0]} samples; this trainer has {trainer.n}"
+                )
             if rows is not None:
-                new = [t[rows].clone() for t in new]
+                saved_list = [t[rows] for t in saved_list]
+        new = [t.clone().to(cur[0].device) if torch.is_tensor(t) else t for t in saved_list]
         for j, (t, c) in enumerate(zip(new, cur)):
             if torch.is_tensor(t) and torch.is_tensor(c) and t.shape != c.shape:
                 raise ValueError(
@@ -251,8 +254,7 @@ def checked_state_lists(
                     "(a state of a different network?)"
                 )
         staged[name] = new
-    own = trainer.model.state_dict()
-    saved = state["module"] if "module" in others else own
+    own, saved = trainer.model.state_dict(), state["module"]
     wrong = sorted(set(saved) ^ set(own)) or [
         k for k in own if tuple(getattr(saved[k], "shape", ())) != tuple(own[k].shape)
     ]
@@ -956,9 +958,7 @@ class AMTrainer(Trainer):
         network is a ``ValueError`` and leaves this trainer as it was.
         """
         rows = slice(self.start, self.stop) if self.distributed else None
-        staged = checked_state_lists(
-            self, state, self._STATE_LISTS, (*self._STATE_SCALARS, "module"), self._PER_SAMPLE, rows
-        )
+        staged = checked_state_lists(self, state, self._STATE_LISTS, self._STATE_SCALARS, self._PER_SAMPLE, rows)
         products = state.get("input_products")  # absent in states of mini-batch runs and older versions
         if products is not None and (
             len(products) != 2 or any(t.shape != (self.n, self.W[0].shape[0]) for t in products)
