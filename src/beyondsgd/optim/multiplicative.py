@@ -269,9 +269,14 @@ class RuleOptimizer(Optimizer):
             return
         lr = _number(group["lr"])
         if lr != 0.0:
-            group["lr_ref"] = lr
-            if _multiplicative_only(group["rule"], group["gamma"]) and _number(group["eta_out"]) == 0.0:
+            if RuleOptimizer._eta_out_frozen_by_alias(group):
                 group["eta_out"] = lr
+            group["lr_ref"] = lr
+
+    @staticmethod
+    def _eta_out_frozen_by_alias(group: Mapping[str, Any]) -> bool:
+        """M or ``exp`` with ``eta_out`` 0 because it is lr's alias and the group was added with ``lr = 0``."""
+        return _multiplicative_only(group["rule"], group["gamma"]) and _number(group["eta_out"]) == 0.0
 
     @staticmethod
     def _rule_args(group: dict[str, Any]) -> RuleArgs:
@@ -281,7 +286,7 @@ class RuleOptimizer(Optimizer):
         if not isinstance(lr, torch.Tensor) and lr == 0.0:
             eta_out = 0.0  # lr = 0 freezes the group under every rule
         elif not ref:  # added frozen, stepped compiled (no host decision, no reference kept)
-            if _multiplicative_only(group["rule"], group["gamma"]) and _number(group["eta_out"]) == 0.0:
+            if RuleOptimizer._eta_out_frozen_by_alias(group):
                 eta_out = lr  # (M's step is lr itself, its alias)
             else:  # frozen while lr is 0, then eta_out unscaled (lr_ref is set by the next eager step)
                 eta_out = eta_out * (lr != 0)
