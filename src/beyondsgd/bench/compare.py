@@ -497,7 +497,8 @@ def _run(
                     results.append(done)
                     reused += 1
                     continue
-                ckpt = out / "checkpoints" / f"{exp.algorithm}-seed{exp.seed}.pt" if cfg.checkpoint_every else None
+                ckpt_path = out / "checkpoints" / f"{exp.algorithm}-seed{exp.seed}.pt"
+                ckpt = ckpt_path if cfg.checkpoint_every else None
                 try:
                     res = run_experiment(
                         exp,
@@ -521,7 +522,7 @@ def _run(
                     write_csv(out / "results.csv", [row for r in results for row in r.history], HISTORY_COLUMNS)
                     if not cfg.keep_checkpoints:
                         # (also the checkpoint an interrupted earlier call left, when this one has none)
-                        (out / "checkpoints" / f"{exp.algorithm}-seed{exp.seed}.pt").unlink(missing_ok=True)
+                        ckpt_path.unlink(missing_ok=True)
             finished = True
         except KeyboardInterrupt:
             interrupted = True
