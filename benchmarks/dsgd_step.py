@@ -4,7 +4,8 @@ Each optimizer takes steps with a closure (forward + backward included, as in tr
 MLP, the optimizers taking turns round by round; the table gives the median milliseconds per
 step and the ratio to SGD. The
 "loss-only" rows also pass ``loss_closure`` (a forward pass), which the adaptive mode's
-decrease check calls instead of the closure.
+decrease check calls instead of the closure. The "watched" rows score spectral layers from
+their gradient factors (``DSGD.watch(model)``, which ``optim.create(name, model)`` calls).
 
     PYTHONPATH=src python benchmarks/dsgd_step.py [--widths 256,256] [--batch 128] [--steps 20] [--rounds 15] [--device cpu]
 """
@@ -40,6 +41,12 @@ def _stepper(make_opt, activation: str, args, X, y, loss_only: bool = False):
     if loss_only:
         return lambda: opt.step(closure, loss_closure=forward_only)
     return lambda: opt.step(closure)
+
+
+def _watching(opt: DSGD, net: torch.nn.Module) -> DSGD:
+    """``opt`` scoring its spectral layers from gradient factors (``DSGD.watch``, as ``optim.create`` does)."""
+    opt.watch(net)
+    return opt
 
 
 def _time_interleaved(steppers: dict, args, device: torch.device) -> dict[str, float]:
@@ -88,6 +95,13 @@ def main() -> None:
         ("dsgd adaptive spectral (relu)", "relu", lambda net: DSGD(layer_groups(net), norm="spectral")),
         ("dsgd adaptive frobenius, loss-only", "relu", lambda net: DSGD(layer_groups(net), norm="frobenius"), True),
         ("dsgd adaptive spectral, loss-only", "relu", lambda net: DSGD(layer_groups(net), norm="spectral"), True),
+        ("dsgd adaptive spectral, watched", "relu", lambda net: _watching(DSGD(layer_groups(net)), net)),
+        (
+            "dsgd adaptive spectral, watched, loss-only",
+            "relu",
+            lambda net: _watching(DSGD(layer_groups(net)), net),
+            True,
+        ),
         ("sgd (torch.optim, tanh)", "tanh", lambda net: torch.optim.SGD(net.parameters(), lr=0.05)),
         (
             "dsgd bound frobenius (tanh)",
@@ -98,6 +112,11 @@ def main() -> None:
             "dsgd bound spectral (tanh)",
             "tanh",
             lambda net: DSGD(layer_groups(net), mode="bound", norm="spectral", input_bound=B),
+        ),
+        (
+            "dsgd bound spectral, watched",
+            "tanh",
+            lambda net: _watching(DSGD(layer_groups(net), mode="bound", norm="spectral", input_bound=B), net),
         ),
         (
             "dsgd bound frobenius + check",
@@ -111,10 +130,10 @@ def main() -> None:
     )
     ms = _time_interleaved({name: _stepper(make, act, args, X, y, *lo) for name, act, make, *lo in cases}, args, device)
     print(f"median over {args.rounds} interleaved rounds of {args.steps} steps")
-    print(f"{'optimizer':<34} {'ms/step':>8} {'x SGD':>7}")
+    print(f"{'optimizer':<44} {'ms/step':>8} {'x SGD':>7}")
     base = {act: ms[name] for name, act, *_ in cases if name.startswith("sgd")}
     for name, act, *_ in cases:
-        print(f"{name:<34} {ms[name]:>8.3f} {ms[name] / base[act]:>7.2f}")
+        print(f"{name:<44} {ms[name]:>8.3f} {ms[name] / base[act]:>7.2f}")
 
 
 if __name__ == "__main__":

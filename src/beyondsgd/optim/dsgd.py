@@ -30,10 +30,12 @@ import torch
 from torch import nn
 
 from beyondsgd.optim._scalars import checkable
+from beyondsgd.optim.gradient_factors import LinearGradientFactors
 from beyondsgd.optim.layer_norms import (
     ACTIVATION_BOUNDS,
     BASE_NORMS,
     CROSS_ENTROPY_BOUNDS,
+    FactoredGradient,
     layer_curvature_bounds,
     layer_matrix,
     layer_op_norms,
@@ -79,6 +81,10 @@ HYPERPARAMS = {
     "foreach": OPTIONAL_BOOL,
 }
 
+
+#: Gradient dtypes scored from factors: those whose exact path is the float64 Gram matrix too (float64
+#: gradients keep the SVD, which squaring would lose half of float64's digits to).
+_FACTORED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 #: Key of DSGD's own (not per-parameter) entry in ``self.state`` (typed ``Any``: torch types the keys as tensors).
 _OWN: Any = "dsgd"
@@ -214,7 +220,8 @@ class DSGD(torch.optim.Optimizer):
 
     After each step, ``opt.last_step`` holds ``layer``, ``scores`` (all layers),
     ``predicted_decrease``, ``kappa``, ``stationarity`` (``max_i |||g_i|||_*^2/kappa_i``),
-    ``loss``, ``realized_decrease`` and ``backtracks``.
+    ``loss``, ``realized_decrease``, ``backtracks`` and ``factored_layers`` (the spectral
+    layers scored from their gradient factors, see :meth:`watch`).
 
     References:
         Flynn, arXiv:1708.00523 (DSGD); derivation of the constants: docs/dsgd.md.
@@ -381,24 +388,78 @@ class DSGD(torch.optim.Optimizer):
             out.append([gr.neg() for gr in grads] if sign < 0 else grads)
         return out
 
-    def _dual_norms_sq(self, grads: list[list[torch.Tensor]], norms: list[float] | None = None) -> list[float]:
+    def _dual_norms_sq(
+        self,
+        grads: list[list[torch.Tensor]],
+        norms: list[float] | None = None,
+        factored: dict[int, FactoredGradient] | None = None,
+    ) -> list[float]:
         """``|||g_i|||_*^2`` of every layer (each in its group's base norm).
 
         A Frobenius layer's is the sum of its tensors' squared norms (``norms``, from
         :func:`_tensor_norms`, computed here if not given): the norm of ``[W | b]`` without
-        forming it. A spectral layer's is the squared nuclear norm of ``[W | b]``.
+        forming it. A spectral layer's is the squared nuclear norm of ``[W | b]``, from its
+        factors where ``factored`` has them (:meth:`watch`).
         """
         names = [g["norm"] for g in self.param_groups]
         if norms is None and "frobenius" in names:
             norms = _tensor_norms(grads)
+        factored = factored or {}
         out, start = [], 0
-        for name, layer in zip(names, grads):
+        for index, (name, layer) in enumerate(zip(names, grads)):
             if name == "frobenius":
                 assert norms is not None
                 out.append(math.fsum(n * n for n in norms[start : start + len(layer)]))
+            elif index in factored:
+                out.append(float(factored[index].nuclear_norm()) ** 2)
             else:
                 out.append(float(BASE_NORMS[name].dual_norm(layer_matrix(layer))) ** 2)
             start += len(layer)
+        return out
+
+    def watch(self, model: nn.Module) -> LinearGradientFactors:
+        """Hook ``model``'s Linear layers so that spectral layers are scored from their gradient factors.
+
+        A Linear layer's batch gradient is ``D^T [X | 1]`` (output gradients, inputs). With a
+        batch smaller than both sides of the layer its nuclear norm and duality map then come
+        from batch-sized problems, exactly and several times faster than from ``.grad``
+        (docs/dsgd.md, "Performance"). Each step checks that the recorded factors reproduce the
+        ``.grad`` it scores (a random probe, to rounding) and scores that layer from ``.grad``
+        alone where they do not (accumulated, clipped or averaged gradients, a layer applied
+        twice). :func:`beyondsgd.optim.create` calls this when given a model.
+
+        Memory: each watched layer's last input and output gradient stay alive between steps
+        (one batch of its activations; without the hooks the backward pass frees them).
+        Hooks are not copied with the optimizer (``copy.deepcopy``, pickling, ``state_dict``): a
+        copy scores from ``.grad`` until it watches a model itself.
+
+        Args:
+            model: the module whose parameters this optimizer steps.
+
+        Returns:
+            The hooks; ``.remove()`` takes them off again.
+        """
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"DSGD.watch: model must be an nn.Module, got {type(model).__name__}")
+        old = self.__dict__.get("_factors")
+        if old is not None:
+            old.remove()
+        weights = [g["params"][0] for g in self.param_groups]
+        self._factors = LinearGradientFactors(model, weights)
+        return self._factors
+
+    def _factored(self, grads: list[list[torch.Tensor]]) -> dict[int, FactoredGradient]:
+        """The spectral layers whose gradients come from watched factors (see :meth:`watch`)."""
+        hooks = self.__dict__.get("_factors")
+        if hooks is None or not hooks.watched:
+            return {}
+        sign = -1.0 if self.options["maximize"] else 1.0
+        out = {}
+        for index, (group, layer) in enumerate(zip(self.param_groups, grads)):
+            if group["norm"] == "spectral" and layer[0].dtype in _FACTORED_DTYPES:
+                factored = hooks.factored(group["params"], layer, sign)
+                if factored is not None:
+                    out[index] = factored
         return out
 
     def _op_norms(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -466,9 +527,9 @@ class DSGD(torch.optim.Optimizer):
         ``2 * layer_scores().max()`` is the stationarity measure ``max_i |||D_i f|||_*^2 / kappa_i``.
         """
         kappas = self._kappas()
-        return torch.tensor(self._dual_norms_sq(self._grads()), dtype=kappas.dtype, device=kappas.device) / (
-            2.0 * kappas
-        )
+        grads = self._grads()
+        dual_sq = self._dual_norms_sq(grads, factored=self._factored(grads))
+        return torch.tensor(dual_sq, dtype=kappas.dtype, device=kappas.device) / (2.0 * kappas)
 
     # ------------------------------------------------------------------ the step
 
@@ -539,7 +600,8 @@ class DSGD(torch.optim.Optimizer):
         n_step = sum(len(layer) for layer in grads)  # norms: the step's gradients, then the scoring ones
         if score_closure is not None:
             score_sq = self._dual_norms_sq(score_grads, norms[n_step:])
-        dual_sq = self._dual_norms_sq(grads, norms[:n_step])
+        factored = self._factored(grads)
+        dual_sq = self._dual_norms_sq(grads, norms[:n_step], factored)
         if score_closure is None:
             score_sq = dual_sq
         # The per-layer numbers are Python floats (one host sync above): no small-tensor ops per step.
@@ -564,6 +626,8 @@ class DSGD(torch.optim.Optimizer):
             # The .grad tensors themselves, unless a closure runs again below (it may zero them in place).
             rerun = check and loss_closure is None
             direction = [g.clone() for g in grads[i]] if rerun else grads[i]
+        elif i in factored:
+            direction = split_layer_matrix(factored[i].dual_map(), params)
         else:
             direction = split_layer_matrix(norm.dual_map(layer_matrix(grads[i])), params)
         g_sq, kappa = dual_sq[i], kappa_list[i]
@@ -616,6 +680,7 @@ class DSGD(torch.optim.Optimizer):
             "loss": f0,
             "realized_decrease": realized,
             "backtracks": backtracks,
+            "factored_layers": sorted(factored),
         }
         return loss
 
@@ -647,6 +712,11 @@ def _factory(selection: str) -> Callable[..., DSGD]:
     return make
 
 
+def _watch(optimizer: torch.optim.Optimizer, model: nn.Module) -> None:
+    assert isinstance(optimizer, DSGD)
+    optimizer.watch(model)
+
+
 _REGISTERED = {k: v for k, v in HYPERPARAMS.items() if k != "selection"}
 # Defaults for ``beyondsgd compare`` (digits/MLP, ReLU): adaptive mode, since ReLU breaks the
 # bound's smoothness assumption; see docs/dsgd.md for the sweep that picked them.
@@ -666,5 +736,6 @@ for _name, _selection, _what in (
             description=_what,
             family="dsgd",
             param_groups=layer_groups,
+            watch_model=_watch,
         )
     )

@@ -51,6 +51,8 @@ class OptimizerSpec:
         variant: ``variant(hyperparams)``: the spec :func:`create` uses instead for these
             hyperparameters, or ``None`` (e.g. a hybrid rule with ``gamma = 1`` is rule M,
             with M's defaults and aliases).
+        watch_model: ``watch_model(optimizer, model)``, called by :func:`create` when it is
+            given a model (DSGD hooks the model's Linear layers for its spectral scores).
     """
 
     name: str
@@ -64,6 +66,7 @@ class OptimizerSpec:
     shardable: bool = False
     aliases: Mapping[str, str] = field(default_factory=dict)
     variant: Callable[[Mapping[str, Any]], OptimizerSpec | None] | None = None
+    watch_model: Callable[[torch.optim.Optimizer, nn.Module], Any] | None = None
 
 
 _REGISTRY: dict[str, OptimizerSpec] = {}
@@ -166,8 +169,9 @@ def create(
     if not isinstance(additive_zeros, bool):
         raise TypeError(f"optimizer {spec.name!r}: additive_zeros must be True or False, got {additive_zeros!r}")
     options = _options(spec, hyperparams)
+    model = None
     if isinstance(params, nn.Module):
-        params = _model_groups(spec, params, options, no_decay, additive_zeros)
+        model, params = params, _model_groups(spec, params, options, no_decay, additive_zeros)
     params = [_materialized(item) for item in params]
     if not spec.shardable:
         check_full_tensors(f"optimizer {spec.name!r}", _tensors(params))
@@ -176,6 +180,8 @@ def create(
         optimizer = spec.factory(params, **options)
     for w in caught:
         warnings.warn(_with_grouping_hint(w.message), w.category, stacklevel=2)
+    if model is not None and spec.watch_model is not None:
+        spec.watch_model(optimizer, model)
     return optimizer
 
 

@@ -1,0 +1,140 @@
+"""Each watched Linear layer's gradient as its two factors, recorded by hooks (DSGD's cheap spectral norms).
+
+For ``y = x W^T + b`` on a batch, ``[dW | db] = D^T [X | 1]`` with ``X`` the layer's input
+and ``D = dloss/dy``. A forward hook keeps ``X`` (a reference: autograd keeps it until the
+backward pass anyway) and hooks the output for ``D``. With a batch smaller than both sides of
+the layer, the gradient's singular values and duality map then come from batch-sized problems
+(:class:`~beyondsgd.optim.layer_norms.FactoredGradient`).
+
+The factors are used only when they reproduce the ``.grad`` being scored: every step compares
+``.grad v`` with ``D^T ([X | 1] v)`` for a fresh random ``v``, to the float rounding bound of a
+matrix product. Whatever else made ``.grad`` (gradients accumulated over several backward
+passes, clipped or rescaled, weight decay added to them, a layer applied twice in one forward
+pass, data-parallel averaging) fails that test, and the caller takes the exact path from
+``.grad`` alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.hooks import RemovableHandle
+
+from beyondsgd.optim.layer_norms import FactoredGradient, factor_gradient
+
+__all__ = ["LinearGradientFactors"]
+
+
+class _Record:
+    """The inputs and output gradients of one layer's last forward/backward pass with gradients on."""
+
+    __slots__ = ("inputs", "output_grads")
+
+    def __init__(self) -> None:
+        self.inputs: torch.Tensor | None = None
+        self.output_grads: torch.Tensor | None = None
+
+
+class LinearGradientFactors:
+    """Hooks on the ``nn.Linear`` modules of ``model`` whose weight is in ``weights``.
+
+    Args:
+        model: the module whose Linear layers are watched.
+        weights: the weights to watch (others are left alone).
+
+    Only forward passes with gradients enabled are recorded, so a loss evaluated under
+    ``torch.no_grad()`` (DSGD's ``loss_closure``) leaves the record of the last backward pass.
+    """
+
+    def __init__(self, model: nn.Module, weights: Sequence[torch.Tensor]) -> None:
+        wanted = {id(w) for w in weights}
+        self._records: dict[int, tuple[nn.Linear, _Record]] = {}
+        self._handles: list[RemovableHandle] = []
+        for module in model.modules():
+            if isinstance(module, nn.Linear) and id(module.weight) in wanted and id(module.weight) not in self._records:
+                record = _Record()
+                self._records[id(module.weight)] = (module, record)
+                self._handles.append(module.register_forward_hook(_recorder(record), with_kwargs=True))
+        self._generator: torch.Generator | None = None
+
+    @property
+    def watched(self) -> int:
+        """How many layers are watched (0 after :meth:`remove`)."""
+        return len(self._records)
+
+    def remove(self) -> None:
+        """Take the hooks off the model and forget the records."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+        self._records.clear()
+
+    def factored(
+        self, params: Sequence[torch.Tensor], grads: Sequence[torch.Tensor], sign: float = 1.0
+    ) -> FactoredGradient | None:
+        """The layer gradient ``grads`` (of ``[weight]`` or ``[weight, bias]``) from its factors, or ``None``.
+
+        ``None`` when the layer is not watched, its record is incomplete, the factors would
+        not be cheaper (batch not smaller than both sides of the layer), or they do not
+        reproduce ``grads`` (``sign * D^T [X | 1]``).
+        """
+        entry = self._records.get(id(params[0]))
+        if entry is None:
+            return None
+        module, record = entry
+        x, d = record.inputs, record.output_grads
+        if x is None or d is None or x.shape[:-1] != d.shape[:-1]:
+            return None
+        with_bias = len(params) == 2
+        if with_bias and params[1] is not module.bias:
+            return None
+        x = x.reshape(-1, x.shape[-1])
+        d = d.reshape(-1, d.shape[-1])
+        n, cols = x.shape[0], x.shape[1] + with_bias
+        if not n < min(d.shape[1], cols) or grads[0].shape != (d.shape[1], x.shape[1]):
+            return None
+        inputs = torch.ones(n, cols, dtype=torch.float64, device=x.device)
+        inputs[:, : x.shape[1]] = x
+        d64 = d.to(torch.float64)
+        if sign < 0:
+            d64 = -d64
+        if not self._reproduces(grads, d64, inputs, max(_eps(t.dtype) for t in (*grads, x, d))):
+            return None
+        return factor_gradient(d64, inputs, grads[0].dtype)
+
+    def _reproduces(self, grads: Sequence[torch.Tensor], d: torch.Tensor, inputs: torch.Tensor, eps: float) -> bool:
+        """``grads v == D^T (A v)`` to the rounding bound ``N eps |D|^T |A| |v|`` of the product, for a random ``v``."""
+        if self._generator is None or self._generator.device != inputs.device:
+            self._generator = torch.Generator(device=inputs.device).manual_seed(0)
+        v = torch.randn(inputs.shape[1], generator=self._generator, dtype=torch.float64, device=inputs.device)
+        width = grads[0].shape[1]
+        seen = grads[0].to(torch.float64) @ v[:width]
+        if len(grads) == 2:
+            seen = seen + grads[1].to(torch.float64) * v[width]
+        expected = (inputs @ v) @ d
+        bound = (inputs.abs() @ v.abs()) @ d.abs()
+        slack = 2.0 * (inputs.shape[0] + 2) * eps
+        return bool(((seen - expected).abs() <= slack * bound).all())
+
+
+def _eps(dtype: torch.dtype) -> float:
+    return torch.finfo(dtype).eps if dtype.is_floating_point else 0.0
+
+
+def _recorder(record: _Record) -> Any:
+    def keep_output_grads(grad: torch.Tensor) -> None:
+        record.output_grads = grad.detach()
+
+    def hook(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any) -> None:
+        if not torch.is_grad_enabled() or not isinstance(output, torch.Tensor) or not output.requires_grad:
+            return
+        x = args[0] if args else kwargs.get("input")
+        if not isinstance(x, torch.Tensor):
+            return
+        record.inputs, record.output_grads = x.detach(), None
+        output.register_hook(keep_output_grads)
+
+    return hook
