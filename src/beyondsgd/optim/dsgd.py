@@ -35,6 +35,7 @@ from beyondsgd.optim.layer_norms import (
     ACTIVATION_BOUNDS,
     BASE_NORMS,
     CROSS_ENTROPY_BOUNDS,
+    GRAM_DTYPES,
     FactoredGradient,
     layer_curvature_bounds,
     layer_matrix,
@@ -81,10 +82,6 @@ HYPERPARAMS = {
     "foreach": OPTIONAL_BOOL,
 }
 
-
-#: Gradient dtypes scored from factors: those whose exact path is the float64 Gram matrix too (float64
-#: gradients keep the SVD, which squaring would lose half of float64's digits to).
-_FACTORED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 #: Key of DSGD's own (not per-parameter) entry in ``self.state`` (typed ``Any``: torch types the keys as tensors).
 _OWN: Any = "dsgd"
@@ -456,7 +453,7 @@ class DSGD(torch.optim.Optimizer):
         sign = -1.0 if self.options["maximize"] else 1.0
         out = {}
         for index, (group, layer) in enumerate(zip(self.param_groups, grads)):
-            if group["norm"] == "spectral" and layer[0].dtype in _FACTORED_DTYPES:
+            if group["norm"] == "spectral" and layer[0].dtype in GRAM_DTYPES:
                 factored = hooks.factored(group["params"], layer, sign)
                 if factored is not None:
                     out[index] = factored

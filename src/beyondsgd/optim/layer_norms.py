@@ -103,9 +103,19 @@ def _gram_floor(evals: torch.Tensor, mat: torch.Tensor) -> torch.Tensor:
     return evals[-1].clamp_min(0.0) * max(mat.shape) * torch.finfo(torch.float64).eps
 
 
+#: Dtypes whose spectral quantities come from float64 products (the Gram matrix, or a gradient's factors):
+#: exact to their own precision. float64 keeps the SVD (squaring would lose half of its digits).
+GRAM_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+
+
 def _cheap(mat: torch.Tensor) -> bool:
     """The float64 Gram path is exact to the input's precision for inputs below float64."""
-    return mat.dtype in (torch.float32, torch.float16, torch.bfloat16) and mat.numel() > 0
+    return mat.dtype in GRAM_DTYPES and mat.numel() > 0
+
+
+def _floored(evals: torch.Tensor, floor: torch.Tensor) -> torch.Tensor:
+    """Eigenvalues at or below ``floor`` (rounding noise) set to zero."""
+    return torch.where(evals > floor, evals, torch.zeros_like(evals))
 
 
 def singular_values(mat: torch.Tensor) -> torch.Tensor:
@@ -130,7 +140,7 @@ def singular_values(mat: torch.Tensor) -> torch.Tensor:
     if not _cheap(mat):
         return torch.linalg.svdvals(mat)
     evals, _, _ = _gram_eigh(mat, vectors=False)
-    evals = torch.where(evals > _gram_floor(evals, mat), evals, torch.zeros_like(evals))
+    evals = _floored(evals, _gram_floor(evals, mat))
     return evals.sqrt().flip(0).to(mat.dtype)
 
 
@@ -181,7 +191,7 @@ class SpectralNorm(BaseNorm):
             return s.sum() * (u @ (keep[:, None] * vh))
         evals, evecs, wide = _gram_eigh(mat, vectors=True)
         assert evecs is not None
-        s = torch.where(evals > _gram_floor(evals, mat), evals, torch.zeros_like(evals)).sqrt()
+        s = _floored(evals, _gram_floor(evals, mat)).sqrt()
         proj = (evecs * _kept_inverse(s, mat.shape)) @ evecs.T  # U_r S_r^{-1} U_r^T (or V_r S_r^{-1} V_r^T)
         m = mat.to(torch.float64)
         iso = proj @ m if wide else m @ proj
@@ -230,20 +240,18 @@ class FactoredGradient:
         """The gradient's shape ``(out, n)``."""
         return self.output_grads.shape[1], self.inputs.shape[1]
 
-    def _floored(self, evals: torch.Tensor) -> torch.Tensor:
-        return torch.where(evals > self.floor, evals, torch.zeros_like(evals))
-
-    def _btb(self) -> torch.Tensor:
-        """``B^T B = L^T (D D^T) L`` (``B`` itself is formed only for the map)."""
-        return self.factor_t @ (self.output_grads @ self.output_grads.T) @ self.factor_t.T
+    def _ascending_singular_values(self) -> torch.Tensor:
+        """float64, from the eigenvalues of ``B^T B = L^T (D D^T) L`` (``B`` itself is formed only for the map)."""
+        btb = self.factor_t @ (self.output_grads @ self.output_grads.T) @ self.factor_t.T
+        return _floored(torch.linalg.eigvalsh(btb), self.floor).sqrt()
 
     def singular_values(self) -> torch.Tensor:
         """``G``'s singular values, largest first: ``r`` of them (at most ``N``; the other ``min(out, n) - r`` are 0)."""
-        return self._floored(torch.linalg.eigvalsh(self._btb())).sqrt().flip(0).to(self.dtype)
+        return self._ascending_singular_values().flip(0).to(self.dtype)
 
     def nuclear_norm(self) -> torch.Tensor:
         """``||G||_nuc``, the spectral norm's dual norm."""
-        return self._floored(torch.linalg.eigvalsh(self._btb())).sqrt().sum().to(self.dtype)
+        return self._ascending_singular_values().sum().to(self.dtype)
 
     def dual_map(self) -> torch.Tensor:
         """``||G||_nuc U_r V_r^T``, with the rank cut of :meth:`SpectralNorm.dual_map` (``out x n``)."""
@@ -251,7 +259,7 @@ class FactoredGradient:
             return torch.zeros(self.shape, dtype=self.dtype, device=self.inputs.device)
         bt = self.factor_t @ self.output_grads
         evals, w = torch.linalg.eigh(bt @ bt.T)
-        s = self._floored(evals).sqrt()
+        s = _floored(evals, self.floor).sqrt()
         right = (w * _kept_inverse(s, self.shape)) @ w.T @ bt  # (U_r W_r^T)^T = W S_r^{-1} W^T B^T
         if self.lower is not None:  # (U_r W_r^T L^{-1})^T: a triangular solve on the narrow side
             right = torch.linalg.solve_triangular(self.lower.T, right, upper=True)
