@@ -96,28 +96,42 @@ class LinearGradientFactors:
         n, cols = x.shape[0], x.shape[1] + with_bias
         if not n < min(d.shape[1], cols) or grads[0].shape != (d.shape[1], x.shape[1]):
             return None
-        inputs = torch.ones(n, cols, dtype=torch.float64, device=x.device)
-        inputs[:, : x.shape[1]] = x
-        d64 = d.to(torch.float64)
+        x64, d64 = x.to(torch.float64), d.to(torch.float64)
         if sign < 0:
             d64 = -d64
-        if not self._reproduces(grads, d64, inputs, max(_eps(t.dtype) for t in (*grads, x, d))):
+        if not self._reproduces(grads, x, d, x64, d64):
             return None
+        inputs = torch.ones(n, cols, dtype=torch.float64, device=x.device)
+        inputs[:, : x.shape[1]] = x64
         return factor_gradient(d64, inputs, grads[0].dtype)
 
-    def _reproduces(self, grads: Sequence[torch.Tensor], d: torch.Tensor, inputs: torch.Tensor, eps: float) -> bool:
-        """``grads v == D^T (A v)`` to the rounding bound ``N eps |D|^T |A| |v|`` of the product, for a random ``v``."""
-        if self._generator is None or self._generator.device != inputs.device:
-            self._generator = torch.Generator(device=inputs.device).manual_seed(0)
-        v = torch.randn(inputs.shape[1], generator=self._generator, dtype=torch.float64, device=inputs.device)
+    def _reproduces(
+        self, grads: Sequence[torch.Tensor], x: torch.Tensor, d: torch.Tensor, x64: torch.Tensor, d64: torch.Tensor
+    ) -> bool:
+        """``grads v == D64^T ([X | 1] v)`` (``D64`` the signed float64 ``D``) to the rounding bound of the products, for a random ``v``.
+
+        ``grads v`` and the bound ``|D|^T (|X| |v| + |v_b|)`` are taken in the gradient's precision
+        (at least float32; no float64 copy of the gradient), ``D^T ([X | 1] v)`` in float64. The
+        gradient's own rounding (``N`` terms), that of ``grads v`` (``in + 1``) and the bound's
+        together stay below ``(N + in + 2) eps`` times the bound; the test allows twice that.
+        """
+        work = torch.promote_types(grads[0].dtype, torch.float32)
+        if self._generator is None or self._generator.device != x.device:
+            self._generator = torch.Generator(device=x.device).manual_seed(0)
         width = grads[0].shape[1]
-        seen = grads[0].to(torch.float64) @ v[:width]
+        v = torch.randn(width + len(grads) - 1, generator=self._generator, dtype=work, device=x.device)
+        seen = grads[0].to(work) @ v[:width]
+        expected_in = x64 @ v[:width].to(torch.float64)
+        bound_in = x.to(work).abs() @ v[:width].abs()
         if len(grads) == 2:
-            seen = seen + grads[1].to(torch.float64) * v[width]
-        expected = (inputs @ v) @ d
-        bound = (inputs.abs() @ v.abs()) @ d.abs()
-        slack = 2.0 * (inputs.shape[0] + 2) * eps
-        return bool(((seen - expected).abs() <= slack * bound).all())
+            seen = seen + grads[1].to(work) * v[width]
+            expected_in = expected_in + v[width].to(torch.float64)
+            bound_in = bound_in + v[width].abs()
+        expected = expected_in @ d64
+        bound = bound_in @ d.to(work).abs()
+        eps = max(_eps(t.dtype) for t in (*grads, x, d, v))
+        slack = 2.0 * (x.shape[0] + width + 2) * eps
+        return bool(((seen.to(torch.float64) - expected).abs() <= slack * bound.to(torch.float64)).all())
 
 
 def _eps(dtype: torch.dtype) -> float:

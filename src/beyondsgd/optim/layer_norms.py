@@ -218,6 +218,7 @@ class FactoredGradient:
 
     Attributes:
         output_grads: ``D`` (``N x out``), float64.
+        output_gram: ``D D^T`` (``N x N``), float64.
         factor_t: ``L^T`` (``r x N``).
         lower: ``L`` (``N x N``) from a Cholesky factorization, or ``None`` when ``A A^T`` is
             singular and ``L`` came from its eigendecomposition (then ``pinv`` is set).
@@ -228,6 +229,7 @@ class FactoredGradient:
     """
 
     output_grads: torch.Tensor
+    output_gram: torch.Tensor
     factor_t: torch.Tensor
     lower: torch.Tensor | None
     pinv: torch.Tensor | None
@@ -242,7 +244,7 @@ class FactoredGradient:
 
     def _ascending_singular_values(self) -> torch.Tensor:
         """float64, from the eigenvalues of ``B^T B = L^T (D D^T) L`` (``B`` itself is formed only for the map)."""
-        btb = self.factor_t @ (self.output_grads @ self.output_grads.T) @ self.factor_t.T
+        btb = self.factor_t @ self.output_gram @ self.factor_t.T
         return _floored(torch.linalg.eigvalsh(btb), self.floor).sqrt()
 
     def singular_values(self) -> torch.Tensor:
@@ -302,8 +304,10 @@ def factor_gradient(output_grads: torch.Tensor, inputs: torch.Tensor, dtype: tor
         factor_t, lower = (vecs[:, keep] * root).T, None
     else:
         factor_t = lower.T  # (row-major: LAPACK's column-major L transposed, the fast product layout)
-    floor = max(d.shape[1], a.shape[1]) * eps * d.square().sum() * a.square().sum()
-    return FactoredGradient(d, factor_t, lower, pinv, a, floor, dtype)
+    d_gram = d @ d.T
+    # ||D||_F^2 ||A||_F^2 from the two Gram matrices' traces (no pass over D or A).
+    floor = max(d.shape[1], a.shape[1]) * eps * d_gram.trace() * gram.trace()
+    return FactoredGradient(d, d_gram, factor_t, lower, pinv, a, floor, dtype)
 
 
 # ----------------------------------------------------------------------------- activations and losses
