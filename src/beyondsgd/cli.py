@@ -11,6 +11,7 @@ import argparse
 import ast
 import difflib
 import os
+import signal
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -665,14 +666,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f" ({err.filename})" if getattr(err, "filename", None) else ""
         print(f"beyondsgd: error: {err.strerror or err}{where}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:
         print(
             "beyondsgd: interrupted; files written so far are complete and kept"
             + (" (continue with --resume)" if args.command == "sweep" else "")
             + (" (run the same command again to train only the missing runs)" if args.command == "compare" else ""),
             file=sys.stderr,
         )
-        return 130
+        # 128 + the signal, as a shell reports a process it stopped: 130 for Ctrl-C, 143 for SIGTERM.
+        return 128 + getattr(err, "signum", signal.SIGINT)
     finally:
         if owns_group:
             dist.shutdown()

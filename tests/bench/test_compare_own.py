@@ -171,8 +171,9 @@ def test_sigterm_writes_a_partial_report_and_report_dir_rebuilds_it(tmp_path, mo
 
     monkeypatch.setattr(compare_mod, "run_experiment", killed_on_third)
     cfg = CompareConfig(out=tmp_path / "o", dataset_options={"n_train": 150}, **SMALL)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(compare_mod.Terminated) as stopped:  # a KeyboardInterrupt that says which signal
         run_compare(cfg, progress=False)
+    assert isinstance(stopped.value, KeyboardInterrupt) and stopped.value.signum == signal.SIGTERM
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is restored
     out = tmp_path / "o"
     meta = json.loads((out / "compare.json").read_text())
@@ -189,6 +190,29 @@ def test_sigterm_writes_a_partial_report_and_report_dir_rebuilds_it(tmp_path, mo
     done = run_compare(cfg, progress=False)
     assert done.reused == 2 and len(done.results) == 4
     assert "PARTIAL" not in (out / "report.md").read_text()
+
+
+def test_sigterm_exits_143_and_ctrl_c_130(tmp_path, monkeypatch, capsys):
+    """The command's exit status is 128 + the signal that stopped it, as a shell reports a killed process."""
+    real = compare_mod.run_experiment
+    for signum, status in ((signal.SIGTERM, 143), (signal.SIGINT, 130)):
+        calls = []
+
+        def stopped_on_second(*a, signum=signum, **k):
+            calls.append(1)
+            if len(calls) == 2:
+                if signum == signal.SIGINT:
+                    raise KeyboardInterrupt  # (what Ctrl-C raises)
+                os.kill(os.getpid(), signum)
+                time.sleep(5)  # not reached: the handler raises
+            return real(*a, **k)
+
+        monkeypatch.setattr(compare_mod, "run_experiment", stopped_on_second)
+        out = tmp_path / signum.name
+        args = ["compare", "--algorithms", "sgd", "--seeds", "2", "--epochs", "1", "--n-train", "150"]
+        assert main([*args, "--out", str(out), "--no-progress", "--model-option", "widths=(8,)"]) == status
+        assert "interrupted" in capsys.readouterr().err
+        assert len(list((out / "runs").glob("*.json"))) == 1
 
 
 def test_sigint_mid_compare_then_rerun_completes_only_the_missing_runs(tmp_path):

@@ -317,15 +317,27 @@ def _reuse(out: Path, exp: Experiment) -> RunResult | None:
     return res
 
 
+class Terminated(KeyboardInterrupt):
+    """A termination signal (SIGTERM) turned into an interrupt; ``signum`` says which signal.
+
+    A subclass of ``KeyboardInterrupt``, so everything that stops cleanly on Ctrl-C stops the same
+    way; the command line exits with ``128 + signum`` (143 for SIGTERM, as a shell reports it).
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"signal {signum}")
+        self.signum = signum
+
+
 @contextlib.contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM raises KeyboardInterrupt (as Ctrl-C does), so a killed comparison writes its partial report."""
+    """SIGTERM raises :class:`Terminated` (a KeyboardInterrupt), so a killed comparison writes its partial report."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
+        raise Terminated(signum)
 
     try:
         previous = signal.signal(signal.SIGTERM, handler)
