@@ -198,7 +198,7 @@ def test_sigterm_exits_143_and_ctrl_c_130(tmp_path, monkeypatch, capsys):
     for signum, status in ((signal.SIGTERM, 143), (signal.SIGINT, 130)):
         calls = []
 
-        def stopped_on_second(*a, signum=signum, **k):
+        def stopped_on_second(*a, signum=signum, calls=calls, **k):
             calls.append(1)
             if len(calls) == 2:
                 if signum == signal.SIGINT:
