@@ -39,6 +39,12 @@ def test_summary_statistics_by_hand():
     assert "| b | undecided | — | — |" in markdown_table(rows, 0.75)
 
 
+def test_accuracy_intervals_stay_inside_zero_one():
+    rows = summarize([run("a", s, [0.5, acc]) for s, acc in enumerate((0.99, 1.0, 0.97))], target_accuracy=0.9)
+    (a,) = rows
+    assert a["final_test_accuracy_ci_high"] == 1.0 and a["final_test_accuracy_ci_low"] < a["final_test_accuracy_mean"]
+
+
 def test_time_panels_of_a_family_that_diverged_at_its_start(tmp_path):
     # Before: every point of the panel was at t = 0, and the log time axis raised
     # "Data cannot be log-scaled", so no report was written for the whole comparison.

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from beyondsgd.bench.stats import best_value, final_value, summarize_values, to_target
+from beyondsgd.bench.stats import best_value, final_value, metric_range, summarize_values, to_target
 
 
 def test_mean_std_and_t_interval_by_hand():
@@ -22,6 +22,17 @@ def test_four_values_interval():
     std = math.sqrt((0.03**2 + 0.01**2 + 0.01**2 + 0.03**2) / 3)
     assert s.mean == pytest.approx(0.93) and s.std == pytest.approx(std)
     assert s.half_width == pytest.approx(3.1824463052837078 * std / 2)
+
+
+def test_an_interval_is_cut_to_the_range_of_a_bounded_metric():
+    accs = [0.99, 1.0, 0.97]
+    plain = summarize_values(accs)
+    assert plain.ci_high > 1.0  # the t interval knows nothing of the range
+    cut = summarize_values(accs, bounds=metric_range("test_accuracy"))
+    assert (cut.mean, cut.std, cut.ci_low) == (plain.mean, plain.std, plain.ci_low) and cut.ci_high == 1.0
+    low = summarize_values([0.0, 0.02, 0.01], bounds=(0.0, 1.0))
+    assert low.ci_low == 0.0 and low.ci_high < 1.0
+    assert metric_range("val_accuracy") == (0.0, 1.0) and metric_range("test_loss") is None
 
 
 def test_non_finite_values_are_dropped_and_edge_counts():

@@ -28,7 +28,7 @@ from typing import Any
 
 from beyondsgd.bench.evidence import TIE_RULE, PairedDifference, mean_ci, paired_difference, ties_with_best
 from beyondsgd.bench.io import write_atomic, write_csv, write_json
-from beyondsgd.bench.stats import to_target
+from beyondsgd.bench.stats import metric_range, to_target
 
 
 def _acc(run: Mapping[str, Any]) -> float:
@@ -80,7 +80,7 @@ def write_advice(
     # Per seed (seed i of every finalist shares its initialization and batch-order seed): NaN = diverged.
     by_seed = {a: {r["seed"]: _acc(r) for r in c.finals} for a, c in finals.items()}
     accs = {a: [v for v in d.values() if math.isfinite(v)] for a, d in by_seed.items()}
-    summ = {a: mean_ci(v) for a, v in accs.items()}
+    summ = {a: mean_ci(v, bounds=metric_range("test_accuracy")) for a, v in accs.items()}
     # Only finalists whose every seed ran are compared (a seed that diverged counts as run, not as a value).
     n_seeds = int(settings["seeds"])
     incomplete = [a for a, c in finals.items() if len(c.finals) < n_seeds]

@@ -79,12 +79,14 @@ TIE_RULE = (
 )
 
 
-def mean_ci(values: Iterable[float | None], level: float = 0.95) -> Summary:
+def mean_ci(values: Iterable[float | None], level: float = 0.95, bounds: tuple[float, float] | None = None) -> Summary:
     """Mean with a two-sided Student-t confidence interval of the finite entries of ``values``.
 
     Args:
         values: one number per seed; NaN/inf/None are dropped (a diverged run is no number).
         level: confidence level in (0, 1).
+        bounds: the range the quantity cannot leave (``(0, 1)`` for an accuracy): the interval
+            is cut to it, which keeps its coverage.
 
     Returns:
         :class:`beyondsgd.bench.stats.Summary` (``ci_low``/``ci_high`` are NaN for fewer than 2 values).
@@ -92,7 +94,7 @@ def mean_ci(values: Iterable[float | None], level: float = 0.95) -> Summary:
     References:
         :func:`beyondsgd.bench.stats.summarize_values` (the one implementation).
     """
-    return summarize_values(values, level)
+    return summarize_values(values, level, bounds)
 
 
 def holm(pvalues: Sequence[float]) -> list[float]:

@@ -16,7 +16,7 @@ from typing import Any
 
 from beyondsgd.bench import evidence
 from beyondsgd.bench.runner import RunResult
-from beyondsgd.bench.stats import lower_is_better, summarize_values, to_target
+from beyondsgd.bench.stats import lower_is_better, metric_range, summarize_values, to_target
 
 #: The family whose best member every other family is measured against.
 BASELINE_FAMILY = "baseline"
@@ -102,10 +102,14 @@ def summarize(
     rows: list[dict[str, Any]] = []
     for alg, runs in groups.items():
         ok = [r for r in runs if r.status == "ok"]
-        final = summarize_values(finals[alg])
+        final = summarize_values(finals[alg], bounds=metric_range(metric))
         pick = min if lower else max
         best = summarize_values(
-            pick((h[metric] for h in r.history if math.isfinite(h.get(metric, math.nan))), default=math.nan) for r in ok
+            (
+                pick((h[metric] for h in r.history if math.isfinite(h.get(metric, math.nan))), default=math.nan)
+                for r in ok
+            ),
+            bounds=metric_range(metric),
         )
         if metric == "test_accuracy":
             ttt = [to_target(r.history, metric, target_accuracy, "time_s") for r in ok]

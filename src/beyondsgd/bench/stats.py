@@ -45,11 +45,26 @@ class Summary:
         return (self.ci_high - self.ci_low) / 2
 
 
-def summarize_values(values: Iterable[float | None], level: float = 0.95) -> Summary:
+def metric_range(metric: str) -> tuple[float, float] | None:
+    """The values a metric can take, when bounded: ``(0, 1)`` for accuracies, else ``None``."""
+    return (0.0, 1.0) if "accuracy" in metric else None
+
+
+def summarize_values(
+    values: Iterable[float | None], level: float = 0.95, bounds: tuple[float, float] | None = None
+) -> Summary:
     """:class:`Summary` of the finite entries of ``values`` (NaN/inf/None are dropped).
 
     The interval assumes the seeds' results are i.i.d. draws and roughly normal:
     with 3-10 seeds the t quantile (not 1.96) is what keeps its coverage honest.
+
+    Args:
+        values: one number per seed.
+        level: the confidence level.
+        bounds: the range the quantity cannot leave (e.g. ``metric_range("test_accuracy")``):
+            the interval is cut to it. Its mean lies in the range, so an interval that holds
+            the mean still does after the cut: the coverage is unchanged, and an accuracy's
+            interval never claims values above 1.
     """
     if not 0 < level < 1:
         raise ValueError(f"invalid level={level!r}: expected a number in (0, 1)")
@@ -64,7 +79,10 @@ def summarize_values(values: Iterable[float | None], level: float = 0.95) -> Sum
     from scipy import stats as _st
 
     half = float(_st.t.ppf((1 + level) / 2, n - 1)) * std / math.sqrt(n)
-    return Summary(mean, std, n, mean - half, mean + half, level)
+    low, high = mean - half, mean + half
+    if bounds is not None:
+        low, high = max(low, bounds[0]), min(high, bounds[1])
+    return Summary(mean, std, n, low, high, level)
 
 
 def _reached(value: Any, target: float, lower: bool) -> bool:

@@ -811,7 +811,7 @@ def _plot_grid(sens_rows: list[dict], grid: list[dict], plan: StudyPlan, model: 
 
 
 def _ci(values: Sequence[float]) -> str:
-    s = ev.mean_ci(values)
+    s = ev.mean_ci(values, bounds=(0.0, 1.0))  # (accuracies)
     if s.n == 0:
         return "diverged"
     ci = "" if s.n < 2 else f" [{s.ci_low:.3f}, {s.ci_high:.3f}]"

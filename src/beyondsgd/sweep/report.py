@@ -21,7 +21,7 @@ from beyondsgd.bench.html import write_html_report
 from beyondsgd.bench.io import write_atomic, write_csv
 from beyondsgd.bench.plots import _pyplot, plot_metric_grid
 from beyondsgd.bench.profiles import performance_ratios, plot_profiles, profile_area
-from beyondsgd.bench.stats import best_value, final_value, lower_is_better, summarize_values, to_target
+from beyondsgd.bench.stats import best_value, final_value, lower_is_better, metric_range, summarize_values, to_target
 from beyondsgd.sweep.store import RunStore
 
 TAU_MAX = 4.0
@@ -81,8 +81,8 @@ def problem_stats(
     """Statistics of one (problem, algorithm) over its final-phase seeds."""
     ok = [r for r in records if r["status"] == "ok"]
     hists = [(r["result"]["history"], r["status"]) for r in records if r["status"] != "failed"]
-    final = summarize_values([final_value(h, metric, s) for h, s in hists], level)
-    best = summarize_values([best_value(h, metric, s) for h, s in hists], level)
+    final = summarize_values([final_value(h, metric, s) for h, s in hists], level, metric_range(metric))
+    best = summarize_values([best_value(h, metric, s) for h, s in hists], level, metric_range(metric))
 
     def tt(x_key):
         return [to_target(h, metric, target, x_key) for h, _ in hists]
