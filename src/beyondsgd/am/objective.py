@@ -32,16 +32,25 @@ class Workspace:
 
     def __init__(self) -> None:
         self._buffers: dict[str, torch.Tensor] = {}
+        # (name, shape) -> (buffer, view): the view handed out last time, while its buffer is current.
+        # Making a view costs two tensor ops; an outer iteration asks for dozens of them.
+        self._views: dict[tuple[str, tuple[int, ...]], tuple[torch.Tensor, torch.Tensor]] = {}
 
     def get(self, name: str, shape: torch.Size | tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
         """A tensor of ``shape`` with ``like``'s dtype and device; contents undefined."""
+        key = (name, tuple(shape))
+        hit = self._views.get(key)
+        buf = self._buffers.get(name)
+        if hit is not None and hit[0] is buf and buf.dtype == like.dtype and buf.device == like.device:
+            return hit[1]
         numel = 1
         for n in shape:
             numel *= int(n)
-        buf = self._buffers.get(name)
         if buf is None or buf.numel() < numel or buf.dtype != like.dtype or buf.device != like.device:
             buf = self._buffers[name] = torch.empty(max(numel, 1), dtype=like.dtype, device=like.device)
-        return buf[:numel].view(shape)
+        view = buf[:numel].view(shape)
+        self._views[key] = (buf, view)
+        return view
 
 
 def penalty_sum(
