@@ -42,12 +42,16 @@ class Workspace:
         hit = self._views.get(key)
         buf = self._buffers.get(name)
         if hit is not None and hit[0] is buf and buf.dtype == like.dtype and buf.device == like.device:
-            return hit[1]
+            view = hit[1]
+            if view.shape == key[1]:  # (an op given the view as ``out=`` may have resized it)
+                return view
         numel = 1
         for n in shape:
             numel *= int(n)
         if buf is None or buf.numel() < numel or buf.dtype != like.dtype or buf.device != like.device:
             buf = self._buffers[name] = torch.empty(max(numel, 1), dtype=like.dtype, device=like.device)
+            # The name's old views would keep the old buffer alive.
+            self._views = {k: v for k, v in self._views.items() if k[0] != name}
         view = buf[:numel].view(shape)
         self._views[key] = (buf, view)
         return view
