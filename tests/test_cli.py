@@ -41,6 +41,7 @@ def test_compare_end_to_end(tmp_path, capsys):
         (["compare", "--algorithms", "sgd", "--set", "adam.lr=1"], "not compared: adam"),
         (["compare", "--dataset", "imagenet"], "unknown dataset"),
         (["compare", "--seeds", "0"], "seeds=0"),
+        (["compare", "--epochs", "0"], "invalid epochs=0"),
         (["compare", "--algorithms", "hb,sgd,hb"], "'hb' listed more than once"),
         (["compare", "--algorithms", ""], "the list is empty"),
         (["compare", "--algorithms", "sgd", "--set", "sgd.lr=0.1", "--set", "sgd.lr=0.2"], "already set to 0.1"),

@@ -320,7 +320,10 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--out", default="advise-results", help="report folder (default: ./advise-results)")
     a.add_argument("--algorithms", default=None, help="comma-separated algorithms to race (default: all)")
     a.add_argument(
-        "--families", default=None, help="comma-separated families to race, e.g. baseline,momentum (default: all)"
+        "--families",
+        default=None,
+        help="comma-separated families to race, e.g. baseline,momentum,tiam (a family's first word, or a prefix "
+        "of one family, in any case; default: all)",
     )
     a.add_argument("--epochs", type=int, default=20, help="epochs per run (default: 20)")
     a.add_argument("--batch-size", type=_batch_size, default=64, help="batch size, or 'full' (default: 64)")

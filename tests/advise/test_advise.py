@@ -90,6 +90,19 @@ def test_bad_inputs_fail_early_and_clearly(tmp_path, kwargs, msg):
     assert not (tmp_path / "o").exists()
 
 
+def test_family_by_first_word_or_prefix_in_any_case():
+    from beyondsgd.advise.core import _candidates
+
+    tiam = _candidates(None, ["tiam"])
+    assert {c.family for c in tiam} >= {"TIAM (alternating minimization)"}
+    assert "tiam" in {c.algorithm for c in tiam}
+    assert {c.algorithm for c in _candidates(None, ["Mult"])} == {
+        c.algorithm for c in _candidates(None, ["multiplicative"])
+    }
+    with pytest.raises(ValueError, match=r"ambiguous algorithm family 'm' \(matches momentum, multiplicative\)"):
+        _candidates(None, ["m"])
+
+
 def test_cli_bad_budget_and_family(capsys, tmp_path):
     assert main(["advise", "--budget", "0", "--out", str(tmp_path)]) == 2
     assert "budget" in capsys.readouterr().err

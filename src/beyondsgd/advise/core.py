@@ -122,15 +122,30 @@ def _is_step(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
 
 
+def _family(name: str, all_families: Sequence[str]) -> str:
+    """The family ``name`` means: its full name or its first word (``tiam`` for "TIAM (alternating
+    minimization)"), in any case, or a prefix of one family only (``mult``)."""
+    key = str(name).strip().lower()
+    short = {f: f.split()[0].lower() for f in all_families}
+    exact = [f for f in all_families if key in (f.lower(), short[f])]
+    hits = exact or [f for f in all_families if key and short[f].startswith(key)]
+    if len(hits) == 1:
+        return hits[0]
+    what = (
+        f"ambiguous algorithm family {name!r} (matches {', '.join(hits)})"
+        if hits
+        else f"unknown algorithm family {name!r}"
+    )
+    raise ValueError(
+        f"{what}; available families: {', '.join(all_families)} (a family's first word or a prefix of it also works)"
+    )
+
+
 def _candidates(algorithms: Sequence[str] | None, families: Sequence[str] | None) -> list[Candidate]:
     known = available_algorithms()
     all_families = sorted({algorithm_info(a).family for a in known})
     if families is not None:
-        if isinstance(families, str):
-            families = [families]
-        bad = [f for f in families if f not in all_families]
-        if bad:
-            raise ValueError(f"unknown algorithm family {bad[0]!r}; available families: {', '.join(all_families)}")
+        families = [_family(f, all_families) for f in ([families] if isinstance(families, str) else families)]
     if algorithms is not None:
         if isinstance(algorithms, str):
             algorithms = [algorithms]

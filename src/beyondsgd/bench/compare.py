@@ -45,7 +45,7 @@ from beyondsgd.bench.threads import busy_message, choose_threads
 from beyondsgd.data import Dataset, load_dataset
 from beyondsgd.data.registry import raw_from_user
 from beyondsgd.device import resolve_device
-from beyondsgd.validation import NONNEGATIVE_INT, POSITIVE_INT, UNIT
+from beyondsgd.validation import POSITIVE_INT, UNIT
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ class CompareConfig:
         model: a model name (see ``beyondsgd list``).
         algorithms: names to compare; ``None`` means every registered algorithm.
         seeds: number of seeds (0, 1, ..., seeds-1).
-        epochs: budget per run.
+        epochs: budget per run (at least 1).
         batch_size: ``None`` uses each algorithm's preferred batch size (full batch
             for full-batch methods), else 64; an int or ``"full"`` forces it for all.
         hyperparams: per-algorithm overrides, ``{"sgd": {"lr": 0.1}}``.
@@ -140,7 +140,7 @@ class CompareOutput:
 def _experiments(cfg: CompareConfig, dataset_name: str, model_name: str) -> list[Experiment]:
     """Validate the whole config and build the run list before anything trains."""
     POSITIVE_INT.check("seeds", cfg.seeds)
-    NONNEGATIVE_INT.check("epochs", cfg.epochs)
+    POSITIVE_INT.check("epochs", cfg.epochs)
     UNIT.check("target_accuracy", cfg.target_accuracy)
     if cfg.checkpoint_every is not None:
         POSITIVE_INT.check("checkpoint_every", cfg.checkpoint_every)
