@@ -81,6 +81,19 @@ def test_finished_checkpoint_returns_without_training(tmp_path, monkeypatch):
     assert again.history == first.history
 
 
+def test_results_only_final_checkpoint_returns_the_same_results(tmp_path, monkeypatch):
+    e = exp(epochs=2)
+    full = run_experiment(e, progress=False, checkpoint=tmp_path / "full.pt")
+    slim = run_experiment(e, progress=False, checkpoint=tmp_path / "slim.pt", keep_final_state=False)
+    assert strip_time(slim.history) == strip_time(full.history)
+    state = load_checkpoint(tmp_path / "slim.pt")
+    assert state["done"] and not {"trainer", "sampler", "rng"} & set(state)
+    assert (tmp_path / "slim.pt").stat().st_size < (tmp_path / "full.pt").stat().st_size
+    monkeypatch.setattr(GradientTrainer, "train_step", lambda *a: pytest.fail("trained again"))
+    again = run_experiment(e, progress=False, checkpoint=tmp_path / "slim.pt")
+    assert again.history == slim.history and again.status == slim.status
+
+
 def test_checkpoint_of_another_experiment_is_refused(tmp_path):
     run_experiment(exp(epochs=1), progress=False, checkpoint=tmp_path / "c.pt")
     with pytest.raises(ValueError, match="belongs to another experiment"):
@@ -172,6 +185,9 @@ def test_reproduce_checkpoints_resume_and_refusals(tmp_path, monkeypatch, capsys
     assert saved and all(n.startswith("quick-") for n in saved)
     finished = {p.name: p.read_bytes() for p in folder.glob("*.pt") if load_checkpoint(p)["done"]}
     assert finished and len(finished) < len(saved)  # some runs finished, one was interrupted
+    # A finished run keeps its results, not its state (TIAM's holds every sample's auxiliaries).
+    assert all("trainer" not in load_checkpoint(folder / name) for name in finished)
+    assert all("trainer" in load_checkpoint(p) for p in folder.glob("*.pt") if p.name not in finished)
     monkeypatch.setattr(runner.BatchSampler, "next", original)
     assert main(args) == 0
     assert (tmp_path / "r" / "report.md").is_file()

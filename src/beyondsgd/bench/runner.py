@@ -202,6 +202,7 @@ def run_experiment(
     checkpoint_every: int = 1,
     model_factory: Callable[..., nn.Module] | None = None,
     on_log: Callable[[dict[str, Any]], None] | None = None,
+    keep_final_state: bool = True,
 ) -> RunResult:
     """Train and log one experiment.
 
@@ -223,6 +224,11 @@ def run_experiment(
             before the checkpoint of that point is written).  An exception it
             raises stops the run and propagates to the caller: a tuner uses this
             to report per-epoch values and to prune (early-stop) a trial.
+        keep_final_state: the checkpoint written when the run finishes keeps the trainer's
+            state (weights, optimizer state, TIAM's auxiliaries), the sampler and the RNG;
+            ``False`` keeps its results only (history, status), which is all a rerun needs
+            to return at once, in a fraction of the space (a TIAM run's state holds every
+            training sample's auxiliary variables).
 
     Returns:
         The :class:`RunResult`. A run whose loss becomes NaN/inf is returned with
@@ -259,7 +265,7 @@ def run_experiment(
                 f"algorithm {info.name!r} has no data-parallel mode yet: run it in a single process "
                 f"(without torchrun), not on {dist.world_size()} ranks"
             )
-        ckpt = _Checkpointer(checkpoint, checkpoint_every, identity, resume)
+        ckpt = _Checkpointer(checkpoint, checkpoint_every, identity, resume, keep_final_state)
         return _train(
             exp,
             info.name,
@@ -352,12 +358,19 @@ def _evaluate(
 
 
 class _Checkpointer:
-    """Saves the run's full state every ``every`` log points; restores it on resume."""
+    """Saves the run's full state every ``every`` log points; restores it on resume. The final
+    checkpoint (``done``) holds the results only when ``keep_final_state`` is false."""
 
     def __init__(
-        self, path: str | os.PathLike | None, every: int, identity: dict[str, Any], resume: dict[str, Any] | None
+        self,
+        path: str | os.PathLike | None,
+        every: int,
+        identity: dict[str, Any],
+        resume: dict[str, Any] | None,
+        keep_final_state: bool = True,
     ):
         self.path, self.every, self.identity, self.resume, self.count = path, every, identity, resume, 0
+        self.keep_final_state = keep_final_state
 
     def save(
         self,
@@ -373,27 +386,25 @@ class _Checkpointer:
         self.count += 1
         if self.path is None or not (done or self.count % self.every == 0):
             return
+        results_only = done and not self.keep_final_state
         # Every rank builds the state: a trainer with rank-local state (AM's z, a) gathers it
         # there, a collective. Rank 0 then writes for everyone: the state is the global one.
-        trainer_state = trainer.state_dict()
+        trainer_state = None if results_only else trainer.state_dict()
         if not dist.is_main():
             return
-        save_checkpoint(
-            self.path,
-            {
-                **self.identity,
-                "step": step,
-                "elapsed": elapsed,
-                "extra": extra,
-                "history": result.history,
-                "status": result.status,
-                "diverged_step": result.diverged_step,
-                "trainer": trainer_state,
-                "sampler": sampler.state_dict(),
-                "rng": torch.get_rng_state(),
-                "done": done,
-            },
-        )
+        state = {
+            **self.identity,
+            "step": step,
+            "elapsed": elapsed,
+            "extra": extra,
+            "history": result.history,
+            "status": result.status,
+            "diverged_step": result.diverged_step,
+            "done": done,
+        }
+        if not results_only:
+            state |= {"trainer": trainer_state, "sampler": sampler.state_dict(), "rng": torch.get_rng_state()}
+        save_checkpoint(self.path, state)
 
 
 def _train(
@@ -442,10 +453,11 @@ def _train(
 
     state = ckpt.resume
     if state is not None:
-        trainer.load_state_dict(state["trainer"])
-        sampler.load_state_dict(state["sampler"])
-        torch.set_rng_state(state["rng"])
         result.history, result.status, result.diverged_step = state["history"], state["status"], state["diverged_step"]
+        if "trainer" in state:  # (a finished run's results-only checkpoint has no state)
+            trainer.load_state_dict(state["trainer"])
+            sampler.load_state_dict(state["sampler"])
+            torch.set_rng_state(state["rng"])
         step, elapsed, extra = state["step"], state["elapsed"], state["extra"]
         if state["done"]:
             return result

@@ -44,7 +44,8 @@ class ReproduceContext:
         checkpoint_every: if set, runs made through :meth:`run_experiment`
             checkpoint to ``out/checkpoints/`` every this many log points, and a
             second call with the same ``out`` resumes them (finished ones return
-            at once from their final checkpoint).
+            at once from their final checkpoint, which holds their results, not
+            their trained state).
         dataset: run on this dataset only (e.g. ``"fashion-mnist"``, the real files; no
             offline stand-in is substituted), ``None``: the reproduction's default list.
         preset: ``"default"`` (sized for the 2-core machine; ``quick`` shrinks it further) or
@@ -128,6 +129,7 @@ class ReproduceContext:
             progress=self.progress if progress is None else progress,
             checkpoint=path,
             checkpoint_every=self.checkpoint_every or 1,
+            keep_final_state=False,  # a finished run's checkpoint only has to give its results back
         )
 
     def loop_checkpoint(self, key: str, identity: dict[str, Any]) -> LoopCheckpoint | None:
