@@ -434,6 +434,15 @@ def _mean(values) -> float:
     return summarize_values(values).mean
 
 
+def _mean_if_all(values: list[float]) -> float:
+    """Mean over the seeds of a to-target value, only if every seed reached the target (NaN otherwise).
+
+    Iterations and time to target share this rule: a mean over the seeds that happened to reach
+    the target would favour a method that reaches it in few seeds.
+    """
+    return _mean(values) if values and all(math.isfinite(v) for v in values) else math.nan
+
+
 def _accuracy_at_time(res: RunResult, t: float) -> float:
     inside = [r["test_accuracy"] for r in res.history if r["time_s"] <= t * 1.0001]
     return inside[-1] if inside else math.nan
@@ -462,6 +471,7 @@ def _summarize(
         # "epoch" = outer iterations for full-batch methods, passes over the data for mini-batch ones.
         iters = [to_target(r.history, "test_accuracy", target, "epoch") for r in ok]
         am_iters = [to_target(r.history, "test_accuracy", am_target, "epoch") for r in ok]
+        times = [to_target(r.history, "test_accuracy", target, "time_s") for r in ok]
         # Equal-time accuracy of every method, at TIAM's training time of the same seed.
         at_t = [_accuracy_at_time(r, t) for r, t in zip(runs, tiam_times)]
         out.append(
@@ -474,10 +484,10 @@ def _summarize(
                 "final_test_accuracy": finals[name],
                 "peak_test_accuracy": _mean(max(h["test_accuracy"] for h in r.history) for r in ok),
                 "target": target,
-                "iterations_to_target": _mean(iters) if all(math.isfinite(i) for i in iters) else math.nan,
-                "time_to_target_s": _mean(to_target(r.history, "test_accuracy", target, "time_s") for r in ok),
+                "iterations_to_target": _mean_if_all(iters),
+                "time_to_target_s": _mean_if_all(times),
                 "am_target": am_target,
-                "iterations_to_am_target": _mean(am_iters) if all(math.isfinite(i) for i in am_iters) else math.nan,
+                "iterations_to_am_target": _mean_if_all(am_iters),
                 "train_time_s": _mean(r.history[-1]["time_s"] for r in ok),
                 "accuracy_at_tiam_time": _mean(at_t),
                 "safeguard_redos": _mean(r.history[-1].get("am_safeguard_redos", math.nan) for r in ok),
@@ -627,6 +637,106 @@ def _tuning_lines(
     return lines
 
 
+def _problem_rows(summary: list[dict[str, Any]], ds: str, act: str) -> list[dict[str, Any]]:
+    """The summary rows of one problem, best final accuracy first."""
+    rows = [r for r in summary if (r["dataset"], r["activation"]) == (ds, act)]
+    return sorted(rows, key=lambda r: -_nz(r["final_test_accuracy"]))
+
+
+_TABLE_HEAD = (
+    "| algorithm | tuned setting | final test acc | peak | iterations to target | time to target [s] | "
+    "iterations to AM target | train time [s] | acc at TIAM's time | safeguard redos |"
+)
+
+
+def _results_table(rows: list[dict[str, Any]]) -> list[str]:
+    """The report's table of one problem (header, rule, one line per method)."""
+    lines = [_TABLE_HEAD, "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(
+            f"| {r['algorithm']} | {r['tuned_setting']} | {_f(r['final_test_accuracy'])} | {_f(r['peak_test_accuracy'])} | "
+            f"{_f(r['iterations_to_target'], '.0f')} | {_f(r['time_to_target_s'], '.2f')} | "
+            f"{_f(r['iterations_to_am_target'], '.0f')} | "
+            f"{_f(r['train_time_s'], '.2f')} | {_f(r['accuracy_at_tiam_time'])} | "
+            f"{_f(r['safeguard_redos'], '.0f')} |"
+        )
+    return lines
+
+
+def _target_line(rows: list[dict[str, Any]]) -> str:
+    """The sentence under a problem's table: its targets and how the to-target columns are made."""
+    return (
+        f"target: {_f(rows[0]['target'])} (90% of the best final accuracy); AM target: "
+        f"{_f(rows[0]['am_target'])} (90% of the better of tiam / am). Iterations are outer "
+        "iterations for full-batch methods and epochs for mini-batch ones; iterations and time to a "
+        "target are means over the seeds, given only when every seed reached it (else —)."
+    )
+
+
+def refresh_summary(folder: str | Path) -> Path:
+    """Recompute a written report's summary (``summary.csv`` and the tables of ``report.md``) from its ``results.csv``.
+
+    ``results.csv`` holds every logged point of every headline run, so the summary's columns
+    (finals, peaks, targets, iterations and time to target, accuracy at TIAM's time, safeguard
+    redos) come back from it exactly; the tuned settings come from ``tuning.csv``. Everything
+    else in the report (verdicts, claims, plots, notes) is left as written. Used when the
+    summary's rules change, so a committed report can follow without re-running it (a re-run
+    moves the wall-time-budgeted mini-batch rows). ``report.html`` is rewritten from the new
+    ``report.md``.
+
+    Returns:
+        The path of ``report.md``.
+
+    Raises:
+        ValueError: a file is missing, or ``report.md`` lacks the table of a problem in ``results.csv``.
+    """
+    from beyondsgd.bench.html import write_html_report
+    from beyondsgd.bench.io import read_csv, write_atomic
+
+    folder = Path(folder)
+    paths = {name: folder / name for name in ("results.csv", "tuning.csv", "report.md")}
+    missing = [str(q) for q in paths.values() if not q.is_file()]
+    if missing:
+        raise ValueError(f"cannot refresh the summary of {str(folder)!r}: missing {', '.join(missing)}")
+    problems: dict[tuple[str, str], dict[str, dict[int, list[dict[str, Any]]]]] = {}
+    for row in read_csv(paths["results.csv"]):
+        runs = problems.setdefault((row["dataset"], row["activation"]), {}).setdefault(row["algorithm"], {})
+        runs.setdefault(int(row["seed"]), []).append(row)
+    chosen: dict[tuple[str, str], dict[str, float]] = {}
+    for cell in read_csv(paths["tuning.csv"]):
+        if str(cell["chosen"]) == "True":
+            chosen.setdefault((cell["dataset"], cell["activation"]), {})[cell["method"]] = float(cell["value"])
+    summary: list[dict[str, Any]] = []
+    lines = paths["report.md"].read_text().splitlines()
+    for (ds, act), by_name in problems.items():
+        problem = {
+            name: [_stored_run(history) for _, history in sorted(seeds.items())] for name, seeds in by_name.items()
+        }
+        rows = _summarize(ds, act, problem, chosen.get((ds, act)))
+        summary += rows
+        heading = f"### {ds} / {act}"  # (the tuning section has headings of the same name)
+        starts = [i + 2 for i, line in enumerate(lines[:-2]) if line == heading and lines[i + 2] == _TABLE_HEAD]
+        if len(starts) != 1:
+            raise ValueError(f"{paths['report.md']} has {len(starts)} results tables for {ds} / {act}, expected 1")
+        start = end = starts[0]
+        while end < len(lines) and lines[end].startswith("|"):
+            end += 1
+        ordered = _problem_rows(rows, ds, act)
+        if end + 1 < len(lines) and lines[end + 1].startswith("target: "):
+            lines[end + 1] = _target_line(ordered)
+        lines[start:end] = _results_table(ordered)
+    write_csv(folder / "summary.csv", summary, SUMMARY_COLUMNS)
+    write_atomic(paths["report.md"], "\n".join(lines) + "\n")
+    write_html_report(paths["report.md"])
+    return paths["report.md"]
+
+
+def _stored_run(history: list[dict[str, Any]]) -> RunResult:
+    """A headline run rebuilt from its ``results.csv`` rows (history and status; the experiment is not stored)."""
+    status = "diverged" if any(r.get("status") == "diverged" for r in history) else "ok"
+    return RunResult(Experiment(algorithm=str(history[0]["algorithm"])), {}, history, status)
+
+
 def _report(ctx, p: Plan, summary, plots, notes, elapsed: float, claims=None, tuning=None, chosen_all=None) -> Path:
     lines = (
         [
@@ -662,30 +772,11 @@ def _report(ctx, p: Plan, summary, plots, notes, elapsed: float, claims=None, tu
         lines.append(f"- **{ds} / {act}**: " + "; ".join(_verdict(rows)) + ".")
     lines += ["", *tuning_lines, "## Results", ""]
     for ds, act in keys:
-        rows = sorted(
-            [r for r in summary if (r["dataset"], r["activation"]) == (ds, act)],
-            key=lambda r: -_nz(r["final_test_accuracy"]),
-        )
-        lines += [
-            f"### {ds} / {act}",
-            "",
-            "| algorithm | tuned setting | final test acc | peak | iterations to target | time to target [s] | "
-            "iterations to AM target | train time [s] | acc at TIAM's time | safeguard redos |",
-            "|---|---|---|---|---|---|---|---|---|---|",
-        ]
-        for r in rows:
-            lines.append(
-                f"| {r['algorithm']} | {r['tuned_setting']} | {_f(r['final_test_accuracy'])} | {_f(r['peak_test_accuracy'])} | "
-                f"{_f(r['iterations_to_target'], '.0f')} | {_f(r['time_to_target_s'], '.2f')} | "
-                f"{_f(r['iterations_to_am_target'], '.0f')} | "
-                f"{_f(r['train_time_s'], '.2f')} | {_f(r['accuracy_at_tiam_time'])} | "
-                f"{_f(r['safeguard_redos'], '.0f')} |"
-            )
+        rows = _problem_rows(summary, ds, act)
+        lines += [f"### {ds} / {act}", "", *_results_table(rows)]
         lines += [
             "",
-            f"target: {_f(rows[0]['target'])} (90% of the best final accuracy); AM target: "
-            f"{_f(rows[0]['am_target'])} (90% of the better of tiam / am). Iterations are outer "
-            "iterations for full-batch methods and epochs for mini-batch ones.",
+            _target_line(rows),
             "",
             f"![vs iteration]({ds}_{act}_iteration.png)",
             "",
