@@ -682,7 +682,8 @@ def refresh_summary(folder: str | Path) -> Path:
     else in the report (verdicts, claims, plots, notes) is left as written. Used when the
     summary's rules change, so a committed report can follow without re-running it (a re-run
     moves the wall-time-budgeted mini-batch rows). ``report.html`` is rewritten from the new
-    ``report.md``.
+    ``report.md``. Reports with one hidden width per problem only: ``results.csv`` does not
+    record the width tag of the ``paper`` preset's extra widths (such a report is refused).
 
     Returns:
         The path of ``report.md``.
