@@ -50,3 +50,12 @@ def test_refresh_rebuilds_a_committed_summary_from_its_results(tmp_path):
 def test_refresh_refuses_a_folder_without_results(tmp_path):
     with pytest.raises(ValueError, match=r"missing .*results\.csv"):
         repro.refresh_summary(tmp_path)
+
+
+def test_refresh_refuses_two_runs_under_one_name(tmp_path):
+    """Several widths per problem write their runs under the same dataset name in ``results.csv``."""
+    out = shutil.copytree(DOCS / "tiam-digits-leaky", tmp_path / "r")
+    lines = (out / "results.csv").read_text().splitlines()
+    (out / "results.csv").write_text("\n".join([*lines, *lines[1:]]) + "\n")
+    with pytest.raises(ValueError, match="more than one tiam run of seed 0"):
+        repro.refresh_summary(out)

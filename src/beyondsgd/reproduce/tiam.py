@@ -683,13 +683,14 @@ def refresh_summary(folder: str | Path) -> Path:
     summary's rules change, so a committed report can follow without re-running it (a re-run
     moves the wall-time-budgeted mini-batch rows). ``report.html`` is rewritten from the new
     ``report.md``. Reports with one hidden width per problem only: ``results.csv`` does not
-    record the width tag of the ``paper`` preset's extra widths (such a report is refused).
+    record the width tag of extra widths, so a report with several is refused.
 
     Returns:
         The path of ``report.md``.
 
     Raises:
-        ValueError: a file is missing, or ``report.md`` lacks the table of a problem in ``results.csv``.
+        ValueError: a file is missing, ``results.csv`` holds two runs under one name, or ``report.md``
+            lacks the table of a problem in ``results.csv``.
     """
     from beyondsgd.bench.html import write_html_report
     from beyondsgd.bench.io import read_csv, write_atomic
@@ -702,7 +703,13 @@ def refresh_summary(folder: str | Path) -> Path:
     problems: dict[tuple[str, str], dict[str, dict[int, list[dict[str, Any]]]]] = {}
     for row in read_csv(paths["results.csv"]):
         runs = problems.setdefault((row["dataset"], row["activation"]), {}).setdefault(row["algorithm"], {})
-        runs.setdefault(int(row["seed"]), []).append(row)
+        history = runs.setdefault(int(row["seed"]), [])
+        if history and row["step"] == 0:  # a second run under the same name: another width's
+            raise ValueError(
+                f"{paths['results.csv']} holds more than one {row['algorithm']} run of seed {int(row['seed'])} on "
+                f"{row['dataset']} / {row['activation']} (a report with several widths per problem cannot be refreshed)"
+            )
+        history.append(row)
     chosen: dict[tuple[str, str], dict[str, float]] = {}
     for cell in read_csv(paths["tuning.csv"]):
         if str(cell["chosen"]) == "True":
