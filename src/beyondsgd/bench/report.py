@@ -96,20 +96,21 @@ def summarize(
         Rows sorted best first (algorithms whose every seed diverged last).
     """
     lower = lower_is_better(metric)
+    bounds = metric_range(metric)
     groups = _by_algorithm(results)
     finals = {alg: [r.final(metric) for r in runs] for alg, runs in groups.items()}
     ties = evidence.ties_with_best(finals, higher_is_better=not lower) if finals else None
     rows: list[dict[str, Any]] = []
     for alg, runs in groups.items():
         ok = [r for r in runs if r.status == "ok"]
-        final = summarize_values(finals[alg], bounds=metric_range(metric))
+        final = summarize_values(finals[alg], bounds=bounds)
         pick = min if lower else max
         best = summarize_values(
             (
                 pick((h[metric] for h in r.history if math.isfinite(h.get(metric, math.nan))), default=math.nan)
                 for r in ok
             ),
-            bounds=metric_range(metric),
+            bounds=bounds,
         )
         if metric == "test_accuracy":
             ttt = [to_target(r.history, metric, target_accuracy, "time_s") for r in ok]

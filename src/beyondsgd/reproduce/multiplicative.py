@@ -48,6 +48,7 @@ from beyondsgd.bench import problems as P
 from beyondsgd.bench.io import write_atomic, write_csv, write_json
 from beyondsgd.bench.plots import _pyplot
 from beyondsgd.bench.runner import Experiment
+from beyondsgd.bench.stats import metric_range
 from beyondsgd.data import load_dataset
 from beyondsgd.optim import get_spec
 from beyondsgd.optim.multiplicative import RuleAdagrad, RuleAdam, RuleRMSprop, RuleSGD
@@ -811,7 +812,7 @@ def _plot_grid(sens_rows: list[dict], grid: list[dict], plan: StudyPlan, model: 
 
 
 def _ci(values: Sequence[float]) -> str:
-    s = ev.mean_ci(values, bounds=(0.0, 1.0))  # (accuracies)
+    s = ev.mean_ci(values, bounds=metric_range("test_accuracy"))
     if s.n == 0:
         return "diverged"
     ci = "" if s.n < 2 else f" [{s.ci_low:.3f}, {s.ci_high:.3f}]"

@@ -81,8 +81,9 @@ def problem_stats(
     """Statistics of one (problem, algorithm) over its final-phase seeds."""
     ok = [r for r in records if r["status"] == "ok"]
     hists = [(r["result"]["history"], r["status"]) for r in records if r["status"] != "failed"]
-    final = summarize_values([final_value(h, metric, s) for h, s in hists], level, metric_range(metric))
-    best = summarize_values([best_value(h, metric, s) for h, s in hists], level, metric_range(metric))
+    bounds = metric_range(metric)
+    final = summarize_values([final_value(h, metric, s) for h, s in hists], level, bounds)
+    best = summarize_values([best_value(h, metric, s) for h, s in hists], level, bounds)
 
     def tt(x_key):
         return [to_target(h, metric, target, x_key) for h, _ in hists]
