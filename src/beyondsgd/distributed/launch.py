@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import pickle
 import queue
 import socket
 import time
@@ -51,7 +52,10 @@ def _worker(
             torch.set_num_threads(threads)
         init_from_env("gloo", timeout_s)
         try:
-            results.put((rank, True, fn(*args)))
+            # Plain pickle bytes, not the queue's own pickling: that one passes tensor storage by
+            # file descriptor through a socket of this process, which is gone if it exits before
+            # the parent has read the result (FileNotFoundError there, seen under load).
+            results.put((rank, True, pickle.dumps(fn(*args))))
         finally:
             shutdown()
     except BaseException as err:  # report every failure to the parent, then exit non-zero
@@ -115,7 +119,7 @@ def run_local(
                     break
                 continue
             if ok:
-                out[r] = value
+                out[r] = pickle.loads(value)
             else:
                 errors[r] = value
     finally:
