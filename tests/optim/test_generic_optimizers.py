@@ -505,9 +505,9 @@ def test_h_adam_compiles_once_with_inductor():
 
 _SLOW = bool(os.environ.get("BEYONDSGD_SLOW_TESTS"))
 #: Run by default (each costs one inductor compilation, ~5-15 s on a CPU): a hybrid rule on
-#: Adam's direction, Madam (the exp rule with its short-range exp2), and hb/nag's kernel with the
-#: convex schedule and weight decay.
-_FUSED_DEFAULT = {"h_adam-default", "madam-default", "nag-convex-wd"}
+#: Adam's direction, Madam (the exp rule with its short-range exp2), h_adagrad (its short-range
+#: tanh), and hb/nag's kernel with the convex schedule and weight decay.
+_FUSED_DEFAULT = {"h_adam-default", "madam-default", "nag-convex-wd", "h_adagrad-default"}
 FUSED_CASES = [
     pytest.param(
         info,

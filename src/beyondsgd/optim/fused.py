@@ -24,7 +24,8 @@ each input once and writes the new parameter and state in place.
 
 No buffer is kept between steps and a step allocates only the small scalar tensor.  The
 arithmetic is the reference's, but not its rounding: inductor may fuse multiply-adds and uses
-``exp2`` for ``tanh`` and ``exp`` (the CPU reference computes ``tanh`` as ``2 sigmoid(2x) - 1``), so the
+``exp2`` for ``tanh`` and ``exp`` (the CPU reference computes ``tanh`` as ``2 sigmoid(2x) - 1``), and
+where the host proves the argument small, polynomials (:func:`_exp2_short`, :func:`_tanh_short`), so the
 two paths agree to float rounding (tested at ``rtol 1e-5``), not bit for bit.  That, and the
 one-time compilation (seconds to a minute on a CPU), is why ``fused`` is off by default.
 CUDA is supported by the same code but was not tested (no GPU was available).
@@ -41,6 +42,7 @@ import types
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import numpy as np
 import torch
 
 State = dict[str, Any]
@@ -132,6 +134,68 @@ def _tanh_of(d: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     return 2.0 / (1.0 + torch.exp2(d * k)) - 1.0
 
 
+#: ``(largest |x|, degree in x^2)`` of the odd polynomials :func:`_tanh_short` may use, shortest range
+#: first. Their truncation error is at most 3.2e-10 (degree 5 to 0.5) and 4.4e-9 (degree 7 to 1)
+#: relative, under float32's rounding; evaluated in float32 they agree with ``tanh`` to 1.2e-7 relative
+#: (``torch.tanh`` itself: 6e-8), also near 0, where ``2 / (1 + exp2(k x)) - 1`` loses digits to
+#: cancellation (tested).
+SHORT_TANH = ((0.5, 5), (1.0, 7))
+#: Each polynomial is fitted on its range widened by this factor, so that a bound that is the range's
+#: limit plus rounding (Adagrad's ``|d| <= 1`` at ``eta_in = 1``, its default) still takes it.
+_TANH_RANGE_SLACK = 1.001
+
+
+def _tanh_over_x_coefficients(limit: float, degree: int) -> tuple[float, ...]:
+    """Power-basis coefficients (in ``t = x^2``, constant first) of the Chebyshev interpolant of degree
+    ``degree`` of ``tanh(x) / x`` on ``t in [0, limit^2]`` (near-minimax; computed in float64)."""
+    t = (limit * limit) * (1.0 - np.cos(np.pi * (np.arange(degree + 1) + 0.5) / (degree + 1))) / 2.0
+    x = np.sqrt(t)
+    values = np.tanh(x) / x
+    return tuple(float(c) for c in np.polynomial.polynomial.polyfit(t, values, degree))
+
+
+#: degree -> coefficients of :func:`_tanh_short` (each degree is used for one range only).
+_TANH_COEFFICIENTS = {
+    degree: _tanh_over_x_coefficients(limit * _TANH_RANGE_SLACK, degree) for limit, degree in SHORT_TANH
+}
+
+
+def _tanh_short(x: torch.Tensor, degree: int) -> torch.Tensor:
+    """``tanh(x)`` for ``|x|`` within the range of ``degree`` (:data:`SHORT_TANH`): ``x q(x^2)`` (Horner).
+
+    Where the host can bound the squashed argument before the step (:func:`short_tanh_degree`), this
+    replaces the kernel's ``exp2`` and division by a few multiply-adds. Outside its range the
+    polynomial is wrong, so it is used only where the bound is proven.
+    """
+    coefficients = _TANH_COEFFICIENTS[degree]
+    t = x * x
+    acc = t * coefficients[-1] + coefficients[-2]
+    for c in reversed(coefficients[:-2]):
+        acc = acc * t + c
+    return x * acc
+
+
+def short_tanh_degree(direction: str, rule: tuple, eta_in: float, dtype: torch.dtype) -> int:
+    """The degree of :func:`_tanh_short` for a rule's ``tanh(eta_in d)``, or 0 (the ``exp2`` form).
+
+    Only Adagrad's direction has a bound known before the step: ``d = g / (sqrt(s) + eps)`` with
+    ``s = s_prev + g^2 >= g^2`` (``s_prev >= 0``, ``eps > 0``: validated), so ``|d| <= 1`` (to
+    rounding, allowed for), whatever the gradients. Not for float64 parameters (the polynomials are
+    accurate to float32), not for a rule that does not squash with ``tanh``.
+    """
+    squashes = rule[0] in ("multiplicative", "hybrid") or (rule[0] == "exp" and rule[1] == "tanh")
+    if direction != "adagrad" or not squashes or dtype == torch.float64:
+        return 0
+    x_max = abs(float(eta_in)) * (1.0 + 2.0**-20)
+    return next((degree for limit, degree in SHORT_TANH if x_max <= limit * _TANH_RANGE_SLACK), 0)
+
+
+def _tanh_in_rule(d: torch.Tensor, first: torch.Tensor, rule: tuple) -> torch.Tensor:
+    """``tanh(eta_in d)``; ``rule[-1]`` is the degree of :func:`_tanh_short` (then ``first`` is
+    ``eta_in``) or 0 (then ``first`` is ``k``, :func:`_tanh_of`); see :func:`rule_scalars`."""
+    return _tanh_short(d * first, rule[-1]) if rule[-1] else _tanh_of(d, first)
+
+
 #: ``(largest |x|, degree)`` of the Taylor polynomials :func:`_exp2_short` may use, shortest range first.
 #: Truncation error ``(x ln 2)^(n+1) / (n+1)!`` and the next terms: at most 1.9e-9 (degree 5 to 0.15)
 #: and 1.1e-9 (degree 6 to 0.25) relative, far under float32's rounding (6e-8). Beyond 0.25 (or for
@@ -183,11 +247,12 @@ def _rule_update(p: torch.Tensor, d: torch.Tensor, sc: torch.Tensor, bound: torc
     """The new weight; ``sc[1:4]`` = ``(eta_in or k, a, b)``, see :func:`rule_scalars`.
 
     For the exp rule, ``rule[4]`` (set per step by :func:`step_rule_group`) is the degree of
-    :func:`_exp2_short`, or 0 for ``exp2``.
+    :func:`_exp2_short`, or 0 for ``exp2``; for every rule, ``rule[-1]`` is the degree of
+    :func:`_tanh_short`, or 0 (see :func:`_tanh_in_rule`).
     """
     kind = rule[0]
     if kind == "exp":
-        s = _tanh_of(d, sc[1]) if rule[1] == "tanh" else (d * sc[1]).clamp(-rule[2], rule[2])
+        s = _tanh_in_rule(d, sc[1], rule) if rule[1] == "tanh" else (d * sc[1]).clamp(-rule[2], rule[2])
         x = _signed_by(s * sc[2], p)  # sc[2] in log2 units (rule_scalars)
         new = p * (_exp2_short(x, rule[4]) if rule[4] else torch.exp2(x))
         if not rule[3]:
@@ -197,7 +262,7 @@ def _rule_update(p: torch.Tensor, d: torch.Tensor, sc: torch.Tensor, bound: torc
         return torch.minimum(torch.maximum(new, -lim), lim)
     if kind == "additive":
         return p - d * sc[3]
-    t = _tanh_of(d, sc[1])
+    t = _tanh_in_rule(d, sc[1], rule)
     if kind == "multiplicative":
         return p - t * torch.abs(p) * sc[2]
     return p - d * sc[3] - t * torch.abs(p) * sc[2]
@@ -212,16 +277,16 @@ def rule_key(rule_name: str, group: Mapping[str, Any]) -> tuple[Any, ...]:
     return (rule_name,)
 
 
-def rule_scalars(rule: tuple, args: Any, scale: float) -> tuple[float, float, float]:
+def rule_scalars(rule: tuple, args: Any, scale: float, short_tanh: bool = False) -> tuple[float, float, float]:
     """``(eta_in or k, a, b)``: the multiplicative coefficient ``a`` and the additive ``b`` (both times ``scale``).
 
     The first is ``k = -2 log2(e) eta_in`` where the rule squashes with ``tanh`` (see
-    :func:`_tanh_of`), else ``eta_in``. For the exp rule ``a = -eta_out * scale * log2(base)``
+    :func:`_tanh_of`), else ``eta_in`` (also where ``short_tanh``: :func:`_tanh_short` takes ``eta_in d``). For the exp rule ``a = -eta_out * scale * log2(base)``
     (the kernel takes ``exp2``, so ``2**(a u) = base**(-eta_out * scale * u)``); for M/H
     ``a = gamma * eta_out * scale`` and ``b = (1 - gamma) * lr * scale`` (as
     :class:`~beyondsgd.optim.update_rules.HybridRule`).
     """
-    tanh_k = float(args.eta_in) * _MINUS_TWO_LOG2E
+    tanh_k = float(args.eta_in) * (1.0 if short_tanh else _MINUS_TWO_LOG2E)
     if rule[0] == "exp":
         first = tanh_k if rule[1] == "tanh" else float(args.eta_in)
         return first, -float(args.eta_out) * scale * math.log2(args.exp_base), 0.0
@@ -357,6 +422,7 @@ def step_rule_group(owner: str, direction: Any, group: Mapping[str, Any], params
         torch._foreach_add_([states[i]["step"] for i in todo], 1.0)
     statics = _statics(name, group, rule, wd)
     for (device, dtype), idx in todo_by.items():
+        tanh_degree = short_tanh_degree(name, rule, args.eta_in, dtype)
         rows, bounds = [], []
         memo: dict[Any, tuple[float, ...]] = {}  # tensors at the same step share their row (the usual case)
         for i in idx:
@@ -365,16 +431,15 @@ def step_rule_group(owner: str, direction: Any, group: Mapping[str, Any], params
             row = memo.get(at)
             if row is None:
                 dir_scalars, scale = _direction_scalars(name, group, at)
-                rs = rule_scalars(rule, args, scale)
+                rs = rule_scalars(rule, args, scale, short_tanh=tanh_degree > 0)
                 row = memo[at] = (*base, *rs, *dir_scalars, 0.0 if rs[1] != 0.0 else math.inf)
             rows.append(row)
             if rule[0] == "exp" and rule[3]:
                 bounds.append(st["max_abs"])
         sc = _scalars_tensor(rows, dtype, device, one_row=len(memo) == 1)
         # The exp rule's kernel: the short-range exp2 when every exponent provably stays in its range.
-        group_rule = (
-            (*rule, short_exp2_degree(rule, [row[2] for row in memo.values()], dtype)) if rule[0] == "exp" else rule
-        )
+        exp2_degree = (short_exp2_degree(rule, [row[2] for row in memo.values()], dtype),) if rule[0] == "exp" else ()
+        group_rule = (*rule, *exp2_degree, tanh_degree)
         group_statics = {**statics, "rule": group_rule}
         ps = [params[i] for i in idx]
         gs = [grads[i] for i in idx]
