@@ -66,7 +66,9 @@ def test_fused_h_adagrad_on_extreme_gradients_matches_the_reference_path():
     a, b = params(), params()
     ref = optim.create("h_adagrad", a, foreach=False)
     ours = optim.create("h_adagrad", b, fused=True)
-    assert fused.short_tanh_degree("adagrad", ("hybrid",), ours.param_groups[0]["eta_in"], torch.float32) > 0
+    group = ours.param_groups[0]
+    rule = fused.rule_key(group["rule"], group)  # the key the fused step derives
+    assert fused.short_tanh_degree("adagrad", rule, group["eta_in"], torch.float32) > 0
     for _ in range(4):
         grad = torch.randn(64, generator=g).sign() * 10.0 ** (torch.rand(64, generator=g) * 60 - 30)
         for p in (*a, *b):

@@ -281,10 +281,10 @@ def rule_scalars(rule: tuple, args: Any, scale: float, short_tanh: bool = False)
     """``(eta_in or k, a, b)``: the multiplicative coefficient ``a`` and the additive ``b`` (both times ``scale``).
 
     The first is ``k = -2 log2(e) eta_in`` where the rule squashes with ``tanh`` (see
-    :func:`_tanh_of`), else ``eta_in`` (also where ``short_tanh``: :func:`_tanh_short` takes ``eta_in d``). For the exp rule ``a = -eta_out * scale * log2(base)``
-    (the kernel takes ``exp2``, so ``2**(a u) = base**(-eta_out * scale * u)``); for M/H
-    ``a = gamma * eta_out * scale`` and ``b = (1 - gamma) * lr * scale`` (as
-    :class:`~beyondsgd.optim.update_rules.HybridRule`).
+    :func:`_tanh_of`), else ``eta_in``; also ``eta_in`` where ``short_tanh`` (:func:`_tanh_short`
+    takes ``eta_in d``). For the exp rule ``a = -eta_out * scale * log2(base)`` (the kernel takes
+    ``exp2``, so ``2**(a u) = base**(-eta_out * scale * u)``); for M/H ``a = gamma * eta_out * scale``
+    and ``b = (1 - gamma) * lr * scale`` (as :class:`~beyondsgd.optim.update_rules.HybridRule`).
     """
     tanh_k = float(args.eta_in) * (1.0 if short_tanh else _MINUS_TWO_LOG2E)
     if rule[0] == "exp":
