@@ -49,6 +49,20 @@ def test_factored_spectral_quantities_equal_the_svd_of_the_gradient(n, out, widt
     assert torch.allclose(got.double(), ref, rtol=0, atol=1e-6 * float(ref.abs().max()))
 
 
+@pytest.mark.parametrize(("n", "out", "width"), [(128, 256, 784), (128, 256, 256), (16, 40, 30)])
+def test_factored_map_is_as_accurate_as_the_float32_gradient(n, out, width):
+    # The map's widest product is taken in float32 (as .grad = D^T A is): against the exact map of the
+    # exact product its error stays at the float32 gradient's own rounding level, not below float64's.
+    d, a = _factors(n, out, width, seed=3 * n + out)
+    exact_grad = d.double().T @ a.double()
+    own_rounding = float(((d.T @ a).double() - exact_grad).abs().max() / exact_grad.abs().max())
+    ref = _svd_map(exact_grad)
+    got = factor_gradient(d, a, torch.float32).dual_map()
+    err = float((got.double() - ref).abs().max() / ref.abs().max())
+    eps32 = torch.finfo(torch.float32).eps
+    assert err <= 4 * max(own_rounding, eps32)
+
+
 def test_zero_inputs_give_a_zero_map():
     fac = factor_gradient(torch.randn(4, 8), torch.zeros(4, 9), torch.float32)
     assert float(fac.nuclear_norm()) == 0.0

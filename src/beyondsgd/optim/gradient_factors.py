@@ -101,8 +101,10 @@ class LinearGradientFactors:
             d64 = -d64
         if not self._reproduces(grads, x, d, x64, d64):
             return None
-        inputs = torch.ones(n, cols, dtype=torch.float64, device=x.device)
-        inputs[:, : x.shape[1]] = x64
+        # [X | 1] in the gradient's precision (at least float32; the float64 Gram is formed from it exactly).
+        work = torch.promote_types(torch.promote_types(grads[0].dtype, x.dtype), torch.float32)
+        inputs = torch.ones(n, cols, dtype=work, device=x.device)
+        inputs[:, : x.shape[1]] = x
         return factor_gradient(d64, inputs, grads[0].dtype)
 
     def _reproduces(
