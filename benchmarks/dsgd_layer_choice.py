@@ -74,7 +74,9 @@ def main() -> None:
                 skipped[i] += 1
             else:
                 best = max(best, scores[i])
-    print(f"{args.data}, MLP {X.shape[1]}-{'-'.join(map(str, widths))}-{data.num_classes}, batch {args.batch}, {args.steps} steps")
+    print(
+        f"{args.data}, MLP {X.shape[1]}-{'-'.join(map(str, widths))}-{data.num_classes}, batch {args.batch}, {args.steps} steps"
+    )
     print(f"layer chosen (per layer): {chosen}")
     print(f"branch-and-bound would skip (per layer, of {args.steps} scorings each): {skipped}")
     print(f"bound / exact squared nuclear norm: median {statistics.median(looseness):.2f}")
