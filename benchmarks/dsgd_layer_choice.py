@@ -1,15 +1,17 @@
 """Which layers DSGD's greedy choice moves on real minibatches, and what branch-and-bound scoring would skip.
 
 DSGD adaptive spectral (``DSGD.watch``, ``loss_closure``) trains an MLP on minibatches of a real
-dataset (drawn without replacement from one shuffle), as ``benchmarks/dsgd_step.py`` times it.
-After every step it records:
+dataset (drawn without replacement from one shuffle), as ``benchmarks/dsgd_step.py`` times it
+(``--data random``: one fixed batch of Gaussian inputs with random labels, that benchmark's old
+setting). After every step it records:
 
 * the layer chosen (how often each layer moves);
 * for every layer the cheap upper bound ``min(N, out, n) ||G||_F^2`` of its squared nuclear norm
   (free: the Frobenius norms are computed anyway) against the exact one (float64 SVD);
 * which layers branch-and-bound scoring would have skipped: exact scores taken in the order of
   the bounds' scores, a layer skipped when its bound's score is below the best exact score so far
-  (the greedy choice and its score stay exact).
+  (the greedy choice and its score stay exact);
+* the backtracks of the decrease check, and each layer's median score over the last half of the run.
 
     PYTHONPATH=src OMP_NUM_THREADS=1 python benchmarks/dsgd_layer_choice.py [--data fashion-mnist] [--steps 300]
 """
@@ -35,16 +37,19 @@ def main() -> None:
     parser.add_argument("--widths", default="256,256")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    data = load_dataset(args.data)
-    X, y = data.X_train.reshape(len(data.X_train), -1), data.y_train
+    if args.data == "random":
+        X, y, classes = torch.randn(args.batch, 784), torch.randint(0, 10, (args.batch,)), 10
+    else:
+        data = load_dataset(args.data)
+        X, y, classes = data.X_train.reshape(len(data.X_train), -1), data.y_train, data.num_classes
     torch.manual_seed(0)
     widths = tuple(int(w) for w in args.widths.split(","))
-    net = create_model("mlp", (X.shape[1],), data.num_classes, widths=widths, activation="relu")
+    net = create_model("mlp", (X.shape[1],), classes, widths=widths, activation="relu")
     opt = DSGD(layer_groups(net), norm="spectral", mode="adaptive")
     opt.watch(net)
     order = torch.randperm(len(X), generator=torch.Generator().manual_seed(0))
     k = len(opt.param_groups)
-    chosen, skipped, looseness = [0] * k, [0] * k, []
+    chosen, skipped, looseness, backtracks, late_scores = [0] * k, [0] * k, [], 0, []
     for step in range(args.steps):
         start = (step * args.batch) % (len(X) - args.batch + 1)
         idx = order[start : start + args.batch]
@@ -60,6 +65,9 @@ def main() -> None:
         last = opt.last_step
         scores = last["scores"]
         chosen[last["layer"]] += 1
+        backtracks += last["backtracks"]
+        if step >= args.steps // 2:
+            late_scores.append(scores)
         bound_scores = []
         for i, group in enumerate(opt.param_groups):
             weight, bias = group["params"]
@@ -75,11 +83,14 @@ def main() -> None:
             else:
                 best = max(best, scores[i])
     print(
-        f"{args.data}, MLP {X.shape[1]}-{'-'.join(map(str, widths))}-{data.num_classes}, batch {args.batch}, {args.steps} steps"
+        f"{args.data}, MLP {X.shape[1]}-{'-'.join(map(str, widths))}-{classes}, batch {args.batch}, {args.steps} steps"
     )
     print(f"layer chosen (per layer): {chosen}")
     print(f"branch-and-bound would skip (per layer, of {args.steps} scorings each): {skipped}")
     print(f"bound / exact squared nuclear norm: median {statistics.median(looseness):.2f}")
+    print(f"backtracks of the decrease check per step: {backtracks / args.steps:.2f}")
+    medians = [statistics.median(row[i] for row in late_scores) for i in range(k)]
+    print("median score per layer, last half of the run: " + ", ".join(f"{m:.3g}" for m in medians))
 
 
 if __name__ == "__main__":

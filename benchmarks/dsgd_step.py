@@ -7,7 +7,7 @@ Fashion-MNIST by default: batches drawn without replacement from one shuffle of 
 set, ``--batches`` of them in turn, the same sequence for every optimizer), as in training.
 ``--data random`` steps every optimizer on one fixed batch of Gaussian inputs with random labels
 (this benchmark's setting before 2026-12-04): there DSGD soon drives the hidden layers' scores to
-~1e-16 and moves only the small output layer, whose map is cheap, so it understates the cost of
+~1e-18 and moves only the small output layer, whose map is cheap, so it understates the cost of
 a spectral step on real data. The
 "loss-only" rows also pass ``loss_closure`` (a forward pass), which the adaptive mode's
 decrease check calls instead of the closure. The "watched" rows score spectral layers from
