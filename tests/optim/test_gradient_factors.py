@@ -52,7 +52,7 @@ def test_factored_spectral_quantities_equal_the_svd_of_the_gradient(n, out, widt
 @pytest.mark.parametrize(("n", "out", "width"), [(128, 256, 784), (128, 256, 256), (16, 40, 30)])
 def test_factored_map_is_as_accurate_as_the_float32_gradient(n, out, width):
     # The map's widest product is taken in float32 (as .grad = D^T A is): against the exact map of the
-    # exact product its error stays at the float32 gradient's own rounding level, not below float64's.
+    # exact product, its error stays at the level of the float32 gradient's own rounding.
     d, a = _factors(n, out, width, seed=3 * n + out)
     exact_grad = d.double().T @ a.double()
     own_rounding = float(((d.T @ a).double() - exact_grad).abs().max() / exact_grad.abs().max())

@@ -275,12 +275,12 @@ class FactoredGradient:
             assert self.pinv is not None
             right = self.pinv.T @ right
         # The widest product (out x N x n) in the gradient's precision, the one .grad = D^T A is formed in:
-        # its rounding is that of .grad itself, and in float32 it is ~2.5x faster than in float64 here.
+        # its rounding is that of .grad itself, and in float32 it is ~2.4x faster than in float64 here.
         return ((right * s.sum()).T.to(self.inputs.dtype) @ self.inputs).to(self.dtype)
 
 
 def factor_gradient(output_grads: torch.Tensor, inputs: torch.Tensor, dtype: torch.dtype) -> FactoredGradient:
-    """:class:`FactoredGradient` of ``G = output_grads^T @ inputs``, in float64.
+    """:class:`FactoredGradient` of ``G = output_grads^T @ inputs``: its Gram matrices and factors in float64.
 
     ``L`` is the Cholesky factor of ``A A^T``; when that fails or one of its squared pivots is
     below ``sqrt(eps64)`` of the largest diagonal entry (inputs that are, or nearly are, linearly
@@ -293,7 +293,8 @@ def factor_gradient(output_grads: torch.Tensor, inputs: torch.Tensor, dtype: tor
 
     Args:
         output_grads: ``D`` (``N x out``).
-        inputs: ``A`` (``N x n``), e.g. ``[X | 1]``.
+        inputs: ``A`` (``N x n``), e.g. ``[X | 1]``; kept in the gradient's precision (at least
+            float32) for the map's last product, converted to float64 for the Gram matrix.
         dtype: the gradient's dtype.
     """
     d = output_grads.to(torch.float64)
