@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from collections.abc import Callable
 
 import torch
 from torch.nn import functional as F
@@ -30,7 +31,7 @@ from beyondsgd.models import create_model
 from beyondsgd.optim import DSGD, input_bound, layer_groups
 
 
-def _batches(args, device: torch.device) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], int]:
+def minibatches(args, device: torch.device) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], int]:
     """The minibatches every optimizer steps through in turn (see the module docstring), and the class count."""
     if args.data == "random":
         X = torch.randn(args.batch, args.inputs)
@@ -45,9 +46,18 @@ def _batches(args, device: torch.device) -> tuple[list[tuple[torch.Tensor, torch
     return [(X[idx].contiguous().to(device), y[idx].to(device)) for idx in picks], data.num_classes
 
 
-def _stepper(make_opt, activation: str, args, batches, classes: int, loss_only: bool = False):
+def stepper(
+    make_opt,
+    activation: str,
+    args,
+    batches,
+    classes: int,
+    loss_only: bool = False,
+    wrap: Callable[[str, Callable], Callable] | None = None,
+):
     """One optimizer step with its closure (forward + backward) on its own copy of the MLP, each
-    step on the next batch of ``batches``."""
+    step on the next batch of ``batches``. ``wrap(name, fn)``, if given, wraps the ``"closure"`` and
+    the ``"loss_closure"`` (``benchmarks/dsgd_step_split.py`` times them so)."""
     torch.manual_seed(0)
     X0 = batches[0][0]
     net = create_model("mlp", (X0.shape[1],), classes, widths=args.widths, activation=activation).to(X0.device)
@@ -64,14 +74,19 @@ def _stepper(make_opt, activation: str, args, batches, classes: int, loss_only: 
             loss.backward()
             return loss
 
+        def loss_closure():
+            return F.cross_entropy(net(X), y)
+
+        if wrap is not None:
+            closure, loss_closure = wrap("closure", closure), wrap("loss_closure", loss_closure)
         if loss_only:
-            return opt.step(closure, loss_closure=lambda: F.cross_entropy(net(X), y))
+            return opt.step(closure, loss_closure=loss_closure)
         return opt.step(closure)
 
     return step
 
 
-def _watching(opt: DSGD, net: torch.nn.Module) -> DSGD:
+def watching(opt: DSGD, net: torch.nn.Module) -> DSGD:
     """``opt`` scoring its spectral layers from gradient factors (``DSGD.watch``, as ``optim.create`` does)."""
     opt.watch(net)
     return opt
@@ -111,7 +126,7 @@ def main() -> None:
     args.widths = tuple(int(w) for w in args.widths.split(","))
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    batches, classes = _batches(args, device)
+    batches, classes = minibatches(args, device)
     B = max(input_bound(X) for X, _ in batches)
     cases = [
         ("sgd (torch.optim, relu)", "relu", lambda net: torch.optim.SGD(net.parameters(), lr=0.05)),
@@ -124,11 +139,11 @@ def main() -> None:
         ("dsgd adaptive spectral (relu)", "relu", lambda net: DSGD(layer_groups(net), norm="spectral")),
         ("dsgd adaptive frobenius, loss-only", "relu", lambda net: DSGD(layer_groups(net), norm="frobenius"), True),
         ("dsgd adaptive spectral, loss-only", "relu", lambda net: DSGD(layer_groups(net), norm="spectral"), True),
-        ("dsgd adaptive spectral, watched", "relu", lambda net: _watching(DSGD(layer_groups(net)), net)),
+        ("dsgd adaptive spectral, watched", "relu", lambda net: watching(DSGD(layer_groups(net)), net)),
         (
             "dsgd adaptive spectral, watched, loss-only",
             "relu",
-            lambda net: _watching(DSGD(layer_groups(net)), net),
+            lambda net: watching(DSGD(layer_groups(net)), net),
             True,
         ),
         ("sgd (torch.optim, tanh)", "tanh", lambda net: torch.optim.SGD(net.parameters(), lr=0.05)),
@@ -145,7 +160,7 @@ def main() -> None:
         (
             "dsgd bound spectral, watched",
             "tanh",
-            lambda net: _watching(DSGD(layer_groups(net), mode="bound", norm="spectral", input_bound=B), net),
+            lambda net: watching(DSGD(layer_groups(net), mode="bound", norm="spectral", input_bound=B), net),
         ),
         (
             "dsgd bound frobenius + check",
@@ -158,7 +173,7 @@ def main() -> None:
         f"data {args.data} ({len(batches)} batch{'es' if len(batches) > 1 else ''} in turn), "
         f"{args.threads} thread(s), device {device}, torch {torch.__version__}"
     )
-    steppers = {name: _stepper(make, act, args, batches, classes, *lo) for name, act, make, *lo in cases}
+    steppers = {name: stepper(make, act, args, batches, classes, *lo) for name, act, make, *lo in cases}
     ms = _time_interleaved(steppers, args, device)
     print(f"median over {args.rounds} interleaved rounds of {args.steps} steps")
     print(f"{'optimizer':<44} {'ms/step':>8} {'x SGD':>7}")

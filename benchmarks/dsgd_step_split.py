@@ -1,8 +1,9 @@
 """Where a watched spectral DSGD step spends its time on real minibatches, and the factored map against its previous form.
 
 DSGD adaptive spectral with ``DSGD.watch`` and ``loss_closure`` on an MLP (784-256-256-10 by default),
-each step on the next of 64 minibatches of a real dataset (Fashion-MNIST by default; drawn without
-replacement from one shuffle), as ``benchmarks/dsgd_step.py`` times it. Two measurements, one process:
+on the minibatches and with the step of ``benchmarks/dsgd_step.py`` (its ``minibatches`` and
+``stepper``: each step on the next of 64 minibatches of a real dataset, Fashion-MNIST by default,
+drawn without replacement from one shuffle). Two measurements, one process:
 
 * the split: the step's pieces are wrapped with timers (closure, ``loss_closure``, the factors and
   their probe, the nuclear norms, the chosen layer's map) over ``--steps`` steps;
@@ -22,11 +23,9 @@ import time
 from collections.abc import Callable
 
 import torch
-from torch.nn import functional as F
 
-from beyondsgd.data import load_dataset
-from beyondsgd.models import create_model
 from beyondsgd.optim import DSGD, gradient_factors, layer_groups, layer_norms
+from dsgd_step import minibatches, stepper, watching  # (run as a script: benchmarks/ is on sys.path)
 
 
 def previous_dual_map(self: layer_norms.FactoredGradient) -> torch.Tensor:
@@ -61,46 +60,29 @@ def _timer(totals: dict[str, float], label: str, fn: Callable, calls: dict[str, 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="fashion-mnist")
+    parser.add_argument("--data", default="fashion-mnist", help="a dataset name of load_dataset, or 'random'")
+    parser.add_argument("--batches", type=int, default=64, help="distinct minibatches, taken in turn")
+    parser.add_argument("--inputs", type=int, default=784, help="input size for --data random")
     parser.add_argument("--widths", default="256,256")
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=30)
     args = parser.parse_args()
+    args.widths = tuple(int(w) for w in args.widths.split(","))
     torch.set_num_threads(1)
-    data = load_dataset(args.data)
-    X, y = data.X_train.reshape(len(data.X_train), -1), data.y_train
-    order = torch.randperm(len(X), generator=torch.Generator().manual_seed(0))
-    batches = [
-        (X[order[i * args.batch : (i + 1) * args.batch]].contiguous(), y[order[i * args.batch : (i + 1) * args.batch]])
-        for i in range(64)
-    ]
-    torch.manual_seed(0)
-    widths = tuple(int(w) for w in args.widths.split(","))
-    net = create_model("mlp", (X.shape[1],), data.num_classes, widths=widths, activation="relu")
-    opt = DSGD(layer_groups(net))
-    opt.watch(net)
+    batches, classes = minibatches(args, torch.device("cpu"))
     totals: dict[str, float] = {}
     calls: dict[str, int] = {}
-    cursor = [0]
-
-    def step() -> None:
-        xb, yb = batches[cursor[0] % len(batches)]
-        cursor[0] += 1
-
-        def closure():
-            opt.zero_grad(set_to_none=True)
-            loss = F.cross_entropy(net(xb), yb)
-            loss.backward()
-            return loss
-
-        def loss_closure():
-            return F.cross_entropy(net(xb), yb)
-
-        opt.step(
-            _timer(totals, "closure (forward + backward)", closure),
-            loss_closure=_timer(totals, "loss_closure (decrease check)", loss_closure, calls),
-        )
+    labels = {"closure": "closure (forward + backward)", "loss_closure": "loss_closure (decrease check)"}
+    step = stepper(
+        lambda net: watching(DSGD(layer_groups(net)), net),
+        "relu",
+        args,
+        batches,
+        classes,
+        loss_only=True,
+        wrap=lambda name, fn: _timer(totals, labels[name], fn, calls),
+    )
 
     current_map = layer_norms.FactoredGradient.dual_map
     patches = [
@@ -123,7 +105,7 @@ def main() -> None:
     for owner, name, original in originals:
         setattr(owner, name, original)
     print(
-        f"{args.data}, MLP {X.shape[1]}-{'-'.join(map(str, widths))}-{data.num_classes}, batch {args.batch}, 1 thread, torch {torch.__version__}"
+        f"{args.data}, MLP {batches[0][0].shape[1]}-{'-'.join(map(str, args.widths))}-{classes}, batch {args.batch}, 1 thread, torch {torch.__version__}"
     )
     print(f"time split over {args.steps} steps (ms per step):")
     for label, total in sorted(totals.items(), key=lambda item: -item[1]):
