@@ -30,10 +30,10 @@ JSON=$OUT/gpu_check.json
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/gpu-check.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 case "$DEVICE" in
-  cuda) BENCH_ARGS=${GPU_CHECK_BENCH_ARGS:---width 2048 --layers 10 --rounds 21}
+  cuda) BENCH_ARGS=${GPU_CHECK_BENCH_ARGS:---width 2048 --layers 10 --blocks 4 --rounds 5}
         DSGD_ARGS=${GPU_CHECK_DSGD_ARGS:---steps 10 --rounds 10}
         COMPARE_ARGS=${GPU_CHECK_COMPARE_ARGS:---seeds 1 --epochs 3} ;;
-  cpu)  BENCH_ARGS=${GPU_CHECK_BENCH_ARGS:---width 128 --layers 4 --rounds 5}
+  cpu)  BENCH_ARGS=${GPU_CHECK_BENCH_ARGS:---width 128 --layers 4 --blocks 2 --rounds 3}
         DSGD_ARGS=${GPU_CHECK_DSGD_ARGS:---steps 3 --rounds 3 --widths 64,64}
         COMPARE_ARGS=${GPU_CHECK_COMPARE_ARGS:---seeds 1 --epochs 1 --n-train 300} ;;
   *) echo "gpu_check: GPU_CHECK_DEVICE must be cuda or cpu, got '$DEVICE'" >&2; exit 2 ;;
@@ -202,7 +202,7 @@ fig["update_rules"] = {
 rows = table("dsgd_step", 34)
 fig["dsgd_step"] = {
     "header": next((l for l in text("dsgd_step").splitlines() if l.startswith("MLP")), None),
-    "rows": [{"name": r["name"], "ms_per_step": r["numbers"][0], "x_sgd": r["numbers"][-1]} for r in rows],
+    "rows": [{"name": r["name"], "ms_per_step": r["numbers"][0], "x_sgd": r["numbers"][1]} for r in rows],
 }
 summary = work / "compare" / "summary.csv"
 if summary.exists():
