@@ -6,7 +6,8 @@ on mnist5k (4000 training images, 784 features), full batch:
 * one TIAM outer iteration (registry defaults) vs one full-batch epoch of
   torch.optim.SGD and torch.optim.Adam (forward, backward, step), timed call by call
   and interleaved (SGD, Adam, TIAM, AM, SGD, ...) so that all see the same load of a
-  shared machine; the ratio is of the medians;
+  shared machine; the ratio is of the medians, printed with the geometric mean of the per-round
+  ratios and its 95 % t-interval over rounds;
 * the split of TIAM's time across its sub-problems (W, b, z, a, z_L), with the
   backtracking trials of W and a and the inner prox solver of z_L shown apart;
 * host synchronizations per outer iteration (what a GPU run waits for), counted as
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import statistics
 import time
 
@@ -29,6 +31,7 @@ import torch.nn.functional as F
 from beyondsgd.am import AM_DEFAULTS, TIAM, TIAM_DEFAULTS, PlainAM
 from beyondsgd.am import trainer as am_trainer_module
 from beyondsgd.am.losses import CrossEntropy
+from beyondsgd.bench.evidence import mean_ci
 from beyondsgd.data import load_dataset
 from beyondsgd.models import create_model
 
@@ -70,6 +73,17 @@ def time_interleaved(steppers: dict, iters: int) -> dict[str, list[float]]:
             step()
             times[name].append(time.perf_counter() - t0)
     return times
+
+
+def paired_ratio(a: list[float], b: list[float]) -> str:
+    """Geometric mean of ``a_i / b_i`` over the interleaved rounds, with its 95 % Student-t interval.
+
+    Each round times both in turn under the same load, so the per-round ratios pair them. The
+    interval is over rounds of one run (one allocation of each method's tensors, one trajectory):
+    a second run on the same machine can land outside it by where its memory lands.
+    """
+    s = mean_ci([math.log(x / y) for x, y in zip(a, b)])
+    return f"per-round ratio {math.exp(s.mean):.2f}x, 95% CI [{math.exp(s.ci_low):.2f}, {math.exp(s.ci_high):.2f}]"
 
 
 @contextlib.contextmanager
@@ -165,7 +179,7 @@ def main() -> None:
         print(
             f"{name}: {t * 1e3:.1f} ms per outer iteration = {t / med['sgd']:.2f}x a full-batch SGD epoch, "
             f"{t / med['adam']:.2f}x a full-batch Adam epoch (ratio of means: {mean / (sum(times['sgd']) / args.iters):.2f}x "
-            f"SGD); safeguard redos {tr.safeguard_count} in {tr.k} iterations"
+            f"SGD; {paired_ratio(times[name], times['sgd'])}); safeguard redos {tr.safeguard_count} in {tr.k} iterations"
         )
         inner = {
             "W": split.get("W.backtracking", 0.0),

@@ -19,6 +19,7 @@ their gradient factors (``DSGD.watch(model)``, which ``optim.create(name, model)
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import time
 from collections.abc import Callable
@@ -26,6 +27,7 @@ from collections.abc import Callable
 import torch
 from torch.nn import functional as F
 
+from beyondsgd.bench.evidence import mean_ci
 from beyondsgd.data import load_dataset
 from beyondsgd.models import create_model
 from beyondsgd.optim import DSGD, input_bound, layer_groups
@@ -92,8 +94,8 @@ def watching(opt: DSGD, net: torch.nn.Module) -> DSGD:
     return opt
 
 
-def _time_interleaved(steppers: dict, args, device: torch.device) -> dict[str, float]:
-    """Median milliseconds per step over ``--rounds`` rounds of ``--steps`` steps, the optimizers
+def _time_interleaved(steppers: dict, args, device: torch.device) -> dict[str, list[float]]:
+    """Milliseconds per step in each of ``--rounds`` rounds of ``--steps`` steps, the optimizers
     taking turns round by round (SGD, DSGD, ..., SGD, DSGD, ...) so that all see the same load."""
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     for step in steppers.values():  # warm-up
@@ -108,7 +110,14 @@ def _time_interleaved(steppers: dict, args, device: torch.device) -> dict[str, f
                 step()
             sync()
             times[name].append((time.perf_counter() - start) / args.steps)
-    return {name: 1000 * statistics.median(v) for name, v in times.items()}
+    return {name: [1000 * t for t in v] for name, v in times.items()}
+
+
+def paired_ratio(a: list[float], b: list[float]) -> str:
+    """Geometric mean of the per-round ratios ``a_i / b_i`` (a round times both in turn, under the
+    same load) with its 95 % Student-t interval over the rounds of this run."""
+    s = mean_ci([math.log(x / y) for x, y in zip(a, b)])
+    return f"{math.exp(s.mean):.2f} [{math.exp(s.ci_low):.2f}, {math.exp(s.ci_high):.2f}]"
 
 
 def main() -> None:
@@ -174,12 +183,18 @@ def main() -> None:
         f"{args.threads} thread(s), device {device}, torch {torch.__version__}"
     )
     steppers = {name: stepper(make, act, args, batches, classes, *lo) for name, act, make, *lo in cases}
-    ms = _time_interleaved(steppers, args, device)
-    print(f"median over {args.rounds} interleaved rounds of {args.steps} steps")
-    print(f"{'optimizer':<44} {'ms/step':>8} {'x SGD':>7}")
-    base = {act: ms[name] for name, act, *_ in cases if name.startswith("sgd")}
+    rounds = _time_interleaved(steppers, args, device)
+    ms = {name: statistics.median(v) for name, v in rounds.items()}
+    print(
+        f"median over {args.rounds} interleaved rounds of {args.steps} steps; per round: the geometric mean "
+        "of the rounds' ratios to SGD with its 95% t-interval over rounds"
+    )
+    print(f"{'optimizer':<44} {'ms/step':>8} {'x SGD':>7} {'per round [95% CI]':>20}")
+    base = {act: name for name, act, *_ in cases if name.startswith("sgd")}
     for name, act, *_ in cases:
-        print(f"{name:<44} {ms[name]:>8.3f} {ms[name] / base[act]:>7.2f}")
+        ref = base[act]
+        per_round = "" if name == ref else paired_ratio(rounds[name], rounds[ref])
+        print(f"{name:<44} {ms[name]:>8.3f} {ms[name] / ms[ref]:>7.2f} {per_round:>20}")
 
 
 if __name__ == "__main__":
