@@ -281,12 +281,12 @@ def main() -> None:
         return f"{math.exp(s.mean):.2f}x [{math.exp(s.ci_low):.2f}, {math.exp(s.ci_high):.2f}]"
 
     print(
-        f"{'optimizer':32s} {'median ms':>9s} {'ratio [95% CI]':>20s} {'vs':>7s} {'min ms':>7s} {'ratio':>6s} "
+        f"{'optimizer':36s} {'median ms':>9s} {'ratio [95% CI]':>20s} {'vs':>7s} {'min ms':>7s} {'ratio':>6s} "
         f"{'extra state':>11s} {'peak temp':>22s}"
     )
     for name in BASELINES:
         print(
-            f"{name:32s} {med[name] * 1e3:9.2f} {'':>20s} {'':>7s} {low[name] * 1e3:7.2f} {'':>6s} {'':>11s} "
+            f"{name:36s} {med[name] * 1e3:9.2f} {'':>20s} {'':>7s} {low[name] * 1e3:7.2f} {'':>6s} {'':>11s} "
             f"{mem(name):>22s}"
         )
     for name, (_, refs) in {**CONTROL, **OURS, **FUSED}.items():
@@ -294,7 +294,7 @@ def main() -> None:
         best_low = min(refs, key=low.__getitem__)
         extra = (states[name] - states[best]) / param_bytes
         print(
-            f"{name:32s} {med[name] * 1e3:9.2f} {block_ratio(name, best):>20s} {best.split()[-1]:>7s} "
+            f"{name:36s} {med[name] * 1e3:9.2f} {block_ratio(name, best):>20s} {best.split()[-1]:>7s} "
             f"{low[name] * 1e3:7.2f} {low[name] / low[best_low]:5.2f}x {extra:+10.2f}P {mem(name):>22s}"
         )
 

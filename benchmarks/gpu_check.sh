@@ -178,28 +178,34 @@ if junit.exists():
     ]
 
 
-def table(name, first_number_after):
-    """Rows of a benchmark table: the name (first `first_number_after` characters) and the numbers after it."""
+def table(name):
+    """Rows of a benchmark table: the name (the words before the first number) and the numbers after it.
+
+    Words that are not numbers (an interval's brackets, the "vs" column) are skipped; the header
+    lines ("optimizer ...", "MLP ...", "median over ...", "... parameters in ...") are not rows.
+    """
     rows = []
     for line in text(name).splitlines():
-        head, tail = line[:first_number_after].strip(), line[first_number_after:].split()
-        nums = []
-        for tok in tail:
+        words, head, nums = line.split(), [], []
+        for word in words:
             try:
-                nums.append(float(tok.rstrip("x")))
+                nums.append(float(word.rstrip("x")))
             except ValueError:
-                pass
-        if head and nums and not head.startswith(("optimizer", "MLP")) and "parameters in" not in line:
+                if not nums:
+                    head.append(word)
+        head = " ".join(head)
+        skip = head.startswith(("optimizer", "MLP", "median over")) or "parameters in" in line
+        if head and len(nums) >= 2 and not skip:
             rows.append({"name": head, "numbers": nums, "line": line.rstrip()})
     return rows
 
 
-rows = table("bench_update_rules", 30)
+rows = table("bench_update_rules")
 fig["update_rules"] = {
     "header": next((l for l in text("bench_update_rules").splitlines() if "parameters in" in l), None),
     "rows": [{"name": r["name"], "median_ms": r["numbers"][0], "numbers": r["numbers"], "line": r["line"]} for r in rows],
 }
-rows = table("dsgd_step", 34)
+rows = table("dsgd_step")
 fig["dsgd_step"] = {
     "header": next((l for l in text("dsgd_step").splitlines() if l.startswith("MLP")), None),
     "rows": [{"name": r["name"], "ms_per_step": r["numbers"][0], "x_sgd": r["numbers"][1]} for r in rows],
