@@ -4,7 +4,7 @@ Only ``optimizer.step()`` is timed: every optimizer sees the same fixed gradient
 ``--blocks`` blocks; each block makes every optimizer afresh (new parameter, gradient and state
 tensors, made in a random order), then times ``--rounds`` steps of each, the optimizers taking
 turns in a new random order every round (so machine load hits them alike). Where a tensor's
-memory lands moves a step's time by up to ~10 % on a virtual machine, even for identical code
+memory lands moved a step's time by 10-15 % on a 2-core virtual machine, even for identical code
 on identical data (the ``control`` row: a second torch SGD(momentum) fused against the first),
 so one allocation per optimizer would decide a ratio by chance. The ratio is to torch's
 fastest path of the same base optimizer (the smaller pooled median of its ``fused`` and
@@ -226,7 +226,7 @@ def main() -> None:
     states: dict[str, int] = {}
     for block in range(args.blocks):
         # Fresh tensors for every optimizer in every block, made in a new order: where the memory
-        # lands moves a step's time by up to ~10 % on a VM (the control row), so no optimizer keeps
+        # lands moves a step's time by 10-15 % on a VM (the control row), so no optimizer keeps
         # one placement, or one neighbour in the round order, for the whole run.
         order = list(makers)
         rng.shuffle(order)
