@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The prepared GPU check of issue 17 (item 7): one script, under 8 minutes, no network, no pip.
+# The prepared GPU check of issue 17 (item 7): one script, under 8 minutes (its step limits add up
+# to 7.5), no network, no pip.
 #
 #   benchmarks/gpu_check.sh [OUT_DIR]          # default OUT_DIR: ./gpu-check
 #
@@ -70,7 +71,7 @@ skip() {  # skip NAME REASON
 have() { "$PY" -c "import importlib.util, sys; sys.exit(0 if importlib.util.find_spec('$1') else 1)" 2>/dev/null; }
 
 log "gpu_check: device $DEVICE, output $OUT, source $ROOT"
-step environment 60 "$PY" -c "
+step environment 30 "$PY" -c "
 import json, platform, torch
 info = {'python': platform.python_version(), 'torch': torch.__version__,
         'cuda_available': torch.cuda.is_available(), 'cuda': torch.version.cuda,
@@ -133,11 +134,11 @@ EOF
   else
     DSGD_DATA=random
   fi
-  step dsgd_step 75 "$PY" benchmarks/dsgd_step.py --device "$DEVICE" --data "$DSGD_DATA" $DSGD_ARGS
+  step dsgd_step 60 "$PY" benchmarks/dsgd_step.py --device "$DEVICE" --data "$DSGD_DATA" $DSGD_ARGS
 
   # 4. beyondsgd compare on a small budget (digits comes with scikit-learn, no download).
   if have sklearn; then
-    step compare 120 "$PY" -m beyondsgd compare --device "$DEVICE" --dataset digits \
+    step compare 90 "$PY" -m beyondsgd compare --device "$DEVICE" --dataset digits \
       --algorithms sgd,adam,m_sgd,h_adam,madam,hb,nag,dsgd $COMPARE_ARGS --out "$WORK/compare" --no-progress
   else
     skip compare "scikit-learn (the digits dataset) is not installed"
