@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import math
 import statistics
 import time
 
@@ -31,7 +30,7 @@ import torch.nn.functional as F
 from beyondsgd.am import AM_DEFAULTS, TIAM, TIAM_DEFAULTS, PlainAM
 from beyondsgd.am import trainer as am_trainer_module
 from beyondsgd.am.losses import CrossEntropy
-from beyondsgd.bench.evidence import mean_ci
+from beyondsgd.bench.evidence import ratio_ci
 from beyondsgd.data import load_dataset
 from beyondsgd.models import create_model
 
@@ -76,14 +75,14 @@ def time_interleaved(steppers: dict, iters: int) -> dict[str, list[float]]:
 
 
 def paired_ratio(a: list[float], b: list[float]) -> str:
-    """Geometric mean of ``a_i / b_i`` over the interleaved rounds, with its 95 % Student-t interval.
+    """:func:`~beyondsgd.bench.evidence.ratio_ci` of ``a_i / b_i`` over the interleaved rounds, as text.
 
     Each round times both in turn under the same load, so the per-round ratios pair them. The
     interval is over rounds of one run (one allocation of each method's tensors, one trajectory):
     a second run on the same machine can land outside it by where its memory lands.
     """
-    s = mean_ci([math.log(x / y) for x, y in zip(a, b)])
-    return f"per-round ratio {math.exp(s.mean):.2f}x, 95% CI [{math.exp(s.ci_low):.2f}, {math.exp(s.ci_high):.2f}]"
+    ratio, low, high = ratio_ci(a, b)
+    return f"per-round ratio {ratio:.2f}x, 95% CI [{low:.2f}, {high:.2f}]"
 
 
 @contextlib.contextmanager

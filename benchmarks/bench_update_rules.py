@@ -40,7 +40,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from beyondsgd import optim
-from beyondsgd.bench.evidence import mean_ci
+from beyondsgd.bench.evidence import ratio_ci
 
 Make = Callable[[list[nn.Parameter]], torch.optim.Optimizer]
 
@@ -274,11 +274,8 @@ def main() -> None:
 
     def block_ratio(name: str, ref: str) -> str:
         """Geometric mean over blocks of the block medians' ratio, with its 95 % t-interval."""
-        logs = [math.log(a / b) for a, b in zip(block_medians[name], block_medians[ref])]
-        s = mean_ci(logs)
-        if s.n < 2:
-            return f"{math.exp(s.mean):.2f}x"
-        return f"{math.exp(s.mean):.2f}x [{math.exp(s.ci_low):.2f}, {math.exp(s.ci_high):.2f}]"
+        ratio, low, high = ratio_ci(block_medians[name], block_medians[ref])
+        return f"{ratio:.2f}x" if math.isnan(low) else f"{ratio:.2f}x [{low:.2f}, {high:.2f}]"
 
     print(
         f"{'optimizer':36s} {'median ms':>9s} {'ratio [95% CI]':>20s} {'vs':>7s} {'min ms':>7s} {'ratio':>6s} "

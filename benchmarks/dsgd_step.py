@@ -19,7 +19,6 @@ their gradient factors (``DSGD.watch(model)``, which ``optim.create(name, model)
 from __future__ import annotations
 
 import argparse
-import math
 import statistics
 import time
 from collections.abc import Callable
@@ -27,7 +26,7 @@ from collections.abc import Callable
 import torch
 from torch.nn import functional as F
 
-from beyondsgd.bench.evidence import mean_ci
+from beyondsgd.bench.evidence import ratio_ci
 from beyondsgd.data import load_dataset
 from beyondsgd.models import create_model
 from beyondsgd.optim import DSGD, input_bound, layer_groups
@@ -114,10 +113,10 @@ def _time_interleaved(steppers: dict, args, device: torch.device) -> dict[str, l
 
 
 def paired_ratio(a: list[float], b: list[float]) -> str:
-    """Geometric mean of the per-round ratios ``a_i / b_i`` (a round times both in turn, under the
-    same load) with its 95 % Student-t interval over the rounds of this run."""
-    s = mean_ci([math.log(x / y) for x, y in zip(a, b)])
-    return f"{math.exp(s.mean):.2f} [{math.exp(s.ci_low):.2f}, {math.exp(s.ci_high):.2f}]"
+    """:func:`~beyondsgd.bench.evidence.ratio_ci` of the per-round ratios ``a_i / b_i`` (a round times
+    both in turn, under the same load) over the rounds of this run, as text."""
+    ratio, low, high = ratio_ci(a, b)
+    return f"{ratio:.2f} [{low:.2f}, {high:.2f}]"
 
 
 def main() -> None:

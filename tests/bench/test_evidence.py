@@ -15,6 +15,20 @@ def test_mean_ci_is_summarize_values():
     assert (s.ci_low, s.ci_high) == pytest.approx((2 - half, 2 + half))
 
 
+def test_ratio_ci_is_the_t_interval_of_the_log_ratios():
+    a, b = [2.0, 4.0, 2.0], [1.0, 1.0, 2.0]
+    logs = [math.log(2.0), math.log(4.0), 0.0]
+    mean, sd = sum(logs) / 3, st.tstd(logs)
+    half = st.t.ppf(0.975, 2) * sd / math.sqrt(3)
+    ratio, low, high = ev.ratio_ci(a, b)
+    assert (ratio, low, high) == pytest.approx((math.exp(mean), math.exp(mean - half), math.exp(mean + half)))
+    assert ev.ratio_ci([3.0, 6.0], [1.5, 3.0]) == pytest.approx((2.0, 2.0, 2.0))  # constant ratio: no spread
+    one = ev.ratio_ci([3.0], [1.0])
+    assert one[0] == pytest.approx(3.0) and math.isnan(one[1]) and math.isnan(one[2])
+    with pytest.raises(ValueError, match="pair up"):
+        ev.ratio_ci([1.0, 2.0], [1.0])
+
+
 def test_holm_known_example():
     # Hand computation: sorted 0.005, 0.01, 0.03, 0.04 -> 4*0.005=0.02, 3*0.01=0.03, 2*0.03=0.06,
     # max(0.06, 1*0.04)=0.06 (monotone); back in input order:

@@ -6,6 +6,8 @@ printed next to every verdict it produced:
 
 * :func:`mean_ci` -- mean with a Student-t confidence interval (delegates to
   :func:`beyondsgd.bench.stats.summarize_values`, the single implementation).
+* :func:`ratio_ci` -- geometric mean of paired ratios (e.g. step times timed in turn) with its
+  Student-t interval on the log scale.
 * :func:`holm` -- Holm's step-down adjusted p-values (family-wise error control).
 * :func:`ties_with_best` -- which algorithms are statistically tied with the best one
   (Welch's t-test of each against the best by mean, Holm-corrected) -> :class:`TieVerdict`.
@@ -95,6 +97,25 @@ def mean_ci(values: Iterable[float | None], level: float = 0.95, bounds: tuple[f
         :func:`beyondsgd.bench.stats.summarize_values` (the one implementation).
     """
     return summarize_values(values, level, bounds)
+
+
+def ratio_ci(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
+    """Geometric mean of the paired ratios ``a_i / b_i`` and its two-sided Student-t interval.
+
+    The interval is :func:`mean_ci` of ``log(a_i / b_i)``, mapped back with ``exp``: the
+    right scale for ratios of positive quantities such as step times measured in turn.
+
+    Args:
+        a, b: positive numbers, paired by position (same length).
+        level: confidence level in (0, 1).
+
+    Returns:
+        ``(ratio, low, high)``; ``low`` and ``high`` are NaN for fewer than 2 pairs.
+    """
+    if len(a) != len(b):
+        raise ValueError(f"ratio_ci: a and b must pair up, got {len(a)} and {len(b)} values")
+    s = mean_ci([math.log(x / y) for x, y in zip(a, b)], level)
+    return math.exp(s.mean), math.exp(s.ci_low), math.exp(s.ci_high)
 
 
 def holm(pvalues: Sequence[float]) -> list[float]:
