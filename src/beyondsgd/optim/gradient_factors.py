@@ -101,9 +101,8 @@ class LinearGradientFactors:
             d64 = -d64
         if not self._reproduces(grads, x, d, x64, d64):
             return None
-        # [X | 1] in the gradient's precision (at least float32; the float64 Gram is formed from it exactly).
-        work = torch.promote_types(torch.promote_types(grads[0].dtype, x.dtype), torch.float32)
-        inputs = torch.ones(n, cols, dtype=work, device=x.device)
+        # [X | 1] in X's own dtype (exact); factor_gradient takes it to the precisions it needs.
+        inputs = torch.ones(n, cols, dtype=x.dtype, device=x.device)
         inputs[:, : x.shape[1]] = x
         return factor_gradient(d64, inputs, grads[0].dtype)
 
